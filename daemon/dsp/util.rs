@@ -1,0 +1,266 @@
+//! Small shared pieces of DSP: decibel conversions, the gain smoother every gain goes through,
+//! and the denormal guard the audio thread runs under.
+
+/// Decibels to linear amplitude. `-inf` (and anything below -400 dB) gives exactly 0.
+#[inline]
+pub fn db_to_gain(db: f32) -> f32 {
+    if db <= -400.0 {
+        0.0
+    } else {
+        10f32.powf(db * 0.05)
+    }
+}
+
+/// Linear amplitude to decibels; 0 gives `-inf`.
+#[inline]
+pub fn gain_to_db(gain: f32) -> f32 {
+    if gain <= 0.0 {
+        f32::NEG_INFINITY
+    } else {
+        20.0 * gain.log10()
+    }
+}
+
+/// Milliseconds to a whole number of samples (rounded).
+#[inline]
+pub fn ms_to_samples(ms: f32, sample_rate: f32) -> usize {
+    (ms.max(0.0) * 0.001 * sample_rate).round() as usize
+}
+
+/// One-pole coefficient that reaches 1 - 1/e of a step in `time_ms`.
+#[inline]
+pub fn one_pole_coeff(time_ms: f32, sample_rate: f32) -> f32 {
+    if time_ms <= 0.0 {
+        0.0
+    } else {
+        (-1.0 / (time_ms * 0.001 * sample_rate)).exp()
+    }
+}
+
+/// A gain that glides to its target over a fixed time with a raised-cosine (S-shaped) curve,
+/// so its slope is zero at both ends: a jump from 0 to 1 adds no step to the signal beyond what
+/// the signal itself has. A new target during a glide starts a new glide from where it is.
+#[derive(Debug, Clone)]
+pub struct SmoothedGain {
+    current: f32,
+    start: f32,
+    target: f32,
+    /// Samples of the glide done so far / total.
+    pos: u32,
+    len: u32,
+}
+
+impl SmoothedGain {
+    /// A smoother resting at `value`, gliding over `time_ms` on each change.
+    pub fn new(value: f32, time_ms: f32, sample_rate: f32) -> Self {
+        let len = ms_to_samples(time_ms, sample_rate).max(1) as u32;
+        Self {
+            current: value,
+            start: value,
+            target: value,
+            pos: len,
+            len,
+        }
+    }
+
+    /// Set the value to glide to.
+    #[inline]
+    pub fn set_target(&mut self, target: f32) {
+        if target == self.target {
+            return;
+        }
+        self.start = self.current;
+        self.target = target;
+        self.pos = 0;
+    }
+
+    /// Jump to `value` at once (for initial state, not for audible changes).
+    pub fn reset(&mut self, value: f32) {
+        self.current = value;
+        self.start = value;
+        self.target = value;
+        self.pos = self.len;
+    }
+
+    /// The value the smoother is gliding to.
+    #[inline]
+    pub fn target(&self) -> f32 {
+        self.target
+    }
+
+    /// The value now.
+    #[inline]
+    pub fn current(&self) -> f32 {
+        self.current
+    }
+
+    /// True while a glide is in progress.
+    #[inline]
+    pub fn is_smoothing(&self) -> bool {
+        self.pos < self.len
+    }
+
+    /// Advance one sample and return the gain for it.
+    #[inline]
+    pub fn next(&mut self) -> f32 {
+        if self.pos < self.len {
+            self.pos += 1;
+            let t = self.pos as f32 / self.len as f32;
+            let shape = 0.5 - 0.5 * (std::f32::consts::PI * t).cos();
+            self.current = self.start + (self.target - self.start) * shape;
+        }
+        self.current
+    }
+
+    /// Multiply `buf` by the gliding gain, in place.
+    #[inline]
+    pub fn apply(&mut self, buf: &mut [f32]) {
+        if !self.is_smoothing() {
+            let g = self.current;
+            if g != 1.0 {
+                buf.iter_mut().for_each(|s| *s *= g);
+            }
+            return;
+        }
+        for s in buf.iter_mut() {
+            *s *= self.next();
+        }
+    }
+
+    /// Fill `out` with the per-sample gains of the next `out.len()` samples.
+    #[inline]
+    pub fn fill(&mut self, out: &mut [f32]) {
+        if !self.is_smoothing() {
+            out.fill(self.current);
+            return;
+        }
+        for g in out.iter_mut() {
+            *g = self.next();
+        }
+    }
+}
+
+/// While alive, the current thread flushes denormals to zero (FTZ and DAZ on x86's MXCSR,
+/// FZ on aarch64's FPCR). Restores the previous mode on drop. The audio thread of every backend
+/// and the offline renderer hold one around all processing.
+pub struct DenormalGuard {
+    #[allow(dead_code)]
+    saved: usize,
+}
+
+impl DenormalGuard {
+    /// Turn flush-to-zero on for this thread.
+    pub fn new() -> Self {
+        Self {
+            saved: arch::enable_ftz(),
+        }
+    }
+}
+
+impl Default for DenormalGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for DenormalGuard {
+    fn drop(&mut self) {
+        arch::restore(self.saved);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    use std::arch::asm;
+    const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+
+    pub fn enable_ftz() -> usize {
+        let mut csr: u32 = 0;
+        // SAFETY: reading and writing MXCSR only changes this thread's float rounding/flush
+        // mode; the pointer is to a live local.
+        unsafe {
+            asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+            let new = csr | FTZ_DAZ;
+            asm!("ldmxcsr [{}]", in(reg) &new, options(nostack));
+        }
+        csr as usize
+    }
+
+    pub fn restore(saved: usize) {
+        let csr = saved as u32;
+        // SAFETY: as above, restoring a value read from MXCSR earlier.
+        unsafe { asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack)) };
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    use std::arch::asm;
+    const FZ: usize = 1 << 24;
+
+    pub fn enable_ftz() -> usize {
+        let fpcr: usize;
+        // SAFETY: FPCR holds only this thread's floating-point control bits.
+        unsafe {
+            asm!("mrs {}, fpcr", out(reg) fpcr);
+            asm!("msr fpcr, {}", in(reg) fpcr | FZ);
+        }
+        fpcr
+    }
+
+    pub fn restore(saved: usize) {
+        // SAFETY: restoring a value read from FPCR earlier.
+        unsafe { asm!("msr fpcr, {}", in(reg) saved) };
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod arch {
+    pub fn enable_ftz() -> usize {
+        0
+    }
+    pub fn restore(_saved: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_round_trip() {
+        for db in [-60.0f32, -6.0, 0.0, 6.0, 10.0] {
+            assert!((gain_to_db(db_to_gain(db)) - db).abs() < 1e-4);
+        }
+        assert!((db_to_gain(-6.0206) - 0.5).abs() < 1e-4);
+        assert_eq!(db_to_gain(f32::NEG_INFINITY), 0.0);
+        assert_eq!(gain_to_db(0.0), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn smoother_reaches_target_in_time_with_zero_end_slopes() {
+        let sr = 48000.0;
+        let mut s = SmoothedGain::new(0.0, 10.0, sr);
+        s.set_target(1.0);
+        let vals: Vec<f32> = (0..480).map(|_| s.next()).collect();
+        assert_eq!(*vals.last().unwrap(), 1.0);
+        assert!(!s.is_smoothing());
+        // First and last steps are far smaller than the mean step (1/480).
+        let mean = 1.0 / 480.0;
+        assert!(vals[0] < mean * 0.01, "first step {}", vals[0]);
+        assert!(1.0 - vals[478] < mean * 0.01);
+        // Largest step is pi/2 times the mean for a raised cosine.
+        let max_step = vals.windows(2).map(|w| w[1] - w[0]).fold(0.0f32, f32::max);
+        assert!((max_step / mean - std::f32::consts::FRAC_PI_2).abs() < 0.01);
+    }
+
+    #[test]
+    fn denormal_guard_flushes() {
+        let _g = DenormalGuard::new();
+        let tiny = std::hint::black_box(1e-39f32); // subnormal
+        let y = std::hint::black_box(tiny * 0.5);
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        assert_eq!(y, 0.0);
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let _ = y;
+    }
+}

@@ -1,0 +1,29 @@
+//! faderbridge: a headless mixing console.
+//!
+//! # Layout
+//! - [`dsp`]: the signal processors of a strip, a bus and the master (filters, dynamics,
+//!   effects, limiter). Pure math, real-time safe after construction.
+//! - [`meter`]: peak/RMS meters and loudness (BS.1770 / EBU R128) measurement.
+//! - [`params`]: the one parameter tree (SPEC §4): every controllable value, its path, unit,
+//!   range, default and taper, declared once.
+//! - [`session`]: the session file (SPEC §3): parsing, validation with `FILE:LINE:COL` errors,
+//!   and the validated model the engine is built from.
+//! - [`engine`]: the mix engine: a compiled graph of strips, buses and the master, processed
+//!   block by block, fed parameter changes through a wait-free queue.
+//! - [`media`]: reading stems (WAV/FLAC, resampled) and writing WAV files atomically.
+//! - [`render`]: the offline bounce (`faderbridge render`).
+//!
+//! # Lifecycle of a render
+//! 1. [`session::load`] parses and validates the session file.
+//! 2. [`media`] decodes every file source at the session's rate.
+//! 3. [`engine::Engine::build`] compiles the graph (all buffers allocated here).
+//! 4. [`engine::Engine::process`] runs block by block, exactly as the live backends call it.
+//! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
+
+pub mod dsp;
+pub mod engine;
+pub mod media;
+pub mod meter;
+pub mod params;
+pub mod render;
+pub mod session;
