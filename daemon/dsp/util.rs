@@ -102,7 +102,7 @@ impl SmoothedGain {
 
     /// Advance one sample and return the gain for it.
     #[inline]
-    pub fn next(&mut self) -> f32 {
+    pub fn next_value(&mut self) -> f32 {
         if self.pos < self.len {
             self.pos += 1;
             let t = self.pos as f32 / self.len as f32;
@@ -123,7 +123,7 @@ impl SmoothedGain {
             return;
         }
         for s in buf.iter_mut() {
-            *s *= self.next();
+            *s *= self.next_value();
         }
     }
 
@@ -135,7 +135,7 @@ impl SmoothedGain {
             return;
         }
         for g in out.iter_mut() {
-            *g = self.next();
+            *g = self.next_value();
         }
     }
 }
@@ -241,7 +241,7 @@ mod tests {
         let sr = 48000.0;
         let mut s = SmoothedGain::new(0.0, 10.0, sr);
         s.set_target(1.0);
-        let vals: Vec<f32> = (0..480).map(|_| s.next()).collect();
+        let vals: Vec<f32> = (0..480).map(|_| s.next_value()).collect();
         assert_eq!(*vals.last().unwrap(), 1.0);
         assert!(!s.is_smoothing());
         // First and last steps are far smaller than the mean step (1/480).

@@ -1,1 +1,517 @@
-//! (being written)
+//! The mix engine: a compiled graph of channel strips, buses and the master, processed block
+//! by block. The live backends and the offline renderer run this same code; only where blocks
+//! come from differs.
+//!
+//! - [`Engine::build`] runs on the control plane: it allocates every buffer and processor.
+//! - [`Engine::process`] runs on the audio thread: it drains parameter changes from a wait-free
+//!   queue ([`EngineHandle`] is the sending side), processes, and never allocates, locks or
+//!   makes a system call.
+//! - Structural changes (channels, buses, routing) build a new `Engine` and swap it in whole.
+//!
+//! Order inside a block: every channel strip mixes into the inputs of its destination and of
+//! its sends' buses; buses run in dependency order (a bus feeding another runs first) and sum
+//! into their destination; the master runs last.
+
+mod bus;
+mod eqset;
+mod strip;
+
+use std::collections::HashMap;
+
+use crate::dsp::dynamics::Compressor;
+use crate::dsp::filters::Slope;
+use crate::params::{Addr, Key, ParamChange, ParamTree, Target};
+use crate::session::model::{BusKind, Output, PortRef, Session, Source};
+
+use bus::{BusStrip, MasterStrip};
+pub use strip::{SourceRt, StemData, StripMeters};
+use strip::ChannelStrip;
+
+/// Glide time of every gain (fader, pan, mute, sends, trim).
+pub const GAIN_GLIDE_MS: f32 = 10.0;
+
+/// Capacity of the parameter queue: changes beyond it wait on the sender's side.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Pan gains (L, R). Mono sources: constant power, -3 dB each side at centre. Stereo sources
+/// (and buses): balance, unity at centre, the far side falling with the same sine law.
+pub fn pan_gains(channels: usize, pan: f32) -> (f32, f32) {
+    let p = pan.clamp(-1.0, 1.0);
+    let theta = (p + 1.0) * std::f32::consts::FRAC_PI_4;
+    let (l, r) = (theta.cos(), theta.sin());
+    if channels >= 2 {
+        let s = std::f32::consts::SQRT_2;
+        ((l * s).min(1.0), (r * s).min(1.0))
+    } else {
+        (l, r)
+    }
+}
+
+pub(crate) fn slope_of(v: f32) -> Slope {
+    if v >= 0.5 { Slope::Db24 } else { Slope::Db12 }
+}
+
+pub(crate) fn set_comp_param(comp: &mut Compressor, p: &mut [f32; 6], key: Key, v: f32) {
+    let i = match key {
+        Key::CompThreshold => 0,
+        Key::CompRatio => 1,
+        Key::CompKnee => 2,
+        Key::CompAttack => 3,
+        Key::CompRelease => 4,
+        Key::CompMakeup => 5,
+        _ => return,
+    };
+    p[i] = v;
+    comp.set(p[0], p[1], p[2], p[3], p[4], p[5]);
+}
+
+/// Fill a strip's buffers from its source for the block starting at transport sample `pos`.
+fn fill_source(
+    src: &SourceRt,
+    pos: u64,
+    inputs: &[&[f32]],
+    bufs: [&mut [f32]; 2],
+    nch: usize,
+) {
+    let n = bufs[0].len();
+    for (c, buf) in bufs.into_iter().enumerate().take(nch) {
+        match src {
+            SourceRt::File(data) => {
+                let chan = &data[c.min(data.len() - 1)];
+                let start = (pos as usize).min(chan.len());
+                let end = (start + n).min(chan.len());
+                let got = end - start;
+                buf[..got].copy_from_slice(&chan[start..end]);
+                buf[got..].fill(0.0);
+            }
+            SourceRt::Input(idx) => match inputs.get(idx[c]) {
+                Some(input) if input.len() >= n => buf.copy_from_slice(&input[..n]),
+                _ => buf.fill(0.0),
+            },
+            SourceRt::Silence => buf.fill(0.0),
+        }
+    }
+}
+
+/// Errors building an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("channel {channel}: stem has {got} channels; only mono and stereo stems are supported")]
+    StemChannels { channel: String, got: usize },
+    #[error("channel {channel}: its file source was not loaded")]
+    StemMissing { channel: String },
+    #[error("block size {0} is out of range 1..=8192")]
+    Block(usize),
+}
+
+/// The sending side of an engine's parameter queue (control plane).
+pub struct EngineHandle {
+    producer: rtrb::Producer<ParamChange>,
+}
+
+impl EngineHandle {
+    /// Queue a change for the next block. A full queue gives the change back.
+    ///
+    /// # Errors
+    /// The change, when the queue is full.
+    pub fn send(&mut self, change: ParamChange) -> Result<(), ParamChange> {
+        self.producer.push(change).map_err(|rtrb::PushError::Full(c)| c)
+    }
+}
+
+/// Where an engine output goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputPort {
+    /// Port name (`master_L`, `cue_R`).
+    pub name: String,
+    /// The interface output the session routes it to, if any.
+    pub dest: Option<PortRef>,
+}
+
+/// Meters of the whole console, read back after a block.
+#[derive(Debug, Clone, Default)]
+pub struct Meters {
+    pub channels: Vec<StripMeters>,
+    pub buses: Vec<StripMeters>,
+    pub master: StripMeters,
+    pub limiter_gr_db: f32,
+}
+
+/// The compiled mix graph.
+pub struct Engine {
+    sample_rate: f32,
+    max_block: usize,
+    channels: Vec<ChannelStrip>,
+    buses: Vec<BusStrip>,
+    /// Bus indices in processing order (sources before destinations).
+    bus_order: Vec<usize>,
+    /// Summed stereo input of each bus.
+    bus_inputs: Vec<[Vec<f32>; 2]>,
+    master_in: [Vec<f32>; 2],
+    master: MasterStrip,
+    outputs: Vec<OutputPort>,
+    /// For each bus with direct outputs, its first engine output index.
+    bus_out_index: Vec<Option<usize>>,
+    input_ports: Vec<PortRef>,
+    solo_active: bool,
+    /// Transport position (samples) of the next block.
+    position: u64,
+    consumer: Option<rtrb::Consumer<ParamChange>>,
+}
+
+impl Engine {
+    /// Build the graph of `session` at `sample_rate` for blocks of up to `max_block` frames.
+    /// `stems[i]` is the decoded audio of channel `i` when its source is a file. Every
+    /// parameter starts at the session's value with no glide. Allocates; control plane only.
+    ///
+    /// # Errors
+    /// A file source without audio, a stem with more than two channels, a bad block size.
+    pub fn build(
+        session: &Session,
+        tree: &ParamTree,
+        stems: &HashMap<usize, StemData>,
+        sample_rate: f32,
+        max_block: usize,
+    ) -> Result<Self, BuildError> {
+        if max_block == 0 || max_block > 8192 {
+            return Err(BuildError::Block(max_block));
+        }
+        let mut input_ports: Vec<PortRef> = Vec::new();
+        let mut port_index = |p: &PortRef| -> usize {
+            match input_ports.iter().position(|q| q == p) {
+                Some(i) => i,
+                None => {
+                    input_ports.push(p.clone());
+                    input_ports.len() - 1
+                }
+            }
+        };
+        let aux: Vec<usize> = session
+            .buses
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind == BusKind::Aux)
+            .map(|(i, _)| i)
+            .collect();
+        let mut channels = Vec::with_capacity(session.channels.len());
+        for (i, ch) in session.channels.iter().enumerate() {
+            let (src, nch) = match &ch.source {
+                Source::File(_) => {
+                    let data = stems.get(&i).ok_or_else(|| BuildError::StemMissing {
+                        channel: ch.name.clone(),
+                    })?;
+                    if data.is_empty() || data.len() > 2 {
+                        return Err(BuildError::StemChannels {
+                            channel: ch.name.clone(),
+                            got: data.len(),
+                        });
+                    }
+                    (SourceRt::File(data.clone()), data.len())
+                }
+                Source::Input(ports) => {
+                    let a = port_index(&ports[0]);
+                    let b = ports.get(1).map_or(a, &mut port_index);
+                    (SourceRt::Input([a, b]), ports.len().clamp(1, 2))
+                }
+                Source::None => (SourceRt::Silence, 1),
+            };
+            channels.push(ChannelStrip::new(ch, nch, src, &aux, sample_rate, max_block));
+        }
+
+        let buses: Vec<BusStrip> = session
+            .buses
+            .iter()
+            .map(|b| BusStrip::new(b, sample_rate, max_block))
+            .collect();
+        let bus_order = bus_order(session);
+
+        let mut outputs = vec![
+            OutputPort {
+                name: "master_L".into(),
+                dest: session.master.outputs.first().cloned(),
+            },
+            OutputPort {
+                name: "master_R".into(),
+                dest: session.master.outputs.get(1).cloned(),
+            },
+        ];
+        let mut bus_out_index = vec![None; session.buses.len()];
+        for (i, b) in session.buses.iter().enumerate() {
+            if !b.outputs.is_empty() {
+                bus_out_index[i] = Some(outputs.len());
+                for (side, k) in ["L", "R"].iter().zip(0..) {
+                    outputs.push(OutputPort {
+                        name: format!("{}_{side}", b.name),
+                        dest: b.outputs.get(k).or(b.outputs.first()).cloned(),
+                    });
+                }
+            }
+        }
+
+        let z = || [vec![0.0; max_block], vec![0.0; max_block]];
+        let mut engine = Engine {
+            sample_rate,
+            max_block,
+            channels,
+            buses,
+            bus_order,
+            bus_inputs: (0..session.buses.len()).map(|_| z()).collect(),
+            master_in: z(),
+            master: MasterStrip::new(sample_rate),
+            outputs,
+            bus_out_index,
+            input_ports,
+            solo_active: false,
+            position: 0,
+            consumer: None,
+        };
+        for change in tree.initial_changes() {
+            engine.apply(change.addr, change.value);
+        }
+        engine.update_solo();
+        engine.snap();
+        Ok(engine)
+    }
+
+    /// Create the parameter queue: the engine keeps the receiving end, the caller gets the
+    /// sending end. Calling it again replaces the queue. Allocates.
+    pub fn handle(&mut self) -> EngineHandle {
+        let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+        self.consumer = Some(consumer);
+        EngineHandle { producer }
+    }
+
+    /// The sample rate the engine was built for.
+    pub fn sample_rate(&self) -> f32 {
+        self.sample_rate
+    }
+
+    /// The largest block `process` takes in one call (longer calls are split).
+    pub fn max_block(&self) -> usize {
+        self.max_block
+    }
+
+    /// The interface inputs the engine reads, in the order `process` expects them.
+    pub fn input_ports(&self) -> &[PortRef] {
+        &self.input_ports
+    }
+
+    /// The engine's outputs, in the order `process` writes them: master L/R first, then the
+    /// L/R of every bus with direct outputs.
+    pub fn output_ports(&self) -> &[OutputPort] {
+        &self.outputs
+    }
+
+    /// Constant delay (samples) from input to master output: the limiter's look-ahead.
+    pub fn latency(&self) -> usize {
+        self.master.latency()
+    }
+
+    /// Transport position (samples) of the next block.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Move the transport (file sources play from there).
+    pub fn locate(&mut self, sample: u64) {
+        self.position = sample;
+    }
+
+    /// Apply one parameter value now. Real-time safe. Returns false when the address names
+    /// nothing in this graph.
+    pub fn apply(&mut self, addr: Addr, value: f32) -> bool {
+        let ok = match addr.target {
+            Target::Channel(i) => match self.channels.get_mut(i as usize) {
+                Some(ch) => ch.apply(addr.key, value),
+                None => false,
+            },
+            Target::Bus(i) => match self.buses.get_mut(i as usize) {
+                Some(b) => b.apply(addr.key, value),
+                None => false,
+            },
+            Target::Master => self.master.apply(addr.key, value),
+        };
+        if matches!(addr.key, Key::Mute | Key::Solo | Key::SoloSafe) {
+            self.update_solo();
+        }
+        ok
+    }
+
+    fn update_solo(&mut self) {
+        self.solo_active = self.channels.iter().any(|c| c.solo);
+        let solo = self.solo_active;
+        self.channels.iter_mut().for_each(|c| c.update_gates(solo));
+    }
+
+    fn snap(&mut self) {
+        self.channels.iter_mut().for_each(ChannelStrip::snap);
+        self.buses.iter_mut().for_each(BusStrip::snap);
+        self.master.snap();
+    }
+
+    /// Meters after the last block.
+    pub fn meters(&self) -> Meters {
+        let (master, limiter_gr_db) = self.master.meters();
+        Meters {
+            channels: self.channels.iter().map(ChannelStrip::meters).collect(),
+            buses: self.buses.iter().map(BusStrip::meters).collect(),
+            master,
+            limiter_gr_db,
+        }
+    }
+
+    /// Process `frames` frames: read `inputs` (one slice per [`Engine::input_ports`] entry;
+    /// missing ones are silence) and write every [`Engine::output_ports`] entry into
+    /// `outputs` (slices of at least `frames`; extra slices are left alone). Queued
+    /// parameter changes are applied at their frame offsets. Advances the transport.
+    /// Real-time safe.
+    pub fn process(&mut self, frames: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
+        let mut done = 0;
+        while done < frames {
+            // Apply every change due at or before this frame, then run until the next one.
+            let mut until = frames.min(done + self.max_block);
+            while let Some(consumer) = self.consumer.as_mut() {
+                let Ok(next) = consumer.peek() else { break };
+                let at = next.frame as usize;
+                if at > done {
+                    until = until.min(at);
+                    break;
+                }
+                let change = *next;
+                let _ = consumer.pop();
+                self.apply(change.addr, change.value);
+            }
+            let n = until - done;
+            let ins_offset = |s: &[f32]| -> usize { s.len().min(done) };
+            // Slice inputs for this sub-block.
+            let mut sub_inputs: [&[f32]; 64] = [&[]; 64];
+            let count = inputs.len().min(64);
+            for (slot, inp) in sub_inputs.iter_mut().zip(inputs.iter()).take(count) {
+                let o = ins_offset(inp);
+                *slot = &inp[o..];
+            }
+            self.run(n, &sub_inputs[..count], outputs, done);
+            done = until;
+        }
+        // Changes queued for frames past this call take effect at the start of the next one.
+        if let Some(consumer) = self.consumer.as_mut() {
+            while let Ok(c) = consumer.peek() {
+                if (c.frame as usize) < frames {
+                    break;
+                }
+                let mut c = *c;
+                let _ = consumer.pop();
+                c.frame = 0;
+                self.apply(c.addr, c.value);
+            }
+        }
+    }
+
+    /// One sub-block of `n <= max_block` frames, written at `offset` into `outputs`.
+    fn run(&mut self, n: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]], offset: usize) {
+        for b in &mut self.bus_inputs {
+            b[0][..n].fill(0.0);
+            b[1][..n].fill(0.0);
+        }
+        self.master_in[0][..n].fill(0.0);
+        self.master_in[1][..n].fill(0.0);
+
+        let pos = self.position;
+        for ch in &mut self.channels {
+            match ch.output {
+                Output::Master => {
+                    let [l, r] = &mut self.master_in;
+                    ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], &mut self.bus_inputs);
+                }
+                Output::Bus(b) => {
+                    // Take the destination's buffers out so the strip can also write sends.
+                    let [mut l, mut r] = std::mem::take(&mut self.bus_inputs[b]);
+                    ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], &mut self.bus_inputs);
+                    self.bus_inputs[b] = [l, r];
+                }
+            }
+        }
+
+        for &bi in &self.bus_order {
+            let mut io = std::mem::take(&mut self.bus_inputs[bi]);
+            let bus = &mut self.buses[bi];
+            bus.process(n, &mut io);
+            if let Some(first) = self.bus_out_index[bi] {
+                for (k, side) in io.iter().enumerate() {
+                    if let Some(out) = outputs.get_mut(first + k) {
+                        out[offset..offset + n].copy_from_slice(&side[..n]);
+                    }
+                }
+            } else {
+                let dest = match bus.output {
+                    Output::Master => &mut self.master_in,
+                    Output::Bus(d) => &mut self.bus_inputs[d],
+                };
+                for (d, s) in dest.iter_mut().zip(io.iter()) {
+                    d[..n].iter_mut().zip(&s[..n]).for_each(|(d, s)| *d += s);
+                }
+            }
+            self.bus_inputs[bi] = io;
+        }
+
+        let [l, r] = &mut self.master_in;
+        self.master.process(&mut l[..n], &mut r[..n]);
+        for (k, side) in self.master_in.iter().enumerate() {
+            if let Some(out) = outputs.get_mut(k) {
+                out[offset..offset + n].copy_from_slice(&side[..n]);
+            }
+        }
+        self.position += n as u64;
+    }
+}
+
+/// Bus indices ordered so every bus runs before the bus it feeds (the session validator has
+/// already rejected cycles).
+fn bus_order(session: &Session) -> Vec<usize> {
+    let n = session.buses.len();
+    let mut depth = vec![0usize; n];
+    // Depth = number of hops to master; deeper buses run first.
+    for (i, d) in depth.iter_mut().enumerate() {
+        let mut cur = i;
+        let mut hops = 0;
+        while let Output::Bus(next) = session.buses[cur].output {
+            if !session.buses[cur].outputs.is_empty() || hops > n {
+                break;
+            }
+            cur = next;
+            hops += 1;
+        }
+        *d = hops;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pan_law_is_constant_power_for_mono() {
+        let (l, r) = pan_gains(1, 0.0);
+        assert!((l - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert!((r - l).abs() < 1e-6);
+        for p in [-1.0, -0.5, 0.25, 1.0] {
+            let (l, r) = pan_gains(1, p);
+            assert!((l * l + r * r - 1.0).abs() < 1e-5);
+        }
+        assert!(pan_gains(1, -1.0).1.abs() < 1e-6);
+    }
+
+    #[test]
+    fn balance_is_unity_at_centre() {
+        assert_eq!(pan_gains(2, 0.0), (1.0, 1.0));
+        let (l, r) = pan_gains(2, 1.0);
+        assert!(l.abs() < 1e-6 && r == 1.0);
+        let (l, r) = pan_gains(2, -0.5);
+        assert_eq!(l, 1.0);
+        // sqrt2 * sin(pi/8)
+        assert!((r - 2f32.sqrt() * (std::f32::consts::PI / 8.0).sin()).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,414 @@
+//! The real-time half of an input channel strip: source → trim → polarity → delay → HPF/LPF →
+//! gate → EQ → compressor → saturation → (insert point) → fader → pan → mute → sends → output.
+//!
+//! Built on the control plane by [`ChannelStrip::new`] (allocates); `apply` and `process` run
+//! on the audio thread and never allocate.
+
+use std::sync::Arc;
+
+use crate::dsp::delayline::AlignDelay;
+use crate::dsp::dynamics::{Compressor, Gate, Saturation};
+use crate::dsp::filters::{EqBand, PassFilter, PassKind};
+use crate::dsp::util::{SmoothedGain, db_to_gain};
+use crate::meter::PeakRms;
+use crate::params::{Key, spec};
+use crate::session::model::{Channel, Output};
+
+use super::eqset::EqSet;
+use super::{GAIN_GLIDE_MS, pan_gains};
+
+/// The audio a file source plays: one `Vec` per channel (1 or 2), at the engine's rate.
+pub type StemData = Arc<Vec<Vec<f32>>>;
+
+/// Where a strip's samples come from in each block.
+#[derive(Debug, Clone)]
+pub enum SourceRt {
+    /// A decoded stem, played at the transport position.
+    File(StemData),
+    /// Engine input indices (see [`super::Engine::input_ports`]).
+    Input([usize; 2]),
+    /// Nothing connected: silence.
+    Silence,
+}
+
+/// A send from this strip to an aux bus.
+pub(super) struct SendRt {
+    pub bus: usize,
+    pub level: SmoothedGain,
+    pub pre_fader: bool,
+}
+
+/// Values read back for meters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StripMeters {
+    pub peak_db: [f32; 2],
+    pub rms_db: [f32; 2],
+    pub gate_gr_db: f32,
+    pub comp_gr_db: f32,
+}
+
+pub(super) struct ChannelStrip {
+    pub nch: usize,
+    pub source: SourceRt,
+    pub output: Output,
+    buf: [Vec<f32>; 2],
+    trim_db: f32,
+    invert: bool,
+    input_gain: SmoothedGain,
+    delay: AlignDelay,
+    hpf: PassFilter,
+    lpf: PassFilter,
+    hpf_freq: f32,
+    hpf_slope: f32,
+    lpf_freq: f32,
+    lpf_slope: f32,
+    gate: Gate,
+    gate_p: [f32; 5],
+    eq: EqSet,
+    comp: Compressor,
+    comp_p: [f32; 6],
+    sat: Saturation,
+    sat_p: [f32; 2],
+    fader: SmoothedGain,
+    pan: f32,
+    pan_l: SmoothedGain,
+    pan_r: SmoothedGain,
+    pub mute: bool,
+    pub solo: bool,
+    pub solo_safe: bool,
+    /// Gain of the main output and post-fader sends: 0 while muted or muted by solo.
+    main_gate: SmoothedGain,
+    /// Gain of all sends: 0 while explicitly muted (solo leaves pre-fader sends alone).
+    send_gate: SmoothedGain,
+    pub sends: Vec<SendRt>,
+    meter: PeakRms,
+    // Per-block gain scratch (sized at build).
+    g_fader: Vec<f32>,
+    g_l: Vec<f32>,
+    g_r: Vec<f32>,
+    g_main: Vec<f32>,
+    g_send: Vec<f32>,
+    g_lvl: Vec<f32>,
+}
+
+fn spec_default(group: &'static [spec::ParamSpec], key: &str) -> f32 {
+    spec::get(group, key).default
+}
+
+impl ChannelStrip {
+    /// Build a strip for `ch` with `nch` channels and `aux` = indices of the aux buses it can
+    /// send to. Parameters start at their spec defaults; the engine applies the session's
+    /// values right after. Allocates.
+    pub fn new(
+        ch: &Channel,
+        nch: usize,
+        source: SourceRt,
+        aux: &[usize],
+        sample_rate: f32,
+        max_block: usize,
+    ) -> Self {
+        let sr = sample_rate;
+        let g = |v: f32| SmoothedGain::new(v, GAIN_GLIDE_MS, sr);
+        let gate_p = ["threshold_db", "range_db", "attack_ms", "hold_ms", "release_ms"]
+            .map(|k| spec_default(spec::GATE, k));
+        let comp_p = [
+            "threshold_db",
+            "ratio",
+            "knee_db",
+            "attack_ms",
+            "release_ms",
+            "makeup_db",
+        ]
+        .map(|k| spec_default(spec::COMP, k));
+        let (pl, pr) = pan_gains(nch, 0.0);
+        Self {
+            nch,
+            source,
+            output: ch.output,
+            buf: [vec![0.0; max_block], vec![0.0; max_block]],
+            trim_db: 0.0,
+            invert: false,
+            input_gain: g(1.0),
+            delay: AlignDelay::new(sr, nch, spec::get(spec::STRIP, "delay_ms").max),
+            hpf: PassFilter::new(sr, nch, PassKind::HighPass),
+            lpf: PassFilter::new(sr, nch, PassKind::LowPass),
+            hpf_freq: spec_default(spec::HPF, "freq"),
+            hpf_slope: 0.0,
+            lpf_freq: spec_default(spec::LPF, "freq"),
+            lpf_slope: 0.0,
+            gate: Gate::new(sr),
+            gate_p,
+            eq: EqSet::new(sr, nch),
+            comp: Compressor::new(sr),
+            comp_p,
+            sat: Saturation::new(sr),
+            sat_p: [
+                spec_default(spec::SATURATION, "drive_db"),
+                spec_default(spec::SATURATION, "mix"),
+            ],
+            fader: g(1.0),
+            pan: 0.0,
+            pan_l: g(pl),
+            pan_r: g(pr),
+            mute: false,
+            solo: false,
+            solo_safe: false,
+            main_gate: g(1.0),
+            send_gate: g(1.0),
+            sends: aux
+                .iter()
+                .map(|&bus| SendRt {
+                    bus,
+                    level: g(0.0),
+                    pre_fader: false,
+                })
+                .collect(),
+            meter: PeakRms::new(sr, nch),
+            g_fader: vec![0.0; max_block],
+            g_l: vec![0.0; max_block],
+            g_r: vec![0.0; max_block],
+            g_main: vec![0.0; max_block],
+            g_send: vec![0.0; max_block],
+            g_lvl: vec![0.0; max_block],
+        }
+    }
+
+    /// Apply one parameter value. Returns false for a key a channel strip doesn't have.
+    pub fn apply(&mut self, key: Key, v: f32) -> bool {
+        match key {
+            Key::TrimDb => {
+                self.trim_db = v;
+                self.update_input_gain();
+            }
+            Key::Invert => {
+                self.invert = v >= 0.5;
+                self.update_input_gain();
+            }
+            Key::DelayMs => self.delay.set_ms(v),
+            Key::HpfOn => self.hpf.set_enabled(v >= 0.5),
+            Key::HpfFreq | Key::HpfSlope => {
+                if key == Key::HpfFreq {
+                    self.hpf_freq = v;
+                } else {
+                    self.hpf_slope = v;
+                }
+                self.hpf.set(self.hpf_freq, super::slope_of(self.hpf_slope));
+            }
+            Key::LpfOn => self.lpf.set_enabled(v >= 0.5),
+            Key::LpfFreq | Key::LpfSlope => {
+                if key == Key::LpfFreq {
+                    self.lpf_freq = v;
+                } else {
+                    self.lpf_slope = v;
+                }
+                self.lpf.set(self.lpf_freq, super::slope_of(self.lpf_slope));
+            }
+            Key::GateOn => self.gate.set_enabled(v >= 0.5),
+            Key::GateThreshold
+            | Key::GateRange
+            | Key::GateAttack
+            | Key::GateHold
+            | Key::GateRelease => {
+                let i = match key {
+                    Key::GateThreshold => 0,
+                    Key::GateRange => 1,
+                    Key::GateAttack => 2,
+                    Key::GateHold => 3,
+                    _ => 4,
+                };
+                self.gate_p[i] = v;
+                let p = self.gate_p;
+                self.gate.set(p[0], p[1], p[2], p[3], p[4]);
+            }
+            Key::EqOn(_) | Key::EqType(_) | Key::EqFreq(_) | Key::EqGain(_) | Key::EqQ(_) => {
+                self.eq.apply(key, v);
+            }
+            Key::CompOn => self.comp.set_enabled(v >= 0.5),
+            Key::CompThreshold
+            | Key::CompRatio
+            | Key::CompKnee
+            | Key::CompAttack
+            | Key::CompRelease
+            | Key::CompMakeup => {
+                super::set_comp_param(&mut self.comp, &mut self.comp_p, key, v);
+            }
+            Key::SatOn => self.sat.set_enabled(v >= 0.5),
+            Key::SatDrive | Key::SatMix => {
+                self.sat_p[usize::from(key == Key::SatMix)] = v;
+                self.sat.set(self.sat_p[0], self.sat_p[1]);
+            }
+            Key::Pan => {
+                self.pan = v;
+                let (l, r) = pan_gains(self.nch, v);
+                self.pan_l.set_target(l);
+                self.pan_r.set_target(r);
+            }
+            Key::FaderDb => self.fader.set_target(db_to_gain(v)),
+            Key::Mute => self.mute = v >= 0.5,
+            Key::Solo => self.solo = v >= 0.5,
+            Key::SoloSafe => self.solo_safe = v >= 0.5,
+            Key::SendLevel(bus) => match self.sends.iter_mut().find(|s| s.bus == bus as usize) {
+                Some(s) => s.level.set_target(db_to_gain(v)),
+                None => return false,
+            },
+            Key::SendPre(bus) => match self.sends.iter_mut().find(|s| s.bus == bus as usize) {
+                Some(s) => s.pre_fader = v >= 0.5,
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    fn update_input_gain(&mut self) {
+        let sign = if self.invert { -1.0 } else { 1.0 };
+        self.input_gain.set_target(sign * db_to_gain(self.trim_db));
+    }
+
+    /// Update the mute gates from mute and the console's solo state.
+    pub fn update_gates(&mut self, solo_active: bool) {
+        let solo_muted = solo_active && !self.solo && !self.solo_safe;
+        let main = !(self.mute || solo_muted);
+        self.main_gate.set_target(if main { 1.0 } else { 0.0 });
+        self.send_gate
+            .set_target(if self.mute { 0.0 } else { 1.0 });
+    }
+
+    /// Jump every smoother and filter to its target (after the initial parameter set).
+    pub fn snap(&mut self) {
+        for g in [
+            &mut self.input_gain,
+            &mut self.fader,
+            &mut self.pan_l,
+            &mut self.pan_r,
+            &mut self.main_gate,
+            &mut self.send_gate,
+        ] {
+            let t = g.target();
+            g.reset(t);
+        }
+        for s in &mut self.sends {
+            let t = s.level.target();
+            s.level.reset(t);
+        }
+        self.delay.snap();
+        self.hpf.snap();
+        self.lpf.snap();
+        self.eq.snap();
+    }
+
+    /// Meter values now.
+    pub fn meters(&self) -> StripMeters {
+        let mut m = StripMeters {
+            gate_gr_db: self.gate.gain_reduction_db(),
+            comp_gr_db: self.comp.gain_reduction_db(),
+            ..Default::default()
+        };
+        for c in 0..2 {
+            let c_src = c.min(self.nch - 1);
+            m.peak_db[c] = self.meter.peak_db(c_src);
+            m.rms_db[c] = self.meter.rms_db(c_src);
+        }
+        m
+    }
+
+    /// Process `n` frames starting at transport sample `pos` and mix the result into `main`
+    /// (the stereo input of the strip's destination) and into `bus_inputs` (the stereo inputs
+    /// of every bus, indexed like `Session::buses`, for sends).
+    pub fn process(
+        &mut self,
+        n: usize,
+        pos: u64,
+        inputs: &[&[f32]],
+        main: [&mut [f32]; 2],
+        bus_inputs: &mut [[Vec<f32>; 2]],
+    ) {
+        let nch = self.nch;
+        // 1. Source.
+        {
+            let [b0, b1] = &mut self.buf;
+            let bufs: [&mut [f32]; 2] = [&mut b0[..n], &mut b1[..n]];
+            super::fill_source(&self.source, pos, inputs, bufs, nch);
+        }
+        let [b0, b1] = &mut self.buf;
+        let mut chans: [&mut [f32]; 2] = [&mut b0[..n], &mut b1[..n]];
+        let chans = &mut chans[..nch];
+
+        // 2. Trim and polarity.
+        if self.input_gain.is_smoothing() {
+            let g = &mut self.g_lvl[..n];
+            self.input_gain.fill(g);
+            for ch in chans.iter_mut() {
+                ch.iter_mut().zip(g.iter()).for_each(|(s, g)| *s *= g);
+            }
+        } else {
+            let g = self.input_gain.current();
+            if g != 1.0 {
+                for ch in chans.iter_mut() {
+                    ch.iter_mut().for_each(|s| *s *= g);
+                }
+            }
+        }
+        // 3..8: delay, filters, gate, EQ, comp, saturation.
+        self.delay.process(chans);
+        self.hpf.process(chans);
+        self.lpf.process(chans);
+        self.gate.process(chans);
+        self.eq.process(chans);
+        self.comp.process(chans);
+        self.sat.process(chans);
+        // 9: insert point (hardware inserts fill it later).
+        {
+            let ro: [&[f32]; 2] = [&*chans[0], &*chans[nch - 1]];
+            self.meter.process(&ro[..nch]);
+        }
+
+        // 10. Fader, pan, mute: per-sample gains for this block.
+        let (gf, gl, gr, gm, gs, glv) = (
+            &mut self.g_fader[..n],
+            &mut self.g_l[..n],
+            &mut self.g_r[..n],
+            &mut self.g_main[..n],
+            &mut self.g_send[..n],
+            &mut self.g_lvl[..n],
+        );
+        self.fader.fill(gf);
+        self.pan_l.fill(gl);
+        self.pan_r.fill(gr);
+        self.main_gate.fill(gm);
+        self.send_gate.fill(gs);
+
+        let xl: &[f32] = &*chans[0];
+        let xr: &[f32] = &*chans[nch - 1];
+        let [ml, mr] = main;
+        for i in 0..n {
+            let g = gf[i] * gm[i];
+            ml[i] += xl[i] * g * gl[i];
+            mr[i] += xr[i] * g * gr[i];
+        }
+
+        // 11. Sends (stereo, following the pan; post-fader ones also follow the fader and the
+        // solo state, pre-fader ones only the explicit mute).
+        for send in &mut self.sends {
+            if !send.level.is_smoothing() && send.level.current() == 0.0 {
+                continue;
+            }
+            send.level.fill(glv);
+            let [bl, br] = &mut bus_inputs[send.bus];
+            let (bl, br) = (&mut bl[..n], &mut br[..n]);
+            if send.pre_fader {
+                for i in 0..n {
+                    let g = glv[i] * gs[i];
+                    bl[i] += xl[i] * g * gl[i];
+                    br[i] += xr[i] * g * gr[i];
+                }
+            } else {
+                for i in 0..n {
+                    let g = glv[i] * gf[i] * gm[i];
+                    bl[i] += xl[i] * g * gl[i];
+                    br[i] += xr[i] * g * gr[i];
+                }
+            }
+        }
+    }
+}
