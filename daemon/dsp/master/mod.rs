@@ -343,7 +343,7 @@ impl Limiter {
                 self.avg_sum = self.avg_ring.iter().map(|&g| g as f64).sum();
             }
             let gain = ((self.avg_sum * inv_avg) as f32).min(1.0);
-            let m = self.mix.next();
+            let m = self.mix.next_value();
             let applied = (1.0 - m) + m * gain;
             max_gr = max_gr.max(-gain_to_db(applied));
             // 5. Delay the audio by the look-ahead and apply.
