@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use faderbridge::media::WavFormat;
+use faderbridge::render::{self, RenderOptions};
 
 #[derive(Parser)]
 #[command(name = "faderbridge", version, about = "A headless mixing console")]
@@ -15,6 +17,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bounce a session offline to a stereo WAV, with exactly the live engine.
+    Render {
+        /// The session file.
+        session: PathBuf,
+        /// The WAV file to write (replaced atomically when the render succeeds).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Start of the range, in seconds.
+        #[arg(long)]
+        start: Option<f64>,
+        /// End of the range, in seconds (default: longest stem plus the effects' tail).
+        #[arg(long)]
+        end: Option<f64>,
+        /// Sample format: f32, s24 or s16 (integer formats are TPDF-dithered).
+        #[arg(long, default_value = "f32")]
+        format: WavFormat,
+    },
     /// Validate a session file; exit 0 if it is valid, 2 with FILE:LINE:COL messages if not.
     Check {
         /// The session file.
@@ -25,6 +44,32 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Render {
+            session,
+            output,
+            start,
+            end,
+            format,
+        } => {
+            let opts = RenderOptions {
+                out: output.clone(),
+                start_s: start,
+                end_s: end,
+                format,
+                progress: true,
+            };
+            match render::render(&session, &opts) {
+                Ok(report) => {
+                    println!("wrote {}", output.display());
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+                }
+            }
+        }
         Command::Check { file } => match faderbridge::session::load(&file) {
             Ok(s) => {
                 println!(
