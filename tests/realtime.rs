@@ -1,0 +1,112 @@
+//! The real-time rule, enforced: thousands of blocks with every processor of every strip, bus
+//! and the master active, while parameters change through the queue, under an allocation
+//! guard that aborts the test on any heap allocation, reallocation or free in `process`.
+
+use assert_no_alloc::{AllocDisabler, assert_no_alloc};
+
+mod common;
+use common::*;
+
+#[cfg(debug_assertions)]
+#[global_allocator]
+static ALLOC: AllocDisabler = AllocDisabler;
+
+const FULL_STRIP: &str = "
+    trim_db: 3
+    invert: true
+    delay_ms: 1.5
+    hpf: { freq: 60, slope: 24 }
+    lpf: { freq: 15000, slope: 12 }
+    gate: { threshold_db: -50, range_db: 40, attack_ms: 0.5, hold_ms: 20, release_ms: 100 }
+    eq:
+      - { type: low_shelf, freq: 80, gain_db: 3, q: 0.7 }
+      - { type: bell, freq: 400, gain_db: -4, q: 1.4 }
+      - { type: bell, freq: 3000, gain_db: 2, q: 1.0 }
+      - { type: high_shelf, freq: 10000, gain_db: 2, q: 0.7 }
+    comp: { threshold_db: -24, ratio: 4, knee_db: 6, attack_ms: 5, release_ms: 80, makeup_db: 3 }
+    saturation: { drive_db: 6, mix: 0.5 }
+    pan: -0.3
+    fader_db: -3
+    sends: [ { bus: verb, level_db: -10 }, { bus: echo, level_db: -14, pre_fader: true } ]";
+
+fn session() -> String {
+    let mut s = String::from("version: 1\nchannels:\n");
+    for i in 0..8 {
+        let out = if i < 4 { "drums" } else { "master" };
+        let src = if i % 2 == 0 {
+            format!("{{ input: {} }}", i + 1)
+        } else {
+            format!("{{ input: [{}, {}] }}", i + 1, i + 2)
+        };
+        s += &format!("  - name: ch{i}\n    source: {src}\n    output: {out}\n{FULL_STRIP}\n");
+    }
+    s += "buses:
+  - { name: drums, kind: group, eq: [ { type: bell, freq: 200, gain_db: 2 } ], comp: { threshold_db: -12, ratio: 2 } }
+  - { name: verb, kind: aux, fx: { reverb: { decay_s: 2.0, predelay_ms: 20, damping: 0.5 } } }
+  - { name: echo, kind: aux, fx: { delay: { time_ms: 180, feedback: 0.4, ping_pong: true } } }
+  - { name: cue, kind: aux, outputs: [3, 4] }
+master:
+  eq: [ { type: high_shelf, freq: 12000, gain_db: 1.0, q: 0.7 } ]
+  comp: { threshold_db: -12, ratio: 2, attack_ms: 30, release_ms: 200 }
+  limiter: { ceiling_dbtp: -1.0 }
+";
+    s
+}
+
+#[test]
+fn process_never_allocates_with_everything_active_and_parameters_moving() {
+    let mut rig = Rig::new(&session());
+    let frames = BLOCK * 3000; // 4 s
+    let inputs: Vec<Vec<f32>> = (0..10)
+        .map(|i| sine(55.0 * (i + 1) as f32, 0.5, frames))
+        .collect();
+    let n_out = rig.engine.output_ports().len();
+    let mut out = vec![vec![0.0f32; BLOCK]; n_out];
+    let paths = [
+        "ch/ch0/fader_db",
+        "ch/ch1/eq/2/freq",
+        "ch/ch2/comp/threshold_db",
+        "ch/ch3/pan",
+        "ch/ch4/hpf/freq",
+        "bus/verb/fx/reverb/decay_s",
+        "bus/echo/fx/delay/time_ms",
+        "master/limiter/ceiling_dbtp",
+        "ch/ch5/solo",
+        "ch/ch6/mute",
+        "ch/ch7/sends/verb/level_db",
+    ];
+    let ids: Vec<_> = paths.iter().map(|p| rig.tree.resolve(p).expect(p)).collect();
+    let mut peak = 0.0f32;
+    for b in 0..frames / BLOCK {
+        // Every block, queue a change with a frame offset inside the block.
+        let id = ids[b % ids.len()];
+        let p = rig.tree.get(id);
+        let phase = (b as f32 * 0.01).sin() * 0.5 + 0.5;
+        let value = p.spec.from_normalized(phase);
+        let addr = p.addr;
+        rig.handle
+            .send(faderbridge::params::ParamChange {
+                addr,
+                value,
+                frame: (b % BLOCK) as u32,
+            })
+            .expect("queue");
+        let ins: Vec<&[f32]> = inputs.iter().map(|i| &i[b * BLOCK..(b + 1) * BLOCK]).collect();
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        let engine = &mut rig.engine;
+        assert_no_alloc(|| engine.process(BLOCK, &ins, &mut outs));
+        peak = out[..2]
+            .iter()
+            .flat_map(|o| o.iter())
+            .fold(peak, |m, &v| m.max(v.abs()));
+        assert!(out.iter().all(|o| o.iter().all(|v| v.is_finite())));
+    }
+    // Sound came out, and the limiter held it under its highest ceiling.
+    assert!(peak > 0.01, "peak {peak}");
+    // The ceiling moves between -20 and 0 dBTP during the run.
+    assert!(peak <= 1.0 + 1e-3, "peak {peak}");
+    // Meters are readable afterwards (outside the guard: they return owned data).
+    let m = rig.engine.meters();
+    assert_eq!(m.channels.len(), 8);
+    assert!(m.channels[0].peak_db[0] > -60.0);
+}
