@@ -519,7 +519,7 @@ pub const REVERB: &[ParamSpec] = &[
         Unit::Amount,
         0.0,
         1.0,
-        0.7,
+        0.5,
         Taper::Linear,
         "room size",
     ),
