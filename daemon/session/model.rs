@@ -1,5 +1,5 @@
 //! The validated session: what the engine is built from. Produced only by
-//! [`crate::session::load`] / [`crate::session::parse`], so every value here is in range, every
+//! [`crate::session::load`] / [`crate::session::parse_str`], so every value here is in range, every
 //! name is unique, every bus reference resolves and the bus graph has no cycle.
 //!
 //! Names of fields follow the session file (SPEC §3) and the parameter paths (SPEC §4).
