@@ -22,8 +22,6 @@ const MAX_DELAY_MS: f32 = 2100.0;
 
 pub(super) struct BusStrip {
     pub output: Output,
-    /// True when the bus feeds interface outputs instead of `output`.
-    pub direct_out: bool,
     reverb: Option<(Reverb, [f32; 4])>,
     delay: Option<(StereoDelay, [f32; 5])>,
     fx_out: [Vec<f32>; 2],
@@ -60,7 +58,6 @@ impl BusStrip {
         let z = || [vec![0.0; max_block], vec![0.0; max_block]];
         Self {
             output: bus.output,
-            direct_out: !bus.outputs.is_empty(),
             reverb: bus.reverb.map(|_| {
                 let r = spec::REVERB;
                 (

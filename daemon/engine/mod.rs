@@ -394,16 +394,16 @@ impl Engine {
             done = until;
         }
         // Changes queued for frames past this call take effect at the start of the next one.
-        if let Some(consumer) = self.consumer.as_mut() {
-            while let Ok(c) = consumer.peek() {
-                if (c.frame as usize) < frames {
-                    break;
-                }
-                let mut c = *c;
-                let _ = consumer.pop();
-                c.frame = 0;
-                self.apply(c.addr, c.value);
-            }
+        loop {
+            let Some(consumer) = self.consumer.as_mut() else {
+                break;
+            };
+            let change = match consumer.peek() {
+                Ok(c) if c.frame as usize >= frames => *c,
+                _ => break,
+            };
+            let _ = consumer.pop();
+            self.apply(change.addr, change.value);
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::dsp::delayline::AlignDelay;
 use crate::dsp::dynamics::{Compressor, Gate, Saturation};
-use crate::dsp::filters::{EqBand, PassFilter, PassKind};
+use crate::dsp::filters::{PassFilter, PassKind};
 use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};

@@ -224,8 +224,8 @@ impl Compressor {
         // 4. Makeup and on/off crossfade: total = 1 + e·(g·makeup − 1).
         if self.makeup.is_smoothing() || self.enable.is_smoothing() {
             for g in gains.iter_mut() {
-                let m = self.makeup.next();
-                let e = self.enable.next();
+                let m = self.makeup.next_value();
+                let e = self.enable.next_value();
                 *g = 1.0 + e * (*g * m - 1.0);
             }
         } else {

@@ -200,7 +200,7 @@ impl Gate {
         self.hold_left = hold_left;
         if self.enable.is_smoothing() || self.enable.current() != 1.0 {
             for g in gains.iter_mut() {
-                let e = self.enable.next();
+                let e = self.enable.next_value();
                 *g = 1.0 + e * (*g - 1.0);
             }
         }

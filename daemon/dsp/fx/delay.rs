@@ -192,9 +192,9 @@ impl StereoDelay {
                         a
                     };
                 }
-                let fb = self.feedback.next();
-                let p = self.ping_pong.next();
-                let hc = self.highcut_on.next();
+                let fb = self.feedback.next_value();
+                let p = self.ping_pong.next_value();
+                let hc = self.highcut_on.next_value();
                 let mono = 0.5 * (in_l[j] + in_r[j]);
                 let x = [in_l[j] + p * (mono - in_l[j]), in_r[j] * (1.0 - p)];
                 let back = [y[0] + p * (y[1] - y[0]), y[1] + p * (y[0] - y[1])];
