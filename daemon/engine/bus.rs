@@ -159,6 +159,7 @@ impl BusStrip {
             g.reset(t);
         }
         self.eq.snap();
+        self.comp.reset();
     }
 
     pub fn meters(&self) -> StripMeters {
@@ -277,6 +278,8 @@ impl MasterStrip {
         let t = self.fader.target();
         self.fader.reset(t);
         self.eq.snap();
+        self.comp.reset();
+        self.limiter.reset();
     }
 
     pub fn meters(&self) -> (StripMeters, f32) {

@@ -295,6 +295,9 @@ impl ChannelStrip {
         self.hpf.snap();
         self.lpf.snap();
         self.eq.snap();
+        self.gate.reset();
+        self.comp.reset();
+        self.sat.reset();
     }
 
     /// Meter values now.
