@@ -128,7 +128,10 @@ fn main() {
         let one = time_engine(1, 10.0);
         let many = time_engine(32, 10.0);
         let empty = time_engine(0, 10.0);
-        println!("strip: 1 full strip          {:8.1} ns/frame (incl. buses)", one);
+        println!(
+            "strip: 1 full strip          {:8.1} ns/frame (incl. buses)",
+            one
+        );
         println!(
             "strip: 32 full strips        {:8.1} ns/frame = {:.1} ns per channel-sample",
             many,

@@ -15,9 +15,8 @@ const WIN: usize = 4800; // 0.1 s: whole periods of every test tone (multiples o
 
 #[test]
 fn mono_pan_is_constant_power_minus_3db_at_centre() {
-    let mut rig = Rig::new(
-        "version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: 0.0 }\n",
-    );
+    let mut rig =
+        Rig::new("version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: 0.0 }\n");
     let x = sine(1000.0, 0.5, N);
     for pan in [-1.0f32, -0.5, 0.0, 0.3, 1.0] {
         rig.set("ch/a/pan", pan);
@@ -35,9 +34,7 @@ fn mono_pan_is_constant_power_minus_3db_at_centre() {
 
 #[test]
 fn stereo_balance_is_unity_at_centre_and_attenuates_far_side() {
-    let mut rig = Rig::new(
-        "version: 1\nchannels:\n  - { name: st, source: { input: [1, 2] } }\n",
-    );
+    let mut rig = Rig::new("version: 1\nchannels:\n  - { name: st, source: { input: [1, 2] } }\n");
     let l_in = sine(500.0, 0.4, N);
     let r_in = sine(700.0, 0.3, N);
     let out = rig.run(&[&l_in, &r_in]);
@@ -81,8 +78,16 @@ buses:
 #[test]
 fn pre_fader_send_ignores_the_fader_post_fader_follows_it() {
     let mut rig = Rig::new(SENDS);
-    let ports: Vec<String> = rig.engine.output_ports().iter().map(|p| p.name.clone()).collect();
-    assert_eq!(ports, ["master_L", "master_R", "cue_L", "cue_R", "fx_L", "fx_R"]);
+    let ports: Vec<String> = rig
+        .engine
+        .output_ports()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(
+        ports,
+        ["master_L", "master_R", "cue_L", "cue_R", "fx_L", "fx_R"]
+    );
     let x = sine(1000.0, 0.5, N);
     let out = rig.run(&[&x]);
     let src = rms(tail(&x, WIN));
@@ -97,7 +102,10 @@ fn pre_fader_send_ignores_the_fader_post_fader_follows_it() {
     let fx = db(rms(tail(&out[4], WIN)) / src);
     assert!((fx + 16.0).abs() < 0.01, "post-fader send {fx} dB");
     let cue = db(rms(tail(&out[2], WIN)) / src);
-    assert!((cue + 6.0).abs() < 0.01, "pre-fader send unchanged: {cue} dB");
+    assert!(
+        (cue + 6.0).abs() < 0.01,
+        "pre-fader send unchanged: {cue} dB"
+    );
 }
 
 #[test]
@@ -129,7 +137,12 @@ buses:
 fn solo_in_place_mutes_others_but_not_solo_safe_or_aux_returns() {
     let mut rig = Rig::new(SOLO);
     let (fa, fb, fc, fd) = (300.0, 500.0, 700.0, 1100.0);
-    let xs = [sine(fa, 0.2, N), sine(fb, 0.2, N), sine(fc, 0.2, N), sine(fd, 0.2, N)];
+    let xs = [
+        sine(fa, 0.2, N),
+        sine(fb, 0.2, N),
+        sine(fc, 0.2, N),
+        sine(fd, 0.2, N),
+    ];
     let ins: Vec<&[f32]> = xs.iter().map(|v| &v[..]).collect();
     let centre = 0.2 * std::f64::consts::FRAC_1_SQRT_2;
 
@@ -144,14 +157,26 @@ fn solo_in_place_mutes_others_but_not_solo_safe_or_aux_returns() {
     rig.set("ch/a/solo", 1.0);
     let out = rig.run(&ins);
     let m = tail(&out[0], WIN);
-    assert!((tone_amp(m, fa) - centre).abs() < 1e-4, "soloed strip plays");
+    assert!(
+        (tone_amp(m, fa) - centre).abs() < 1e-4,
+        "soloed strip plays"
+    );
     assert!(tone_amp(m, fb) < 1e-6, "unsoloed strip is muted");
-    assert!((tone_amp(m, fc) - centre).abs() < 1e-4, "solo-safe strip plays");
-    assert!((tone_amp(m, fd) - centre).abs() < 1e-4, "aux return stays, direct is muted");
+    assert!(
+        (tone_amp(m, fc) - centre).abs() < 1e-4,
+        "solo-safe strip plays"
+    );
+    assert!(
+        (tone_amp(m, fd) - centre).abs() < 1e-4,
+        "aux return stays, direct is muted"
+    );
 
     rig.set("ch/a/solo", 0.0);
     let out = rig.run(&ins);
-    assert!((tone_amp(tail(&out[0], WIN), fb) - centre).abs() < 1e-4, "unsolo restores");
+    assert!(
+        (tone_amp(tail(&out[0], WIN), fb) - centre).abs() < 1e-4,
+        "unsolo restores"
+    );
 }
 
 #[test]
@@ -167,7 +192,11 @@ buses:
   - { name: sub, kind: group, fader_db: -4 }
 ",
     );
-    let xs = [sine(200.0, 0.2, N), sine(400.0, 0.2, N), sine(800.0, 0.2, N)];
+    let xs = [
+        sine(200.0, 0.2, N),
+        sine(400.0, 0.2, N),
+        sine(800.0, 0.2, N),
+    ];
     let ins: Vec<&[f32]> = xs.iter().map(|v| &v[..]).collect();
     let centre = 0.2 * std::f64::consts::FRAC_1_SQRT_2;
     let out = rig.run(&ins);
@@ -185,7 +214,8 @@ buses:
 
 #[test]
 fn parameter_changes_land_at_their_frame() {
-    let mut rig = Rig::new("version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: -1 }\n");
+    let mut rig =
+        Rig::new("version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: -1 }\n");
     let lat = rig.engine.latency();
     let dc = vec![1.0f32; 4096];
     rig.run(&[&dc]);
@@ -201,7 +231,9 @@ fn parameter_changes_land_at_their_frame() {
 
 /// Largest sample-to-sample step of `x`.
 fn max_step(x: &[f32]) -> f32 {
-    x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max)
+    x.windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -218,7 +250,10 @@ fn fader_jump_from_minus_inf_does_not_click() {
     // Pan hard left is unity for a mono source: L carries x * fader.
     let own_slope = a * gain * 2.0 * std::f32::consts::PI * f / SR;
     let worst = max_step(&out[0]);
-    assert!(worst <= own_slope * 1.001, "step {worst} > sine's own {own_slope}");
+    assert!(
+        worst <= own_slope * 1.001,
+        "step {worst} > sine's own {own_slope}"
+    );
     assert!((rms(tail(&out[0], WIN)) - rms(tail(&x, WIN)) * gain as f64).abs() < 1e-4);
 }
 
@@ -244,5 +279,8 @@ fn fader_stream_sweep_stays_within_signal_slope() {
     let gain = 10f32.powf(6.0 / 20.0);
     let own_slope = a * gain * 2.0 * std::f32::consts::PI * f / SR;
     let worst = max_step(&out);
-    assert!(worst <= own_slope * 1.001, "step {worst} > sine's own {own_slope}");
+    assert!(
+        worst <= own_slope * 1.001,
+        "step {worst} > sine's own {own_slope}"
+    );
 }

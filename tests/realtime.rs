@@ -75,7 +75,10 @@ fn process_never_allocates_with_everything_active_and_parameters_moving() {
         "ch/ch6/mute",
         "ch/ch7/sends/verb/level_db",
     ];
-    let ids: Vec<_> = paths.iter().map(|p| rig.tree.resolve(p).expect(p)).collect();
+    let ids: Vec<_> = paths
+        .iter()
+        .map(|p| rig.tree.resolve(p).expect(p))
+        .collect();
     let mut peak = 0.0f32;
     for b in 0..frames / BLOCK {
         // Every block, queue a change with a frame offset inside the block.
@@ -91,7 +94,10 @@ fn process_never_allocates_with_everything_active_and_parameters_moving() {
                 frame: (b % BLOCK) as u32,
             })
             .expect("queue");
-        let ins: Vec<&[f32]> = inputs.iter().map(|i| &i[b * BLOCK..(b + 1) * BLOCK]).collect();
+        let ins: Vec<&[f32]> = inputs
+            .iter()
+            .map(|i| &i[b * BLOCK..(b + 1) * BLOCK])
+            .collect();
         let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
         let engine = &mut rig.engine;
         assert_no_alloc(|| engine.process(BLOCK, &ins, &mut outs));

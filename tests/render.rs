@@ -40,7 +40,9 @@ fn read_wav(path: &Path) -> (hound::WavSpec, Vec<Vec<f32>>) {
         hound::SampleFormat::Float => r.samples::<f32>().map(Result::unwrap).collect(),
         hound::SampleFormat::Int => {
             let scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|s| s.unwrap() as f32 / scale).collect()
+            r.samples::<i32>()
+                .map(|s| s.unwrap() as f32 / scale)
+                .collect()
         }
     };
     let chans = (0..n)
@@ -89,9 +91,16 @@ channels:
         .arg(&out)
         .output()
         .unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let report = String::from_utf8_lossy(&res.stdout);
-    assert!(report.contains("LUFS") && report.contains("dBTP"), "{report}");
+    assert!(
+        report.contains("LUFS") && report.contains("dBTP"),
+        "{report}"
+    );
     let (spec, mix) = read_wav(&out);
     assert_eq!(spec.channels, 2);
     assert_eq!(spec.sample_format, hound::SampleFormat::Float);
@@ -100,7 +109,9 @@ channels:
     for i in 0..48000 {
         let el = a_l[i] + b.get(i).copied().unwrap_or(0.0);
         let er = a_r[i] + c.get(i).copied().unwrap_or(0.0);
-        worst = worst.max((mix[0][i] - el).abs()).max((mix[1][i] - er).abs());
+        worst = worst
+            .max((mix[0][i] - el).abs())
+            .max((mix[1][i] - er).abs());
     }
     assert!(worst < 1e-6, "worst deviation {worst}");
 }
@@ -117,12 +128,21 @@ fn integer_formats_and_ranges() {
     .unwrap();
     let out = dir.join("mix16.wav");
     let res = Command::new(bin())
-        .args(["render", dir.join("s.yaml").to_str().unwrap(), "--format", "s16"])
+        .args([
+            "render",
+            dir.join("s.yaml").to_str().unwrap(),
+            "--format",
+            "s16",
+        ])
         .args(["--start", "0.25", "--end", "0.75", "-o"])
         .arg(&out)
         .output()
         .unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let (spec, mix) = read_wav(&out);
     assert_eq!(spec.bits_per_sample, 16);
     assert_eq!(mix[0].len(), 24000);

@@ -126,7 +126,10 @@ mod tests {
         d.process(&mut [a]);
         d.set_ms(5.0); // a half-period jump: hard cut would step by ~2
         d.process(&mut [b]);
-        let worst = x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max);
+        let worst = x
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0f32, f32::max);
         // A crossfade over 480 samples between two sines adds at most 2/480 per sample.
         assert!(worst < max_slope + 2.0 / 480.0 + 1e-4, "step {worst}");
     }

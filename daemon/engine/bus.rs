@@ -62,7 +62,12 @@ impl BusStrip {
                 let r = spec::REVERB;
                 (
                     Reverb::new(sr),
-                    [d(r, "decay_s"), d(r, "predelay_ms"), d(r, "damping"), d(r, "size")],
+                    [
+                        d(r, "decay_s"),
+                        d(r, "predelay_ms"),
+                        d(r, "damping"),
+                        d(r, "size"),
+                    ],
                 )
             }),
             delay: bus.delay.map(|_| {
@@ -88,7 +93,11 @@ impl BusStrip {
             bal_r: g(1.0),
             mute: g(1.0),
             meter: PeakRms::new(sr, 2),
-            g: [vec![0.0; max_block], vec![0.0; max_block], vec![0.0; max_block]],
+            g: [
+                vec![0.0; max_block],
+                vec![0.0; max_block],
+                vec![0.0; max_block],
+            ],
         }
     }
 
@@ -308,7 +317,9 @@ impl MasterStrip {
         } else {
             let g = self.fader.current();
             if g != 1.0 {
-                chans.iter_mut().for_each(|c| c.iter_mut().for_each(|s| *s *= g));
+                chans
+                    .iter_mut()
+                    .for_each(|c| c.iter_mut().for_each(|s| *s *= g));
             }
         }
         self.limiter.process(&mut chans);

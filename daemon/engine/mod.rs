@@ -14,9 +14,11 @@
 
 mod bus;
 mod eqset;
+mod meters;
 mod strip;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::dsp::dynamics::Compressor;
 use crate::dsp::filters::Slope;
@@ -24,8 +26,9 @@ use crate::params::{Addr, Key, ParamChange, ParamTree, Target};
 use crate::session::model::{BusKind, Output, PortRef, Session, Source};
 
 use bus::{BusStrip, MasterStrip};
-pub use strip::{SourceRt, StemData, StripMeters};
+pub use meters::{MeterBank, Meters};
 use strip::ChannelStrip;
+pub use strip::{SourceRt, StemData, StripMeters};
 
 /// Glide time of every gain (fader, pan, mute, sends, trim).
 pub const GAIN_GLIDE_MS: f32 = 10.0;
@@ -66,13 +69,7 @@ pub(crate) fn set_comp_param(comp: &mut Compressor, p: &mut [f32; 6], key: Key, 
 }
 
 /// Fill a strip's buffers from its source for the block starting at transport sample `pos`.
-fn fill_source(
-    src: &SourceRt,
-    pos: u64,
-    inputs: &[&[f32]],
-    bufs: [&mut [f32]; 2],
-    nch: usize,
-) {
+fn fill_source(src: &SourceRt, pos: u64, inputs: &[&[f32]], bufs: [&mut [f32]; 2], nch: usize) {
     let n = bufs[0].len();
     for (c, buf) in bufs.into_iter().enumerate().take(nch) {
         match src {
@@ -115,8 +112,19 @@ impl EngineHandle {
     /// # Errors
     /// The change, when the queue is full.
     pub fn send(&mut self, change: ParamChange) -> Result<(), ParamChange> {
-        self.producer.push(change).map_err(|rtrb::PushError::Full(c)| c)
+        self.producer
+            .push(change)
+            .map_err(|rtrb::PushError::Full(c)| c)
     }
+}
+
+/// An input the engine reads: one per channel input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputPort {
+    /// Port name (`kick_in`, `keys_in_L`).
+    pub name: String,
+    /// The interface input (or JACK port) the session connects it to.
+    pub source: PortRef,
 }
 
 /// Where an engine output goes.
@@ -126,15 +134,6 @@ pub struct OutputPort {
     pub name: String,
     /// The interface output the session routes it to, if any.
     pub dest: Option<PortRef>,
-}
-
-/// Meters of the whole console, read back after a block.
-#[derive(Debug, Clone, Default)]
-pub struct Meters {
-    pub channels: Vec<StripMeters>,
-    pub buses: Vec<StripMeters>,
-    pub master: StripMeters,
-    pub limiter_gr_db: f32,
 }
 
 /// The compiled mix graph.
@@ -152,11 +151,12 @@ pub struct Engine {
     outputs: Vec<OutputPort>,
     /// For each bus with direct outputs, its first engine output index.
     bus_out_index: Vec<Option<usize>>,
-    input_ports: Vec<PortRef>,
+    input_ports: Vec<InputPort>,
     solo_active: bool,
     /// Transport position (samples) of the next block.
     position: u64,
     consumer: Option<rtrb::Consumer<ParamChange>>,
+    meter_bank: Arc<MeterBank>,
 }
 
 impl Engine {
@@ -176,16 +176,7 @@ impl Engine {
         if max_block == 0 || max_block > 8192 {
             return Err(BuildError::Block(max_block));
         }
-        let mut input_ports: Vec<PortRef> = Vec::new();
-        let mut port_index = |p: &PortRef| -> usize {
-            match input_ports.iter().position(|q| q == p) {
-                Some(i) => i,
-                None => {
-                    input_ports.push(p.clone());
-                    input_ports.len() - 1
-                }
-            }
-        };
+        let mut input_ports: Vec<InputPort> = Vec::new();
         let aux: Vec<usize> = session
             .buses
             .iter()
@@ -209,13 +200,32 @@ impl Engine {
                     (SourceRt::File(data.clone()), data.len())
                 }
                 Source::Input(ports) => {
-                    let a = port_index(&ports[0]);
-                    let b = ports.get(1).map_or(a, &mut port_index);
-                    (SourceRt::Input([a, b]), ports.len().clamp(1, 2))
+                    let first = input_ports.len();
+                    let stereo = ports.len() >= 2;
+                    for (k, p) in ports.iter().take(2).enumerate() {
+                        let name = match (stereo, k) {
+                            (false, _) => format!("{}_in", ch.name),
+                            (true, 0) => format!("{}_in_L", ch.name),
+                            (true, _) => format!("{}_in_R", ch.name),
+                        };
+                        input_ports.push(InputPort {
+                            name,
+                            source: p.clone(),
+                        });
+                    }
+                    let second = if stereo { first + 1 } else { first };
+                    (SourceRt::Input([first, second]), if stereo { 2 } else { 1 })
                 }
                 Source::None => (SourceRt::Silence, 1),
             };
-            channels.push(ChannelStrip::new(ch, nch, src, &aux, sample_rate, max_block));
+            channels.push(ChannelStrip::new(
+                ch,
+                nch,
+                src,
+                &aux,
+                sample_rate,
+                max_block,
+            ));
         }
 
         let buses: Vec<BusStrip> = session
@@ -264,6 +274,7 @@ impl Engine {
             solo_active: false,
             position: 0,
             consumer: None,
+            meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -291,8 +302,9 @@ impl Engine {
         self.max_block
     }
 
-    /// The interface inputs the engine reads, in the order `process` expects them.
-    pub fn input_ports(&self) -> &[PortRef] {
+    /// The inputs the engine reads, one per channel input (`kick_in`, `keys_in_L`), in the
+    /// order `process` expects them.
+    pub fn input_ports(&self) -> &[InputPort] {
         &self.input_ports
     }
 
@@ -349,15 +361,27 @@ impl Engine {
         self.master.snap();
     }
 
-    /// Meters after the last block.
+    /// Meters after the last block (control plane: allocates).
     pub fn meters(&self) -> Meters {
-        let (master, limiter_gr_db) = self.master.meters();
-        Meters {
-            channels: self.channels.iter().map(ChannelStrip::meters).collect(),
-            buses: self.buses.iter().map(BusStrip::meters).collect(),
-            master,
-            limiter_gr_db,
+        self.meter_bank.read()
+    }
+
+    /// The shared meter storage this engine publishes into after every block; readers on
+    /// other threads copy it out at display rate.
+    pub fn meter_bank(&self) -> Arc<MeterBank> {
+        self.meter_bank.clone()
+    }
+
+    fn publish_meters(&self) {
+        let bank = &self.meter_bank;
+        for (i, c) in self.channels.iter().enumerate() {
+            bank.put_channel(i, &c.meters());
         }
+        for (i, b) in self.buses.iter().enumerate() {
+            bank.put_bus(i, &b.meters());
+        }
+        let (m, gr) = self.master.meters();
+        bank.put_master(&m, gr, self.position);
     }
 
     /// Process `frames` frames: read `inputs` (one slice per [`Engine::input_ports`] entry;
@@ -421,12 +445,24 @@ impl Engine {
             match ch.output {
                 Output::Master => {
                     let [l, r] = &mut self.master_in;
-                    ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], &mut self.bus_inputs);
+                    ch.process(
+                        n,
+                        pos,
+                        inputs,
+                        [&mut l[..n], &mut r[..n]],
+                        &mut self.bus_inputs,
+                    );
                 }
                 Output::Bus(b) => {
                     // Take the destination's buffers out so the strip can also write sends.
                     let [mut l, mut r] = std::mem::take(&mut self.bus_inputs[b]);
-                    ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], &mut self.bus_inputs);
+                    ch.process(
+                        n,
+                        pos,
+                        inputs,
+                        [&mut l[..n], &mut r[..n]],
+                        &mut self.bus_inputs,
+                    );
                     self.bus_inputs[b] = [l, r];
                 }
             }
@@ -462,6 +498,7 @@ impl Engine {
             }
         }
         self.position += n as u64;
+        self.publish_meters();
     }
 }
 

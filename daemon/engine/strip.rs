@@ -39,7 +39,7 @@ pub(super) struct SendRt {
 }
 
 /// Values read back for meters.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StripMeters {
     pub peak_db: [f32; 2],
     pub rms_db: [f32; 2],
@@ -109,8 +109,14 @@ impl ChannelStrip {
     ) -> Self {
         let sr = sample_rate;
         let g = |v: f32| SmoothedGain::new(v, GAIN_GLIDE_MS, sr);
-        let gate_p = ["threshold_db", "range_db", "attack_ms", "hold_ms", "release_ms"]
-            .map(|k| spec_default(spec::GATE, k));
+        let gate_p = [
+            "threshold_db",
+            "range_db",
+            "attack_ms",
+            "hold_ms",
+            "release_ms",
+        ]
+        .map(|k| spec_default(spec::GATE, k));
         let comp_p = [
             "threshold_db",
             "ratio",
@@ -270,8 +276,7 @@ impl ChannelStrip {
         let solo_muted = solo_active && !self.solo && !self.solo_safe;
         let main = !(self.mute || solo_muted);
         self.main_gate.set_target(if main { 1.0 } else { 0.0 });
-        self.send_gate
-            .set_target(if self.mute { 0.0 } else { 1.0 });
+        self.send_gate.set_target(if self.mute { 0.0 } else { 1.0 });
     }
 
     /// Jump every smoother and filter to its target (after the initial parameter set).

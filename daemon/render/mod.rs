@@ -201,8 +201,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     let mut writer =
         AtomicWavWriter::create(&opts.out, rate, 2, opts.format).map_err(RenderError::Write)?;
     let mut loudness = Loudness::new(rate, 2);
-    let bar = (opts.progress && std::io::stderr().is_terminal() && frames > rate as u64 * 10)
-        .then(|| {
+    let bar = (opts.progress && std::io::stderr().is_terminal() && frames > rate as u64 * 10).then(
+        || {
             let bar = indicatif::ProgressBar::new(frames);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -211,7 +211,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
-        });
+        },
+    );
 
     let began = Instant::now();
     let _ftz = DenormalGuard::new();

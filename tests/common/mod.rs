@@ -73,7 +73,9 @@ impl Rig {
 
 pub fn sine(freq: f32, amp: f32, frames: usize) -> Vec<f32> {
     (0..frames)
-        .map(|i| amp * (2.0 * std::f64::consts::PI * freq as f64 * i as f64 / SR as f64).sin() as f32)
+        .map(|i| {
+            amp * (2.0 * std::f64::consts::PI * freq as f64 * i as f64 / SR as f64).sin() as f32
+        })
         .collect()
 }
 
