@@ -72,8 +72,8 @@ fn neutral_console_renders_the_exact_sum_of_its_stems() {
     let b = signal(3, 28800, 0.3); // 0.6 s: shorter, silence after its end
     let c = signal(4, 40000, 0.2);
     write_wav(&dir.join("a.wav"), 48000, &[a_l.clone(), a_r.clone()]);
-    write_wav(&dir.join("b.wav"), 48000, &[b.clone()]);
-    write_wav(&dir.join("c.wav"), 48000, &[c.clone()]);
+    write_wav(&dir.join("b.wav"), 48000, std::slice::from_ref(&b));
+    write_wav(&dir.join("c.wav"), 48000, std::slice::from_ref(&c));
     std::fs::write(
         dir.join("s.yaml"),
         "version: 1

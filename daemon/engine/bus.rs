@@ -308,11 +308,11 @@ impl MasterStrip {
         self.eq.process(&mut chans);
         self.comp.process(&mut chans);
         if self.fader.is_smoothing() {
-            let n = chans[0].len();
-            for i in 0..n {
+            let [l, r] = &mut chans;
+            for (a, b) in l.iter_mut().zip(r.iter_mut()) {
                 let g = self.fader.next_value();
-                chans[0][i] *= g;
-                chans[1][i] *= g;
+                *a *= g;
+                *b *= g;
             }
         } else {
             let g = self.fader.current();

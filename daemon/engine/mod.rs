@@ -418,10 +418,7 @@ impl Engine {
             done = until;
         }
         // Changes queued for frames past this call take effect at the start of the next one.
-        loop {
-            let Some(consumer) = self.consumer.as_mut() else {
-                break;
-            };
+        while let Some(consumer) = self.consumer.as_mut() {
             let change = match consumer.peek() {
                 Ok(c) if c.frame as usize >= frames => *c,
                 _ => break,
