@@ -98,6 +98,57 @@ fn time_engine(n_ch: usize, seconds: f32) -> f64 {
     t.elapsed().as_nanos() as f64 / (blocks * BLOCK) as f64
 }
 
+/// ns per sample of one processor on 64-frame mono blocks.
+fn time_part(name: &str, mut f: impl FnMut(&mut [&mut [f32]])) {
+    let src = noise(7, 48000, 0.5);
+    let mut buf = vec![0.0f32; BLOCK];
+    let blocks = 48000 * 20 / BLOCK;
+    let _ftz = DenormalGuard::new();
+    let t = Instant::now();
+    for b in 0..blocks {
+        let off = (b * BLOCK) % (48000 - BLOCK);
+        buf.copy_from_slice(&src[off..off + BLOCK]);
+        f(&mut [&mut buf[..]]);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / (blocks * BLOCK) as f64;
+    println!("parts: {name:<28} {ns:6.2} ns/sample");
+}
+
+fn parts() {
+    use faderbridge::dsp::dynamics::{Compressor, Gate, Saturation};
+    use faderbridge::dsp::filters::{EqBand, EqKind, PassFilter, PassKind, Slope};
+    use faderbridge::meter::PeakRms;
+    let mut hpf = PassFilter::new(SR, 1, PassKind::HighPass);
+    hpf.set(60.0, Slope::Db24);
+    hpf.set_enabled(true);
+    hpf.snap();
+    time_part("hpf 24 dB/oct", |c| hpf.process(c));
+    let mut eq: Vec<EqBand> = (0..4).map(|_| EqBand::new(SR, 1)).collect();
+    for (i, b) in eq.iter_mut().enumerate() {
+        b.set(EqKind::Bell, 100.0 * 4f32.powi(i as i32), 3.0, 1.0);
+        b.set_enabled(true);
+        b.snap();
+    }
+    time_part("eq 4 bands", |c| eq.iter_mut().for_each(|b| b.process(c)));
+    let mut gate = Gate::new(SR);
+    gate.set(-60.0, 30.0, 0.5, 20.0, 100.0);
+    gate.set_enabled(true);
+    gate.reset();
+    time_part("gate", |c| gate.process(c));
+    let mut comp = Compressor::new(SR);
+    comp.set(-20.0, 3.0, 6.0, 10.0, 120.0, 0.0);
+    comp.set_enabled(true);
+    comp.reset();
+    time_part("compressor", |c| comp.process(c));
+    let mut sat = Saturation::new(SR);
+    sat.set(4.0, 0.3);
+    sat.set_enabled(true);
+    sat.reset();
+    time_part("saturation", |c| sat.process(c));
+    let mut meter = PeakRms::new(SR, 1);
+    time_part("peak/rms meter", |c| meter.process(&[&*c[0]]));
+}
+
 fn write_stems(dir: &Path, n: usize, seconds: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
@@ -138,6 +189,9 @@ fn main() {
             (many - empty) / 32.0
         );
         println!("strip: buses alone          {:8.1} ns/frame", empty);
+    }
+    if want("parts") {
+        parts();
     }
     if want("render") {
         let dir: PathBuf = std::env::var_os("FB_BENCH_DIR")
