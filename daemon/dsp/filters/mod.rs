@@ -515,8 +515,10 @@ impl EqBand {
                 self.pending_kind = None;
                 self.fade.gain.set_target(self.wet_target());
             } else if self.fade.is_off() {
+                // Silent: switch at once.
                 self.kind = kind;
                 self.pending_kind = None;
+                self.update_coeffs(false);
             } else {
                 self.pending_kind = Some(kind);
                 self.fade.gain.set_target(0.0);
@@ -530,8 +532,14 @@ impl EqBand {
     /// Switch the band in or out with a short crossfade (click-free).
     pub fn set_enabled(&mut self, on: bool) {
         if on && !self.enabled && self.fade.is_off() {
-            // Coming back from silence: start the filter from rest.
+            // Coming back from silence: start from rest, at the target settings.
             self.states = [SvfState::default(); MAX_CHANNELS];
+            if let Some(k) = self.pending_kind.take() {
+                self.kind = k;
+            }
+            self.cur = self.target;
+            self.gliding = false;
+            self.update_coeffs(false);
         }
         self.enabled = on;
         if self.pending_kind.is_none() {
@@ -753,8 +761,10 @@ impl PassFilter {
     /// Switch the filter in or out with a short crossfade (click-free).
     pub fn set_enabled(&mut self, on: bool) {
         if on && !self.enabled && self.fade.is_off() {
+            // Coming back from silence: start from rest, at the target settings.
             self.s1 = [SvfState::default(); MAX_CHANNELS];
             self.s2 = [SvfState::default(); MAX_CHANNELS];
+            self.settle();
         }
         self.enabled = on;
         self.fade.gain.set_target(if on { 1.0 } else { 0.0 });
@@ -1249,6 +1259,28 @@ mod tests {
     }
 
     #[test]
+    fn settings_made_while_off_apply_when_switched_on() {
+        // Type, frequency and slope changed while off (no process call in between), then on:
+        // after the fade-in the response is the new one straight away, with no glide.
+        let mut b = EqBand::new(SR, 1);
+        b.set(EqKind::Bell, 200.0, 6.0, 1.0);
+        b.snap();
+        b.set(EqKind::Notch, 2000.0, 0.0, 1.0);
+        b.set_enabled(true);
+        let got = measure_db(1500.0, SR, 0.02, |c| b.process(c));
+        let want = eq_prototype_magnitude_db(EqKind::Notch, 1500.0, 2000.0, 0.0, 1.0, 48e3);
+        assert!((got - want).abs() < 0.1, "notch {got} vs {want}");
+        let mut p = PassFilter::new(SR, 1, PassKind::LowPass);
+        p.set(8000.0, Slope::Db12);
+        p.snap();
+        p.set(1000.0, Slope::Db24);
+        p.set_enabled(true);
+        let got = measure_db(1500.0, SR, 0.02, |c| p.process(c));
+        let want = butterworth_db(PassKind::LowPass, 1500.0, 1000.0, 2, 48e3);
+        assert!((got - want).abs() < 0.1, "LPF {got} vs {want}");
+    }
+
+    #[test]
     fn disabled_is_exact_passthrough() {
         let mut b = EqBand::new(SR, 2);
         b.set(EqKind::Bell, 500.0, 12.0, 2.0);
@@ -1268,13 +1300,9 @@ mod tests {
         let mut x = sine(440.0, SR, 2000, 0.7);
         b.process(&mut [&mut x]);
         let x0 = sine(440.0, SR, 2000, 0.7);
-        let fade = ms_to_samples_test(FADE_MS);
+        let fade = crate::dsp::util::ms_to_samples(FADE_MS, SR);
         assert_ne!(x[..fade], x0[..fade]);
         assert_eq!(x[fade..], x0[fade..]);
-    }
-
-    fn ms_to_samples_test(ms: f32) -> usize {
-        (ms * 0.001 * SR).round() as usize
     }
 
     #[test]
