@@ -314,6 +314,33 @@ fn downsampling_length_is_rounded() {
 }
 
 #[test]
+fn reads_hound_24_bit_extensible_wav() {
+    // hound writes 24-bit files as WAVE_FORMAT_EXTENSIBLE (the demo stems are made this way).
+    let dir = tmp_dir("hound");
+    let path = dir.join("x.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create");
+    let vals = [0i32, 1, -1, 8_388_607, -8_388_608, 4_194_304];
+    for v in vals {
+        w.write_sample(v).expect("write");
+    }
+    w.finalize().expect("finalize");
+    let stem = read_stem(&path, 48_000).expect("read");
+    assert_eq!(stem.channels.len(), 2);
+    let got: Vec<f32> = (0..3)
+        .flat_map(|i| [stem.channels[0][i], stem.channels[1][i]])
+        .collect();
+    for (g, v) in got.iter().zip(vals) {
+        assert_eq!(*g, v as f32 / 8_388_608.0);
+    }
+}
+
+#[test]
 fn reads_32_bit_integer_wav() {
     let dir = tmp_dir("s32");
     let path = dir.join("x.wav");
