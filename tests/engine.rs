@@ -284,3 +284,47 @@ fn fader_stream_sweep_stays_within_signal_slope() {
         "step {worst} > sine's own {own_slope}"
     );
 }
+
+#[test]
+fn file_sources_loop_sample_exactly_when_looping_is_on() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let dir = std::env::temp_dir().join(format!("fb-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("x.wav"), b"").unwrap(); // validation checks existence only
+    let s = faderbridge::session::parse_str(
+        "version: 1\nchannels:\n  - { name: x, source: { file: x.wav }, pan: -1 }\n",
+        &dir.join("s.yaml"),
+    )
+    .unwrap();
+    let tree = faderbridge::params::ParamTree::build(&s);
+    // A 100-sample ramp: sample i has value i + 1.
+    let ramp: Vec<f32> = (0..100).map(|i| (i + 1) as f32).collect();
+    let stems = HashMap::from([(0usize, Arc::new(vec![ramp]))]);
+    let mut e = faderbridge::engine::Engine::build(&s, &tree, &stems, SR, BLOCK).unwrap();
+    assert_eq!(e.file_length(), 100);
+    e.set_loop(Some(100));
+    let lat = e.latency();
+    let mut l = vec![0.0f32; 512];
+    let mut r = vec![0.0f32; 512];
+    for k in 0..8 {
+        let mut outs: Vec<&mut [f32]> =
+            vec![&mut l[k * 64..(k + 1) * 64], &mut r[k * 64..(k + 1) * 64]];
+        e.process(64, &[], &mut outs);
+    }
+    for i in lat..512 {
+        assert_eq!(l[i], ((i - lat) % 100 + 1) as f32, "sample {i}");
+    }
+    // Without the loop, silence after the end.
+    e.set_loop(None);
+    e.locate(90);
+    let mut outs: Vec<&mut [f32]> = vec![&mut l[..64], &mut r[..64]];
+    // Blocks 90..154 and 154..218 still carry the ramp's end through the limiter's
+    // look-ahead; the third block's input (218 - latency onward) is all past the end.
+    for _ in 0..3 {
+        e.process(64, &[], &mut outs);
+    }
+    assert!(lat < 218 - 100);
+    assert!(l.iter().take(64).all(|&v| v == 0.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -157,6 +157,8 @@ pub struct Engine {
     position: u64,
     consumer: Option<rtrb::Consumer<ParamChange>>,
     meter_bank: Arc<MeterBank>,
+    /// Transport loop length (live playback of file sources).
+    loop_len: Option<u64>,
 }
 
 impl Engine {
@@ -275,6 +277,7 @@ impl Engine {
             position: 0,
             consumer: None,
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
+            loop_len: None,
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -355,6 +358,33 @@ impl Engine {
         self.channels.iter_mut().for_each(|c| c.update_gates(solo));
     }
 
+    /// Jump every glide to its target: for an engine just built and given the console's
+    /// current values (control plane, before the engine starts playing).
+    pub fn settle(&mut self) {
+        self.snap();
+    }
+
+    /// Loop the transport over `[0, len)` samples (the live daemon loops its file sources);
+    /// `None` plays straight on (render).
+    pub fn set_loop(&mut self, len: Option<u64>) {
+        self.loop_len = len.filter(|&l| l > 0);
+        if let Some(l) = self.loop_len {
+            self.position %= l;
+        }
+    }
+
+    /// Length of the longest file source, in samples (0 without file sources).
+    pub fn file_length(&self) -> u64 {
+        self.channels
+            .iter()
+            .filter_map(|c| match &c.source {
+                SourceRt::File(d) => d.iter().map(|v| v.len() as u64).max(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn snap(&mut self) {
         self.channels.iter_mut().for_each(ChannelStrip::snap);
         self.buses.iter_mut().for_each(BusStrip::snap);
@@ -394,6 +424,11 @@ impl Engine {
         while done < frames {
             // Apply every change due at or before this frame, then run until the next one.
             let mut until = frames.min(done + self.max_block);
+            if let Some(l) = self.loop_len {
+                // Split at the loop point so the wrap is sample-exact.
+                let left = (l - self.position.min(l - 1)) as usize;
+                until = until.min(done + left);
+            }
             while let Some(consumer) = self.consumer.as_mut() {
                 let Ok(next) = consumer.peek() else { break };
                 let at = next.frame as usize;
@@ -495,6 +530,11 @@ impl Engine {
             }
         }
         self.position += n as u64;
+        if let Some(l) = self.loop_len
+            && self.position >= l
+        {
+            self.position -= l;
+        }
         self.publish_meters();
     }
 }
