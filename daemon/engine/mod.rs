@@ -43,8 +43,15 @@ pub fn pan_gains(channels: usize, pan: f32) -> (f32, f32) {
     let theta = (p + 1.0) * std::f32::consts::FRAC_PI_4;
     let (l, r) = (theta.cos(), theta.sin());
     if channels >= 2 {
+        // The near side stays at exactly unity; the far side follows the sine law.
         let s = std::f32::consts::SQRT_2;
-        ((l * s).min(1.0), (r * s).min(1.0))
+        if p > 0.0 {
+            ((l * s).min(1.0), 1.0)
+        } else if p < 0.0 {
+            (1.0, (r * s).min(1.0))
+        } else {
+            (1.0, 1.0)
+        }
     } else {
         (l, r)
     }
