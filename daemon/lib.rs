@@ -13,6 +13,10 @@
 //! - [`media`]: reading stems (WAV/FLAC, resampled) and writing WAV files atomically.
 //! - [`render`]: the offline bounce (`faderbridge render`).
 //! - [`demo`]: the demo song's stems and session.
+//! - [`audio`]: the audio backends (JACK, cpal, null) that drive the engine live.
+//! - [`control`]: the console: the one owner of live state, which every surface talks to.
+//! - [`state`]: persistence of the live state (atomic files, scenes).
+//! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
 //!
 //! # Lifecycle of a render
 //! 1. [`session::load`] parses and validates the session file.
@@ -28,4 +32,5 @@ pub mod media;
 pub mod meter;
 pub mod params;
 pub mod render;
+pub mod service;
 pub mod session;

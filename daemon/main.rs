@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use faderbridge::audio::BackendKind;
 use faderbridge::media::WavFormat;
 use faderbridge::render::{self, RenderOptions};
 
@@ -17,6 +18,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the console daemon on a session (the bundled demo when none is given).
+    Run {
+        /// The session file.
+        session: Option<PathBuf>,
+        /// Audio backend: JACK when a server answers (auto), JACK, cpal, or an internal clock.
+        #[arg(long, default_value = "auto")]
+        backend: BackendKind,
+        /// Where live state, scenes and the status socket live.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// JACK server name (default: $JACK_DEFAULT_SERVER or the default server).
+        #[arg(long)]
+        jack_server: Option<String>,
+        /// cpal: a substring of the audio device's name.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Ask a running daemon for its strips, meters, load, xruns and surfaces.
+    Status {
+        /// The running daemon's state directory.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// List the audio, MIDI and serial ports this machine has.
+    Ports,
     /// Bounce a session offline to a stereo WAV, with exactly the live engine.
     Render {
         /// The session file.
@@ -44,6 +70,51 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            session,
+            backend,
+            state_dir,
+            jack_server,
+            device,
+        } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(tracing::Level::INFO)
+                .with_target(false)
+                .init();
+            let opts = faderbridge::service::RunOptions {
+                session,
+                backend,
+                state_dir,
+                jack_server,
+                device,
+            };
+            let token = tokio_util::sync::CancellationToken::new();
+            match faderbridge::service::run(opts, token) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+                }
+            }
+        }
+        Command::Status { state_dir } => {
+            let dir = state_dir.unwrap_or_else(faderbridge::state::StateDir::default_dir);
+            match faderbridge::control::query_status(&dir.join("status.sock")) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Ports => {
+            print!("{}", faderbridge::audio::list_ports());
+            ExitCode::SUCCESS
+        }
         Command::Render {
             session,
             output,
