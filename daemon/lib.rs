@@ -12,6 +12,9 @@
 //!   block by block, fed parameter changes through a wait-free queue.
 //! - [`media`]: reading stems (WAV/FLAC, resampled) and writing WAV files atomically.
 //! - [`render`]: the offline bounce (`faderbridge render`).
+//! - [`control`]: the control plane: the console that owns the live state, the one API every
+//!   surface talks through, and the status socket.
+//! - [`state`]: persistence of the live state (SPEC §9): atomic, checksummed state files.
 //!
 //! # Lifecycle of a render
 //! 1. [`session::load`] parses and validates the session file.
@@ -20,6 +23,7 @@
 //! 4. [`engine::Engine::process`] runs block by block, exactly as the live backends call it.
 //! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
 
+pub mod control;
 pub mod dsp;
 pub mod engine;
 pub mod media;
@@ -27,3 +31,4 @@ pub mod meter;
 pub mod params;
 pub mod render;
 pub mod session;
+pub mod state;
