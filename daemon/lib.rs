@@ -25,6 +25,7 @@
 //! 4. [`engine::Engine::process`] runs block by block, exactly as the live backends call it.
 //! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
 
+pub mod control;
 pub mod demo;
 pub mod dsp;
 pub mod engine;
@@ -34,3 +35,4 @@ pub mod params;
 pub mod render;
 pub mod service;
 pub mod session;
+pub mod state;

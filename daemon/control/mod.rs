@@ -1,0 +1,999 @@
+//! The control plane: the [`Console`], the one owner of the console's live state (every
+//! parameter's current value, touches, scenes, measured insert latencies), and the one API
+//! every surface (OSC, X-Air, MCU, MIDI maps, the status socket) talks through
+//! ([`ConsoleHandle`]). It forwards changes to the engine's wait-free queue, fans every change
+//! out to all subscribers tagged with its [`Origin`], reads meters back at display rate and
+//! persists the state through [`crate::state`]. It never touches the audio thread: the engine
+//! only sees [`ParamChange`]s in its queue.
+//!
+//! # Concurrency
+//! The state lives behind one `std::sync::Mutex`, held only for short, non-blocking sections
+//! (no I/O, no `.await`); the audio thread never takes it. Changes are broadcast while the
+//! lock is held, so every subscriber sees changes in the order they were stored and the last
+//! [`Change`] for a path always carries its current value. The [`Console::run`] task does the
+//! slow work: debounced state writes (on a blocking thread), meter snapshots at ~30 Hz and
+//! draining changes that did not fit into a full engine queue.
+//!
+//! # Engine lifecycle
+//! 1. `Console::new(tree, state)` restores saved values over the session's.
+//! 2. Build the engine from `handle.tree()` (the session's values), then call
+//!    [`ConsoleHandle::attach_engine`]: it queues every current value that differs from the
+//!    session's, so the engine ends up with all current values (gains glide there in
+//!    [`crate::engine::GAIN_GLIDE_MS`]). To start the engine exactly on the current values
+//!    instead, apply [`ConsoleHandle::current_changes`] with `Engine::apply` before handing it
+//!    to the audio thread (the queued copies are then no-ops).
+//! 3. On reload, [`ConsoleHandle::reload`] swaps the tree (values carry over by path) and
+//!    detaches the engine (its addresses may no longer match); build the new engine from the
+//!    new tree and attach it. Changes made in between are kept and sent on attach.
+//!
+//! # Rules
+//! - Values are validated: unknown paths, NaN and out-of-range values are errors that name the
+//!   range; stepped values are rounded. A set to the current value stores nothing and
+//!   broadcasts nothing.
+//! - A control touched by any surface is never driven by [`Origin::Automation`]: such sets are
+//!   ignored and return the current value. Surfaces and scene recalls still apply.
+//! - `engine/dsp_load`, `engine/dsp_load_peak` and `engine/xruns` are read-only parameters
+//!   fed by [`ConsoleHandle::set_engine_stats`].
+//! - Persistence: every stored change marks the state dirty; the writer saves at most every
+//!   [`SAVE_INTERVAL`] and normally within [`SAVE_INTERVAL`] plus the write time after a
+//!   change (SPEC §9 asks for 1 s), and once more on shutdown.
+
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{EngineHandle, MeterBank, Meters};
+use crate::params::{ParamChange, ParamId, ParamTree};
+use crate::state::{STATE_VERSION, SavedState, StateDir};
+
+pub use status::{
+    StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, query_status, serve_status,
+};
+
+/// Minimum time between two state writes.
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+/// Delay between the first change after a write and the next write (lets a burst coalesce).
+pub const SAVE_COALESCE: Duration = Duration::from_millis(20);
+/// Period of the meter snapshot published to [`ConsoleHandle::subscribe_meters`].
+pub const METER_PERIOD: Duration = Duration::from_millis(33);
+/// Capacity of the change broadcast; a subscriber that falls further behind gets
+/// `RecvError::Lagged` and should resynchronise with [`ConsoleHandle::snapshot`].
+pub const CHANGE_CAPACITY: usize = 8192;
+
+/// Read-only engine parameters, readable through [`ConsoleHandle::get`].
+pub const ENGINE_DSP_LOAD: &str = "engine/dsp_load";
+/// Peak DSP load (percent of the period) since the engine started.
+pub const ENGINE_DSP_LOAD_PEAK: &str = "engine/dsp_load_peak";
+/// Xrun count.
+pub const ENGINE_XRUNS: &str = "engine/xruns";
+
+/// Who caused a change. Surfaces get their id from [`ConsoleHandle::register_surface`] and
+/// drop changes carrying their own origin (so a fader never fights its own echo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Origin {
+    /// The daemon itself (restores, reloads).
+    Internal,
+    /// A scene recall.
+    Scene,
+    /// Automation playback.
+    Automation,
+    /// A registered surface.
+    Surface(u32),
+}
+
+/// One stored change, as broadcast to subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Canonical path (`ch/kick/fader_db`), whatever form the setter used.
+    pub path: Arc<str>,
+    /// Id in the current tree (ids change on reload; paths do not).
+    pub id: ParamId,
+    /// The stored value.
+    pub value: f32,
+    pub origin: Origin,
+}
+
+/// A touch or release of a control, as broadcast to touch subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Touch {
+    pub path: Arc<str>,
+    pub id: ParamId,
+    /// True when `origin` touched the control, false when it released it.
+    pub touched: bool,
+    pub origin: Origin,
+}
+
+/// Statistics the audio backend reports (fed by the daemon's `run`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Backend name (`jack`, `cpal`, `null`).
+    pub backend: String,
+    pub sample_rate: u32,
+    /// Frames per period.
+    pub block: u32,
+    /// Smoothed DSP load, percent of the period.
+    pub dsp_load: f32,
+    /// Peak DSP load, percent of the period.
+    pub dsp_load_peak: f32,
+    pub xruns: u64,
+}
+
+/// Errors of the control API. Messages are one line, fit for an OSC `/error` reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("{path}: no such parameter")]
+    UnknownPath { path: String },
+    #[error("{path}: the value is not a number")]
+    NotANumber { path: String },
+    #[error("{path}: {value} is out of range {range}")]
+    OutOfRange {
+        path: String,
+        value: f32,
+        range: String,
+    },
+    #[error("{path}: read-only")]
+    ReadOnly { path: String },
+    #[error("no scene named {name:?}")]
+    UnknownScene { name: String },
+    #[error("bad scene name {name:?}: {why}")]
+    BadSceneName { name: String, why: &'static str },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReloadSummary {
+    /// Parameters that kept their value.
+    pub kept: usize,
+    /// Paths new in this tree (they take the session's values).
+    pub added: Vec<String>,
+    /// Paths gone from the tree.
+    pub removed: Vec<String>,
+}
+
+struct EngineLink {
+    handle: EngineHandle,
+    meters: Arc<MeterBank>,
+    /// Changes that did not fit into the engine queue: latest value per parameter.
+    backlog: BTreeMap<ParamId, f32>,
+}
+
+impl EngineLink {
+    fn send(&mut self, tree: &ParamTree, id: ParamId, value: f32) {
+        if self.backlog.is_empty() {
+            let c = ParamChange {
+                addr: tree.get(id).addr,
+                value,
+                frame: 0,
+            };
+            if self.handle.send(c).is_ok() {
+                return;
+            }
+        }
+        self.backlog.insert(id, value);
+    }
+
+    fn drain(&mut self, tree: &ParamTree) {
+        while let Some((id, value)) = self.backlog.pop_first() {
+            let c = ParamChange {
+                addr: tree.get(id).addr,
+                value,
+                frame: 0,
+            };
+            if self.handle.send(c).is_err() {
+                self.backlog.insert(id, value);
+                break;
+            }
+        }
+    }
+}
+
+struct SurfaceEntry {
+    name: String,
+    info: String,
+}
+
+struct Inner {
+    tree: Arc<ParamTree>,
+    /// Canonical path of each parameter, by id.
+    paths: Vec<Arc<str>>,
+    values: Vec<f32>,
+    /// Who is touching what (several surfaces may touch one control).
+    touched: HashMap<ParamId, HashSet<Origin>>,
+    scenes: BTreeMap<String, BTreeMap<String, f32>>,
+    insert_latency: BTreeMap<String, u32>,
+    engine: Option<EngineLink>,
+    stats: EngineStats,
+    surfaces: BTreeMap<u32, SurfaceEntry>,
+    /// Bumped by every change that must be persisted.
+    generation: u64,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    changes: broadcast::Sender<Change>,
+    touches: broadcast::Sender<Touch>,
+    dirty: Notify,
+    tree_tx: watch::Sender<Arc<ParamTree>>,
+    meters_tx: watch::Sender<Arc<Meters>>,
+    next_surface: AtomicU32,
+    started: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every section is a few
+        // assignments); keep going rather than poisoning every surface.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The console: owns the live state; run it with [`Console::run`].
+pub struct Console {
+    shared: Arc<Shared>,
+    state: Option<StateDir>,
+}
+
+/// The API every surface uses. Cheap to clone; `Send + Sync`. No method blocks for longer
+/// than a short critical section; none may be called from the audio thread.
+#[derive(Clone)]
+pub struct ConsoleHandle {
+    shared: Arc<Shared>,
+}
+
+fn paths_of(tree: &ParamTree) -> Vec<Arc<str>> {
+    tree.params()
+        .iter()
+        .map(|p| Arc::<str>::from(p.path.as_str()))
+        .collect()
+}
+
+fn check_scene_name(name: &str) -> Result<(), ControlError> {
+    let bad = |why| {
+        Err(ControlError::BadSceneName {
+            name: name.to_string(),
+            why,
+        })
+    };
+    if name.trim().is_empty() {
+        return bad("empty");
+    }
+    if name.chars().count() > 64 {
+        return bad("longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("contains control characters");
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn mark_dirty(&mut self, shared_dirty: &Notify) {
+        self.generation += 1;
+        shared_dirty.notify_one();
+    }
+
+    fn resolve(&self, path: &str) -> Result<ParamId, ControlError> {
+        self.tree
+            .resolve(path)
+            .ok_or_else(|| ControlError::UnknownPath {
+                path: path.to_string(),
+            })
+    }
+
+    /// Validate, store, forward, broadcast. Returns the stored value.
+    fn set(
+        &mut self,
+        sh: &Shared,
+        path: &str,
+        value: f32,
+        origin: Origin,
+    ) -> Result<f32, ControlError> {
+        if is_engine_param(path) {
+            return Err(ControlError::ReadOnly {
+                path: path.to_string(),
+            });
+        }
+        let id = self.resolve(path)?;
+        let spec = self.tree.get(id).spec;
+        if value.is_nan() {
+            return Err(ControlError::NotANumber {
+                path: self.paths[id.0 as usize].to_string(),
+            });
+        }
+        if !spec.contains(value) {
+            return Err(ControlError::OutOfRange {
+                path: self.paths[id.0 as usize].to_string(),
+                value,
+                range: spec.range_text(),
+            });
+        }
+        Ok(self.store(sh, id, spec.sanitize(value), origin))
+    }
+
+    /// Store an already valid value.
+    fn store(&mut self, sh: &Shared, id: ParamId, v: f32, origin: Origin) -> f32 {
+        let i = id.0 as usize;
+        if origin == Origin::Automation && self.touched.get(&id).is_some_and(|s| !s.is_empty()) {
+            return self.values[i];
+        }
+        if self.values[i].to_bits() == v.to_bits() {
+            return v;
+        }
+        self.values[i] = v;
+        if let Some(e) = self.engine.as_mut() {
+            e.send(&self.tree, id, v);
+        }
+        self.mark_dirty(&sh.dirty);
+        // No receivers is not an error: nobody is listening yet.
+        let _ = sh.changes.send(Change {
+            path: self.paths[i].clone(),
+            id,
+            value: v,
+            origin,
+        });
+        v
+    }
+
+    fn saved_state(&self) -> SavedState {
+        SavedState {
+            version: STATE_VERSION,
+            params: self
+                .paths
+                .iter()
+                .zip(&self.values)
+                .map(|(p, v)| (p.to_string(), *v))
+                .collect(),
+            scenes: self.scenes.clone(),
+            insert_latency: self.insert_latency.clone(),
+        }
+    }
+}
+
+fn is_engine_param(path: &str) -> bool {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    matches!(p, ENGINE_DSP_LOAD | ENGINE_DSP_LOAD_PEAK | ENGINE_XRUNS)
+}
+
+impl Console {
+    /// A console over `tree`, restoring the saved state from `state` (if any) over the
+    /// session's values: parameters by path (unknown paths are ignored, with one log line;
+    /// out-of-range values are clamped), scenes and insert latencies. An unreadable state
+    /// file is logged and the session's values are used.
+    pub fn new(tree: ParamTree, state: Option<StateDir>) -> (Console, ConsoleHandle) {
+        let tree = Arc::new(tree);
+        let paths = paths_of(&tree);
+        let mut values: Vec<f32> = tree.params().iter().map(|p| p.initial).collect();
+        let mut scenes = BTreeMap::new();
+        let mut insert_latency = BTreeMap::new();
+        if let Some(dir) = &state {
+            match dir.load() {
+                Ok(Some(saved)) => {
+                    let mut restored = 0usize;
+                    let mut unknown = Vec::new();
+                    for (path, v) in &saved.params {
+                        match tree.resolve(path) {
+                            Some(id) if !v.is_nan() => {
+                                values[id.0 as usize] = tree.get(id).spec.sanitize(*v);
+                                restored += 1;
+                            }
+                            _ => unknown.push(path.as_str()),
+                        }
+                    }
+                    tracing::info!(
+                        "restored {restored} parameter values, {} scenes from {}",
+                        saved.scenes.len(),
+                        dir.file().display()
+                    );
+                    if !unknown.is_empty() {
+                        let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
+                        tracing::info!(
+                            "ignored {} saved values for parameters the session no longer has ({}{})",
+                            unknown.len(),
+                            shown.join(", "),
+                            if unknown.len() > 5 { ", ..." } else { "" }
+                        );
+                    }
+                    scenes = saved.scenes;
+                    insert_latency = saved.insert_latency;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("{e}; starting from the session's values"),
+            }
+        }
+        let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
+        let (touches, _) = broadcast::channel(1024);
+        let (tree_tx, _) = watch::channel(tree.clone());
+        let (meters_tx, _) = watch::channel(Arc::new(Meters::default()));
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                tree,
+                paths,
+                values,
+                touched: HashMap::new(),
+                scenes,
+                insert_latency,
+                engine: None,
+                stats: EngineStats::default(),
+                surfaces: BTreeMap::new(),
+                generation: 0,
+            }),
+            changes,
+            touches,
+            dirty: Notify::new(),
+            tree_tx,
+            meters_tx,
+            next_surface: AtomicU32::new(1),
+            started: Instant::now(),
+        });
+        let handle = ConsoleHandle {
+            shared: shared.clone(),
+        };
+        (Console { shared, state }, handle)
+    }
+
+    /// A handle to this console.
+    pub fn handle(&self) -> ConsoleHandle {
+        ConsoleHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Same as [`ConsoleHandle::attach_engine`].
+    pub fn attach_engine(&mut self, handle: EngineHandle, meters: Arc<MeterBank>) {
+        self.handle().attach_engine(handle, meters);
+    }
+
+    /// The console task: debounced state writes, meter snapshots at display rate, draining
+    /// the engine backlog. On `shutdown` it writes the state one last time (if anything
+    /// changed since the last write) and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let sh = self.shared;
+        let mut meter_tick = tokio::time::interval(METER_PERIOD);
+        meter_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut saved_gen = 0u64;
+        let mut last_save: Option<Instant> = None;
+        let mut next_save: Option<Instant> = None;
+        loop {
+            let save_due = async {
+                match next_save {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = sh.dirty.notified() => {
+                    if next_save.is_none() && self.state.is_some() {
+                        let now = Instant::now();
+                        let earliest = last_save.map_or(now, |t| t + SAVE_INTERVAL);
+                        next_save = Some(earliest.max(now + SAVE_COALESCE));
+                    }
+                }
+                () = save_due => {
+                    let started = Instant::now();
+                    next_save = None;
+                    let stale = sh.lock().generation != saved_gen;
+                    if let Some(dir) = self.state.as_ref().filter(|_| stale) {
+                        match save(&sh, dir).await {
+                            Ok(g) => saved_gen = saved_gen.max(g),
+                            Err(()) => next_save = Some(started + Duration::from_secs(1)),
+                        }
+                    }
+                    last_save = Some(started);
+                    if next_save.is_none() && sh.lock().generation != saved_gen {
+                        next_save = Some(started + SAVE_INTERVAL);
+                    }
+                }
+                _ = meter_tick.tick() => {
+                    let bank = {
+                        let mut g = sh.lock();
+                        let inner = &mut *g;
+                        inner.engine.as_mut().map(|e| {
+                            e.drain(&inner.tree);
+                            e.meters.clone()
+                        })
+                    };
+                    if let Some(bank) = bank {
+                        sh.meters_tx.send_replace(Arc::new(bank.read()));
+                    }
+                }
+            }
+        }
+        if let Some(dir) = &self.state
+            && sh.lock().generation != saved_gen
+        {
+            let _ = save(&sh, dir).await;
+        }
+    }
+}
+
+/// Write the current state; returns the generation written.
+async fn save(sh: &Shared, dir: &StateDir) -> Result<u64, ()> {
+    let (generation, s) = {
+        let g = sh.lock();
+        (g.generation, g.saved_state())
+    };
+    let dir = dir.clone();
+    match tokio::task::spawn_blocking(move || dir.save(&s)).await {
+        Ok(Ok(())) => Ok(generation),
+        Ok(Err(e)) => {
+            tracing::warn!("{e}; retrying in 1 s");
+            Err(())
+        }
+        Err(e) => {
+            tracing::warn!("state writer failed: {e}; retrying in 1 s");
+            Err(())
+        }
+    }
+}
+
+impl ConsoleHandle {
+    /// Register a surface; its changes carry the returned `Origin::Surface(id)`.
+    pub fn register_surface(&self, name: &str) -> Origin {
+        let id = self.shared.next_surface.fetch_add(1, Ordering::Relaxed);
+        self.shared.lock().surfaces.insert(
+            id,
+            SurfaceEntry {
+                name: name.to_string(),
+                info: String::new(),
+            },
+        );
+        Origin::Surface(id)
+    }
+
+    /// Forget a surface (and release everything it touched).
+    pub fn unregister_surface(&self, origin: Origin) {
+        if let Origin::Surface(id) = origin {
+            self.shared.lock().surfaces.remove(&id);
+        }
+        let touched: Vec<String> = {
+            let g = self.shared.lock();
+            g.touched
+                .iter()
+                .filter(|(_, s)| s.contains(&origin))
+                .map(|(id, _)| g.paths[id.0 as usize].to_string())
+                .collect()
+        };
+        for p in touched {
+            let _ = self.touch_sync(&p, false, origin);
+        }
+    }
+
+    /// A one-line description of a surface's state for `faderbridge status`
+    /// (`2 clients`, `X-Touch online`).
+    pub fn set_surface_info(&self, origin: Origin, info: &str) {
+        if let Origin::Surface(id) = origin
+            && let Some(s) = self.shared.lock().surfaces.get_mut(&id)
+        {
+            s.info = info.to_string();
+        }
+    }
+
+    /// Set a parameter (by canonical path or `ch/N/...`): validates, stores, forwards to the
+    /// engine and broadcasts. Returns the stored value (stepped values rounded; for
+    /// automation on a touched control, the unchanged current value).
+    ///
+    /// # Errors
+    /// Unknown path, NaN, a value outside the range (the message says the range), or a
+    /// read-only engine parameter.
+    pub async fn set(&self, path: &str, value: f32, origin: Origin) -> Result<f32, ControlError> {
+        self.set_sync(path, value, origin)
+    }
+
+    /// [`ConsoleHandle::set`] for threads outside the runtime (MIDI callbacks). Never call it
+    /// from the audio thread.
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::set`].
+    pub fn set_sync(&self, path: &str, value: f32, origin: Origin) -> Result<f32, ControlError> {
+        self.shared.lock().set(&self.shared, path, value, origin)
+    }
+
+    /// Set from 0..1 control travel through the parameter's taper (the fader law for faders).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::set`]; `n` outside 0..1 is out of range.
+    pub async fn set_normalized(
+        &self,
+        path: &str,
+        n: f32,
+        origin: Origin,
+    ) -> Result<f32, ControlError> {
+        let mut g = self.shared.lock();
+        if is_engine_param(path) {
+            return Err(ControlError::ReadOnly {
+                path: path.to_string(),
+            });
+        }
+        let id = g.resolve(path)?;
+        let p = g.paths[id.0 as usize].to_string();
+        if n.is_nan() {
+            return Err(ControlError::NotANumber { path: p });
+        }
+        if !(0.0..=1.0).contains(&n) {
+            return Err(ControlError::OutOfRange {
+                path: p,
+                value: n,
+                range: "0..1 (normalized)".into(),
+            });
+        }
+        let spec = g.tree.get(id).spec;
+        Ok(g.store(&self.shared, id, spec.from_normalized(n), origin))
+    }
+
+    /// The current value of a parameter, or of a read-only engine parameter.
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub async fn get(&self, path: &str) -> Result<f32, ControlError> {
+        self.get_sync(path)
+    }
+
+    /// [`ConsoleHandle::get`] for threads outside the runtime.
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub fn get_sync(&self, path: &str) -> Result<f32, ControlError> {
+        let g = self.shared.lock();
+        let p = path.strip_prefix('/').unwrap_or(path);
+        match p {
+            ENGINE_DSP_LOAD => return Ok(g.stats.dsp_load),
+            ENGINE_DSP_LOAD_PEAK => return Ok(g.stats.dsp_load_peak),
+            ENGINE_XRUNS => return Ok(g.stats.xruns as f32),
+            _ => {}
+        }
+        let id = g.resolve(path)?;
+        Ok(g.values[id.0 as usize])
+    }
+
+    /// The current value as 0..1 control travel through the taper.
+    ///
+    /// # Errors
+    /// Unknown path (engine parameters have no taper).
+    pub async fn get_normalized(&self, path: &str) -> Result<f32, ControlError> {
+        let g = self.shared.lock();
+        let id = g.resolve(path)?;
+        Ok(g.tree.get(id).spec.to_normalized(g.values[id.0 as usize]))
+    }
+
+    /// Touch (`true`) or release a control. While any surface touches it, automation does not
+    /// drive it. Touch changes are broadcast to [`ConsoleHandle::subscribe_touch`].
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub async fn touch(
+        &self,
+        path: &str,
+        touched: bool,
+        origin: Origin,
+    ) -> Result<(), ControlError> {
+        self.touch_sync(path, touched, origin)
+    }
+
+    fn touch_sync(&self, path: &str, touched: bool, origin: Origin) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        let id = g.resolve(path)?;
+        let changed = if touched {
+            g.touched.entry(id).or_default().insert(origin)
+        } else {
+            let removed = g.touched.get_mut(&id).is_some_and(|s| s.remove(&origin));
+            if g.touched.get(&id).is_some_and(HashSet::is_empty) {
+                g.touched.remove(&id);
+            }
+            removed
+        };
+        if changed {
+            let _ = self.shared.touches.send(Touch {
+                path: g.paths[id.0 as usize].clone(),
+                id,
+                touched,
+                origin,
+            });
+        }
+        Ok(())
+    }
+
+    /// True while any surface touches the control.
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub fn is_touched(&self, path: &str) -> Result<bool, ControlError> {
+        let g = self.shared.lock();
+        let id = g.resolve(path)?;
+        Ok(g.touched.get(&id).is_some_and(|s| !s.is_empty()))
+    }
+
+    /// Every stored change, in order, from now on. Each surface drops changes whose origin
+    /// is its own.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Every touch and release, from now on.
+    pub fn subscribe_touch(&self) -> broadcast::Receiver<Touch> {
+        self.shared.touches.subscribe()
+    }
+
+    /// The current tree; changes on reload (surfaces resend snapshots / OSCQuery trees).
+    pub fn subscribe_tree(&self) -> watch::Receiver<Arc<ParamTree>> {
+        self.shared.tree_tx.subscribe()
+    }
+
+    /// Meter snapshots, published by [`Console::run`] every [`METER_PERIOD`] while an engine
+    /// is attached.
+    pub fn subscribe_meters(&self) -> watch::Receiver<Arc<Meters>> {
+        self.shared.meters_tx.subscribe()
+    }
+
+    /// Every parameter's canonical path and value, in tree order (the read-only engine
+    /// parameters are not included; read them with [`ConsoleHandle::get`]).
+    pub async fn snapshot(&self) -> Vec<(Arc<str>, f32)> {
+        let g = self.shared.lock();
+        g.paths
+            .iter()
+            .cloned()
+            .zip(g.values.iter().copied())
+            .collect()
+    }
+
+    /// The current parameter tree (its `initial` values are the session's, not the current
+    /// ones).
+    pub fn tree(&self) -> Arc<ParamTree> {
+        self.shared.lock().tree.clone()
+    }
+
+    /// The engine's meters now (read from its meter bank), or empty meters without an engine.
+    pub fn meters(&self) -> Meters {
+        let bank = self.shared.lock().engine.as_ref().map(|e| e.meters.clone());
+        bank.map_or_else(Meters::default, |b| b.read())
+    }
+
+    /// Attach a freshly built engine (built from [`ConsoleHandle::tree`]): replaces any
+    /// previous one and queues every current value that differs from the tree's session
+    /// value (see the module doc). Allocates.
+    pub fn attach_engine(&self, handle: EngineHandle, meters: Arc<MeterBank>) {
+        let mut g = self.shared.lock();
+        let inner = &mut *g;
+        let mut link = EngineLink {
+            handle,
+            meters,
+            backlog: BTreeMap::new(),
+        };
+        let mut sent = 0usize;
+        for (i, (p, v)) in inner.tree.params().iter().zip(&inner.values).enumerate() {
+            if p.initial.to_bits() != v.to_bits() {
+                link.send(&inner.tree, ParamId(i as u32), *v);
+                sent += 1;
+            }
+        }
+        tracing::debug!("engine attached; {sent} values differ from the session and were queued");
+        inner.engine = Some(link);
+    }
+
+    /// Detach the engine (no more changes are forwarded until the next attach).
+    pub fn detach_engine(&self) {
+        self.shared.lock().engine = None;
+    }
+
+    /// Every current value as an engine change, for `Engine::apply` on a freshly built engine
+    /// before it starts (so it starts exactly on the current values).
+    pub fn current_changes(&self) -> Vec<ParamChange> {
+        let g = self.shared.lock();
+        g.tree
+            .params()
+            .iter()
+            .zip(&g.values)
+            .map(|(p, v)| ParamChange {
+                addr: p.addr,
+                value: *v,
+                frame: 0,
+            })
+            .collect()
+    }
+
+    /// Every current value by canonical path.
+    pub fn values_for_build(&self) -> HashMap<String, f32> {
+        let g = self.shared.lock();
+        g.paths
+            .iter()
+            .zip(&g.values)
+            .map(|(p, v)| (p.to_string(), *v))
+            .collect()
+    }
+
+    /// Swap in the tree of a re-read session: parameters that still exist (same canonical
+    /// path) keep their current value (clamped to the new range) and their touches; new ones
+    /// take the session's values, and are broadcast with [`Origin::Internal`]. The engine is
+    /// detached: attach the one built from the new tree.
+    pub fn reload(&self, tree: ParamTree) -> ReloadSummary {
+        let tree = Arc::new(tree);
+        let mut g = self.shared.lock();
+        let old_tree = g.tree.clone();
+        let paths = paths_of(&tree);
+        let mut summary = ReloadSummary::default();
+        let mut values = Vec::with_capacity(tree.len());
+        let mut added_ids = Vec::new();
+        for (i, p) in tree.params().iter().enumerate() {
+            let old = old_tree
+                .resolve(&p.path)
+                .filter(|id| old_tree.get(*id).path == p.path);
+            match old {
+                Some(oid) => {
+                    values.push(p.spec.sanitize(g.values[oid.0 as usize]));
+                    summary.kept += 1;
+                }
+                None => {
+                    values.push(p.initial);
+                    summary.added.push(p.path.clone());
+                    added_ids.push(i);
+                }
+            }
+        }
+        summary.removed = old_tree
+            .params()
+            .iter()
+            .filter(|p| {
+                tree.resolve(&p.path)
+                    .is_none_or(|id| tree.get(id).path != p.path)
+            })
+            .map(|p| p.path.clone())
+            .collect();
+        let mut touched = HashMap::new();
+        for (id, who) in g.touched.drain() {
+            if let Some(nid) = tree.resolve(&old_tree.get(id).path) {
+                touched.insert(nid, who);
+            }
+        }
+        g.touched = touched;
+        g.tree = tree.clone();
+        g.paths = paths;
+        g.values = values;
+        g.engine = None;
+        g.mark_dirty(&self.shared.dirty);
+        for i in added_ids {
+            let _ = self.shared.changes.send(Change {
+                path: g.paths[i].clone(),
+                id: ParamId(i as u32),
+                value: g.values[i],
+                origin: Origin::Internal,
+            });
+        }
+        self.shared.tree_tx.send_replace(tree);
+        tracing::info!(
+            "reloaded: {} parameters kept, {} added, {} removed",
+            summary.kept,
+            summary.added.len(),
+            summary.removed.len()
+        );
+        summary
+    }
+
+    /// Save the current values as scene `name` (replacing a scene of that name).
+    ///
+    /// # Errors
+    /// An empty name, one longer than 64 characters or with control characters.
+    pub async fn scene_save(&self, name: &str) -> Result<(), ControlError> {
+        check_scene_name(name)?;
+        let mut g = self.shared.lock();
+        let scene: BTreeMap<String, f32> = g
+            .paths
+            .iter()
+            .zip(&g.values)
+            .map(|(p, v)| (p.to_string(), *v))
+            .collect();
+        g.scenes.insert(name.to_string(), scene);
+        g.mark_dirty(&self.shared.dirty);
+        Ok(())
+    }
+
+    /// Recall scene `name`: every parameter it holds is set with [`Origin::Scene`] (engine
+    /// gains glide, so no clicks). Parameters the scene does not know keep their value;
+    /// scene entries for parameters the session no longer has are skipped.
+    ///
+    /// # Errors
+    /// No such scene.
+    pub async fn scene_recall(&self, name: &str) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        let scene = g
+            .scenes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ControlError::UnknownScene {
+                name: name.to_string(),
+            })?;
+        let mut skipped = 0usize;
+        for (path, v) in &scene {
+            match g.tree.resolve(path) {
+                Some(id) if !v.is_nan() => {
+                    let v = g.tree.get(id).spec.sanitize(*v);
+                    g.store(&self.shared, id, v, Origin::Scene);
+                }
+                _ => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::info!(
+                "scene {name:?}: skipped {skipped} values for parameters the session no longer has"
+            );
+        }
+        Ok(())
+    }
+
+    /// Scene names, sorted.
+    pub async fn scene_list(&self) -> Vec<String> {
+        self.shared.lock().scenes.keys().cloned().collect()
+    }
+
+    /// Delete scene `name`.
+    ///
+    /// # Errors
+    /// No such scene.
+    pub async fn scene_delete(&self, name: &str) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        if g.scenes.remove(name).is_none() {
+            return Err(ControlError::UnknownScene {
+                name: name.to_string(),
+            });
+        }
+        g.mark_dirty(&self.shared.dirty);
+        Ok(())
+    }
+
+    /// Record the measured round-trip latency (samples) of a strip's hardware insert.
+    pub fn set_insert_latency(&self, strip: &str, samples: u32) {
+        let mut g = self.shared.lock();
+        if g.insert_latency.get(strip) != Some(&samples) {
+            g.insert_latency.insert(strip.to_string(), samples);
+            g.mark_dirty(&self.shared.dirty);
+        }
+    }
+
+    /// The measured insert latency of a strip, if any.
+    pub fn insert_latency(&self, strip: &str) -> Option<u32> {
+        self.shared.lock().insert_latency.get(strip).copied()
+    }
+
+    /// Store the backend's statistics (read back through `engine/*` and the status).
+    pub fn set_engine_stats(&self, s: EngineStats) {
+        self.shared.lock().stats = s;
+    }
+
+    /// The last statistics stored.
+    pub fn engine_stats(&self) -> EngineStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Strips, meters, engine statistics and surfaces, for `faderbridge status`.
+    pub async fn status(&self) -> StatusReport {
+        let meters = self.meters();
+        let g = self.shared.lock();
+        status::build_report(
+            &g.tree,
+            &g.values,
+            &meters,
+            g.engine.is_some(),
+            g.stats.clone(),
+            g.surfaces
+                .iter()
+                .map(|(id, s)| SurfaceStatus {
+                    id: *id,
+                    name: s.name.clone(),
+                    info: s.info.clone(),
+                })
+                .collect(),
+            g.scenes.keys().cloned().collect(),
+            self.shared.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,428 @@
+//! The status report (`faderbridge status`) and the local status socket that serves it.
+//!
+//! Protocol: a Unix stream socket (`status.sock` in the state directory). The client writes
+//! one JSON request per line and reads one JSON line back per request:
+//! - `{"cmd":"status"}` → a [`StatusReport`];
+//! - `{"cmd":"get","path":"ch/kick/fader_db"}` → `{"path":"...","value":-3.0}`;
+//! - anything else → `{"error":"..."}`.
+//!
+//! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
+//! `"inf"`, as in the state file ([`crate::state::jnum`]).
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{ConsoleHandle, EngineStats};
+use crate::engine::Meters;
+use crate::params::{Key, ParamTree, Target};
+
+/// Longest request line the socket accepts.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// Errors of the status socket.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(
+        "no faderbridge daemon answers at {path}: {source} (is it running? is --state-dir the daemon's?)"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another faderbridge daemon already answers at {path}")]
+    AlreadyRunning { path: PathBuf },
+    #[error("status socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the daemon answered something unexpected: {0}")]
+    Protocol(String),
+    #[error("the daemon says: {0}")]
+    Daemon(String),
+}
+
+/// What kind of strip a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripKind {
+    Channel,
+    Bus,
+    Master,
+}
+
+/// One strip of the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StripStatus {
+    pub kind: StripKind,
+    pub name: String,
+    #[serde(with = "crate::state::jnum")]
+    pub fader_db: f32,
+    pub mute: bool,
+    pub solo: bool,
+    /// Sample peak L/R, dBFS.
+    #[serde(with = "crate::state::jnum::pair")]
+    pub peak_db: [f32; 2],
+    /// RMS L/R, dBFS.
+    #[serde(with = "crate::state::jnum::pair")]
+    pub rms_db: [f32; 2],
+    /// Compressor gain reduction, dB (0 or negative).
+    #[serde(with = "crate::state::jnum")]
+    pub comp_gr_db: f32,
+}
+
+/// A registered surface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceStatus {
+    pub id: u32,
+    pub name: String,
+    /// The surface's own one-line state (`2 clients`), may be empty.
+    pub info: String,
+}
+
+/// Everything `faderbridge status` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Channels, then buses, then the master.
+    pub strips: Vec<StripStatus>,
+    /// Master limiter gain reduction, dB.
+    #[serde(with = "crate::state::jnum")]
+    pub limiter_gr_db: f32,
+    pub engine: EngineStats,
+    /// False while no engine runs (backend gone, reload in progress).
+    pub engine_attached: bool,
+    pub surfaces: Vec<SurfaceStatus>,
+    pub scenes: Vec<String>,
+    pub parameters: usize,
+    pub uptime_s: f64,
+}
+
+/// Assemble a report from the console's state.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_report(
+    tree: &ParamTree,
+    values: &[f32],
+    meters: &Meters,
+    engine_attached: bool,
+    engine: EngineStats,
+    surfaces: Vec<SurfaceStatus>,
+    scenes: Vec<String>,
+    uptime_s: f64,
+) -> StatusReport {
+    let mut strips: Vec<(Target, StripStatus)> = Vec::new();
+    let value_of = |t: Target, k: Key| {
+        tree.by_addr(crate::params::Addr { target: t, key: k })
+            .map(|id| values[id.0 as usize])
+    };
+    for (i, p) in tree.params().iter().enumerate() {
+        if p.addr.key != Key::FaderDb {
+            continue;
+        }
+        let t = p.addr.target;
+        let (kind, name, m) = match t {
+            Target::Channel(c) => (
+                StripKind::Channel,
+                p.path.split('/').nth(1).unwrap_or("?").to_string(),
+                meters.channels.get(c as usize).copied(),
+            ),
+            Target::Bus(b) => (
+                StripKind::Bus,
+                p.path.split('/').nth(1).unwrap_or("?").to_string(),
+                meters.buses.get(b as usize).copied(),
+            ),
+            Target::Master => (StripKind::Master, "master".into(), Some(meters.master)),
+        };
+        let m = m.unwrap_or(crate::engine::StripMeters {
+            peak_db: [f32::NEG_INFINITY; 2],
+            rms_db: [f32::NEG_INFINITY; 2],
+            gate_gr_db: 0.0,
+            comp_gr_db: 0.0,
+        });
+        strips.push((
+            t,
+            StripStatus {
+                kind,
+                name,
+                fader_db: values[i],
+                mute: value_of(t, Key::Mute).is_some_and(|v| v >= 0.5),
+                solo: value_of(t, Key::Solo).is_some_and(|v| v >= 0.5),
+                peak_db: m.peak_db,
+                rms_db: m.rms_db,
+                comp_gr_db: m.comp_gr_db,
+            },
+        ));
+    }
+    let order = |t: &Target| match t {
+        Target::Channel(i) => (0, *i),
+        Target::Bus(i) => (1, *i),
+        Target::Master => (2, 0),
+    };
+    strips.sort_by_key(|(t, _)| order(t));
+    StatusReport {
+        strips: strips.into_iter().map(|(_, s)| s).collect(),
+        limiter_gr_db: meters.limiter_gr_db,
+        engine,
+        engine_attached,
+        surfaces,
+        scenes,
+        parameters: tree.len(),
+        uptime_s,
+    }
+}
+
+fn db(v: f32) -> String {
+    if v == f32::NEG_INFINITY || v < -150.0 {
+        "-inf".into()
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn duration(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.engine;
+        if self.engine_attached {
+            writeln!(
+                f,
+                "engine: {} {} Hz, {} frames | DSP load {:.1}% (peak {:.1}%) | xruns {} | up {}",
+                if e.backend.is_empty() {
+                    "?"
+                } else {
+                    &e.backend
+                },
+                e.sample_rate,
+                e.block,
+                e.dsp_load,
+                e.dsp_load_peak,
+                e.xruns,
+                duration(self.uptime_s)
+            )?;
+        } else {
+            writeln!(
+                f,
+                "engine: not running (xruns so far {}) | up {}",
+                e.xruns,
+                duration(self.uptime_s)
+            )?;
+        }
+        writeln!(f)?;
+        let w = self
+            .strips
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        writeln!(
+            f,
+            "{:<4} {:<w$} {:>7} {:>4} {:>4} {:>13} {:>13} {:>6}",
+            "", "strip", "fader", "mute", "solo", "peak L/R", "rms L/R", "gr"
+        )?;
+        for s in &self.strips {
+            let kind = match s.kind {
+                StripKind::Channel => "ch",
+                StripKind::Bus => "bus",
+                StripKind::Master => "",
+            };
+            let flag = |b: bool, t: &'static str| if b { t } else { "-" };
+            let (mute, solo) = match s.kind {
+                StripKind::Master => ("", ""),
+                StripKind::Bus => (flag(s.mute, "M"), ""),
+                StripKind::Channel => (flag(s.mute, "M"), flag(s.solo, "S")),
+            };
+            writeln!(
+                f,
+                "{kind:<4} {:<w$} {:>7} {mute:>4} {solo:>4} {:>6} {:>6} {:>6} {:>6} {:>6}",
+                s.name,
+                db(s.fader_db),
+                db(s.peak_db[0]),
+                db(s.peak_db[1]),
+                db(s.rms_db[0]),
+                db(s.rms_db[1]),
+                db(s.comp_gr_db),
+            )?;
+        }
+        writeln!(
+            f,
+            "master limiter gain reduction {} dB",
+            db(self.limiter_gr_db)
+        )?;
+        writeln!(f)?;
+        if self.surfaces.is_empty() {
+            writeln!(f, "surfaces: none")?;
+        } else {
+            writeln!(f, "surfaces:")?;
+            for s in &self.surfaces {
+                if s.info.is_empty() {
+                    writeln!(f, "  #{} {}", s.id, s.name)?;
+                } else {
+                    writeln!(f, "  #{} {} ({})", s.id, s.name, s.info)?;
+                }
+            }
+        }
+        if !self.scenes.is_empty() {
+            writeln!(f, "scenes: {}", self.scenes.join(", "))?;
+        }
+        write!(f, "{} parameters", self.parameters)
+    }
+}
+
+#[derive(Deserialize)]
+struct Request {
+    cmd: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GetReply {
+    path: String,
+    #[serde(with = "crate::state::jnum")]
+    value: f32,
+}
+
+async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
+    let err = |m: String| serde_json::json!({ "error": m }).to_string();
+    let req: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return err(format!("bad request: {e}")),
+    };
+    match (req.cmd.as_str(), req.path) {
+        ("status", _) => serde_json::to_string(&handle.status().await)
+            .unwrap_or_else(|e| err(format!("cannot encode the status: {e}"))),
+        ("get", Some(path)) => match handle.get(&path).await {
+            Ok(value) => serde_json::to_string(&GetReply { path, value })
+                .unwrap_or_else(|e| err(e.to_string())),
+            Err(e) => err(e.to_string()),
+        },
+        ("get", None) => err("get needs a path".into()),
+        (other, _) => err(format!("unknown command {other:?}")),
+    }
+}
+
+async fn serve_client(
+    handle: ConsoleHandle,
+    stream: tokio::net::UnixStream,
+    shutdown: CancellationToken,
+) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = tokio::io::BufReader::new(rd);
+    loop {
+        let mut line = Vec::new();
+        let mut limited = (&mut rd).take(MAX_REQUEST);
+        let n = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = limited.read_until(b'\n', &mut line) => match r {
+                Ok(n) => n,
+                Err(_) => return,
+            },
+        };
+        if n == 0 {
+            return;
+        }
+        if !line.ends_with(b"\n") && n as u64 >= MAX_REQUEST {
+            let _ = wr.write_all(b"{\"error\":\"request too long\"}\n").await;
+            return;
+        }
+        let mut reply = answer(&handle, line.trim_ascii()).await;
+        reply.push('\n');
+        if wr.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Serve the status socket at `path` until `shutdown`; removes a stale socket first and the
+/// socket file when done.
+///
+/// # Errors
+/// Another daemon already answers at `path`, or the socket cannot be bound.
+pub async fn serve_status(
+    handle: ConsoleHandle,
+    path: &Path,
+    shutdown: CancellationToken,
+) -> Result<(), StatusError> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(StatusError::AlreadyRunning {
+                path: path.to_path_buf(),
+            });
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(|source| StatusError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_client(handle.clone(), stream, shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("status socket {}: {e}", path.display());
+                    // Do not spin on a persistent error (e.g. out of file descriptors).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Ask the daemon whose status socket is `path` for its status (blocking, 2 s timeout).
+///
+/// # Errors
+/// Nobody answers, the connection fails, or the answer is not a status report.
+pub fn query_status(path: &Path) -> Result<StatusReport, StatusError> {
+    let mut s =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| StatusError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let io = |source| StatusError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(io)?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))
+        .map_err(io)?;
+    s.write_all(b"{\"cmd\":\"status\"}\n").map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).map_err(io)?;
+    if let Ok(r) = serde_json::from_str::<StatusReport>(&line) {
+        return Ok(r);
+    }
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(v) if v["error"].is_string() => Err(StatusError::Daemon(
+            v["error"].as_str().unwrap_or_default().to_string(),
+        )),
+        _ => Err(StatusError::Protocol(
+            line.trim().chars().take(200).collect(),
+        )),
+    }
+}
