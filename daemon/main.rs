@@ -81,6 +81,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_max_level(tracing::Level::INFO)
                 .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let opts = faderbridge::service::RunOptions {
                 session,

@@ -220,9 +220,12 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     };
 
     let stats = audio.stats();
+    let (n_ch, n_bus) = {
+        let l = live.lock().expect("session lock");
+        (l.session.channels.len(), l.session.buses.len())
+    };
     let ready_msg = format!(
-        "{} channels on {} at {} Hz / {} frames",
-        handle.tree().params().iter().filter(|p| p.path.ends_with("/fader_db")).count(),
+        "{n_ch} channels, {n_bus} buses on {} at {} Hz / {} frames",
         stats.backend,
         stats.sample_rate,
         stats.block
@@ -241,12 +244,10 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     let stats_task = {
         let (audio, handle, token) = (audio.clone(), handle.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let mut watchdog_usec = 0u64;
-            let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
-            let period = if watchdog {
-                Duration::from_micros(watchdog_usec / 3).min(Duration::from_millis(100))
-            } else {
-                Duration::from_millis(100)
+            let watchdog = sd_notify::watchdog_enabled();
+            let period = match watchdog {
+                Some(w) => (w / 3).min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
             };
             let mut tick = tokio::time::interval(period);
             loop {
@@ -262,7 +263,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
                             dsp_load_peak: s.dsp_load_peak,
                             xruns: s.xruns,
                         });
-                        if watchdog {
+                        if watchdog.is_some() {
                             notify(&[sd_notify::NotifyState::Watchdog]);
                         }
                     }
@@ -351,5 +352,5 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
 
 fn notify(states: &[sd_notify::NotifyState]) {
     // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
-    let _ = sd_notify::notify(false, states);
+    let _ = sd_notify::notify(states);
 }

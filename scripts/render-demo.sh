@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: build faderbridge, generate the demo stems if needed, and bounce the demo
+# Render the demo: build faderbridge, generate the demo stems if needed, and bounce the demo
 # session to examples/demo/mix.wav with its loudness report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
