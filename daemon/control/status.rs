@@ -4,6 +4,9 @@
 //! one JSON request per line and reads one JSON line back per request:
 //! - `{"cmd":"status"}` → a [`StatusReport`];
 //! - `{"cmd":"get","path":"ch/kick/fader_db"}` → `{"path":"...","value":-3.0}`;
+//! - `{"cmd":"set","path":"ch/kick/fader_db","value":-6}` → the stored value, as for `get`
+//!   (a local scripting hook: the change is acknowledged once the console has it);
+//! - `{"cmd":"scene_save"|"scene_recall"|"scene_delete","name":"verse"}` → `{"ok":true}`;
 //! - anything else → `{"error":"..."}`.
 //!
 //! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
@@ -292,6 +295,10 @@ struct Request {
     cmd: String,
     #[serde(default)]
     path: Option<String>,
+    #[serde(default, with = "crate::state::jnum::opt")]
+    value: Option<f32>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -316,6 +323,31 @@ async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
             Err(e) => err(e.to_string()),
         },
         ("get", None) => err("get needs a path".into()),
+        ("set", Some(path)) => {
+            let Some(v) = req.value else {
+                return err("set needs a value".into());
+            };
+            match handle.set(&path, v, crate::control::Origin::Internal).await {
+                Ok(value) => serde_json::to_string(&GetReply { path, value })
+                    .unwrap_or_else(|e| err(e.to_string())),
+                Err(e) => err(e.to_string()),
+            }
+        }
+        ("set", None) => err("set needs a path".into()),
+        (cmd @ ("scene_save" | "scene_recall" | "scene_delete"), _) => {
+            let Some(name) = req.name else {
+                return err(format!("{cmd} needs a name"));
+            };
+            let r = match cmd {
+                "scene_save" => handle.scene_save(&name).await,
+                "scene_recall" => handle.scene_recall(&name).await,
+                _ => handle.scene_delete(&name).await,
+            };
+            match r {
+                Ok(()) => serde_json::json!({ "ok": true }).to_string(),
+                Err(e) => err(e.to_string()),
+            }
+        }
         (other, _) => err(format!("unknown command {other:?}")),
     }
 }

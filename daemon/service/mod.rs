@@ -124,7 +124,9 @@ fn build_engine(
     block: usize,
     position: u64,
 ) -> Result<Box<Engine>, String> {
-    let mut live = live.lock().map_err(|_| "session lock poisoned".to_string())?;
+    let mut live = live
+        .lock()
+        .map_err(|_| "session lock poisoned".to_string())?;
     let stems = live.stems_at(rate)?;
     let tree = console.tree();
     let mut engine = Engine::build(&live.session, &tree, &stems, rate as f32, block)
@@ -152,7 +154,10 @@ fn session_path(opts: &RunOptions, state: &Path) -> Result<PathBuf, ServiceError
         Some(p) => Ok(p.clone()),
         None => {
             let p = crate::demo::ensure(&state.join("demo")).map_err(ServiceError::Demo)?;
-            tracing::info!("no session given: running the bundled demo ({})", p.display());
+            tracing::info!(
+                "no session given: running the bundled demo ({})",
+                p.display()
+            );
             Ok(p)
         }
     }
@@ -226,9 +231,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     };
     let ready_msg = format!(
         "{n_ch} channels, {n_bus} buses on {} at {} Hz / {} frames",
-        stats.backend,
-        stats.sample_rate,
-        stats.block
+        stats.backend, stats.sample_rate, stats.block
     );
     tracing::info!(
         "ready in {} ms: {ready_msg}; status socket {}",
@@ -326,9 +329,17 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
         }
         old
     };
-    let summary = handle.reload(ParamTree::build(&live.lock().expect("session lock").session));
+    let summary = handle.reload(ParamTree::build(
+        &live.lock().expect("session lock").session,
+    ));
     let position = handle.meters().position;
-    match build_engine(live, handle, stats.sample_rate, stats.block.max(1), position) {
+    match build_engine(
+        live,
+        handle,
+        stats.sample_rate,
+        stats.block.max(1),
+        position,
+    ) {
         Ok(engine) => {
             audio.swap_engine(engine);
             tracing::info!(

@@ -367,6 +367,19 @@ pub mod jnum {
         Ok(d.deserialize_any(V)?.unwrap_or(f32::NEG_INFINITY))
     }
 
+    /// An optional value (a request field that may be absent): absent or `null` is `None`.
+    pub mod opt {
+        use serde::Deserializer;
+
+        /// Read an optional value.
+        ///
+        /// # Errors
+        /// Anything but a number, `"-inf"`, `"inf"` or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+            d.deserialize_any(super::V)
+        }
+    }
+
     /// The same encoding for a pair (stereo meters).
     pub mod pair {
         use serde::ser::SerializeTuple;
