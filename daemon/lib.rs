@@ -12,6 +12,7 @@
 //!   block by block, fed parameter changes through a wait-free queue.
 //! - [`media`]: reading stems (WAV/FLAC, resampled) and writing WAV files atomically.
 //! - [`render`]: the offline bounce (`faderbridge render`).
+//! - [`audio`]: the live backends (JACK, cpal, null) that run the engine in real time.
 //!
 //! # Lifecycle of a render
 //! 1. [`session::load`] parses and validates the session file.
@@ -20,6 +21,7 @@
 //! 4. [`engine::Engine::process`] runs block by block, exactly as the live backends call it.
 //! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
 
+pub mod audio;
 pub mod dsp;
 pub mod engine;
 pub mod media;
