@@ -25,6 +25,7 @@
 //! 4. [`engine::Engine::process`] runs block by block, exactly as the live backends call it.
 //! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
 
+pub mod audio;
 pub mod control;
 pub mod demo;
 pub mod dsp;

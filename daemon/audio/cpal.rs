@@ -1,0 +1,443 @@
+//! The cpal backend: a sound card through ALSA (Linux) or CoreAudio (macOS). One output
+//! stream runs the engine; when the engine reads inputs, an input stream on the same device
+//! feeds it through a wait-free ring. Engine ports map to device channels by number
+//! (`PortRef::Number(n)` = channel n); named JACK ports mean nothing here and stay silent.
+//! On a stream error the backend marks itself disconnected and reopens the device with
+//! backoff.
+//!
+//! Honest limits: only `f32` sample formats are opened (most ALSA `plughw`/`default` devices
+//! and CoreAudio offer it); the period is asked for, not guaranteed; input and output clocks
+//! are assumed locked (same device), with an underrun reading silence. This backend is
+//! compile-checked here but untested on hardware (the test machine has no sound card).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ::cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use ::cpal::{BufferSize, Device, Stream, StreamConfig};
+
+use super::load::LoadMeter;
+use super::swap::{self, SwapRx, SwapTx};
+use super::{AudioConfig, AudioError, Backoff, EngineFactory, Shared, nap, rt};
+use crate::dsp::util::DenormalGuard;
+use crate::engine::Engine;
+use crate::session::model::PortRef;
+
+/// Largest chunk processed at once (cpal may hand larger buffers; they are split).
+const CHUNK: usize = 1024;
+
+/// An engine with its planar scratch buffers and channel maps.
+struct Graph {
+    engine: Box<Engine>,
+    /// Device input channel (0-based) of each engine input.
+    in_map: Vec<Option<usize>>,
+    /// Device output channel (0-based) of each engine output.
+    out_map: Vec<Option<usize>>,
+    ins: Vec<Vec<f32>>,
+    outs: Vec<Vec<f32>>,
+    in_refs: Vec<&'static [f32]>,
+    out_refs: Vec<&'static mut [f32]>,
+}
+
+fn channel_of(r: &PortRef) -> Option<usize> {
+    match r {
+        PortRef::Number(n) if *n >= 1 => Some(*n as usize - 1),
+        _ => None,
+    }
+}
+
+impl Graph {
+    /// May allocate.
+    fn new(engine: Box<Engine>) -> Box<Self> {
+        let in_map: Vec<_> = engine
+            .input_ports()
+            .iter()
+            .map(|p| channel_of(&p.source))
+            .collect();
+        let out_map: Vec<_> = engine
+            .output_ports()
+            .iter()
+            .map(|p| p.dest.as_ref().and_then(channel_of))
+            .collect();
+        let (ni, no) = (in_map.len(), out_map.len());
+        Box::new(Self {
+            engine,
+            in_map,
+            out_map,
+            ins: vec![vec![0.0; CHUNK]; ni],
+            outs: vec![vec![0.0; CHUNK]; no],
+            in_refs: Vec::with_capacity(ni),
+            out_refs: Vec::with_capacity(no),
+        })
+    }
+
+    /// Fill interleaved `data` (`out_ch` channels) with the engine's output, reading
+    /// interleaved input frames (`in_ch` channels) from `input`. Real-time safe.
+    fn process(
+        &mut self,
+        data: &mut [f32],
+        out_ch: usize,
+        input: Option<&mut rtrb::Consumer<f32>>,
+        in_ch: usize,
+    ) {
+        data.fill(0.0);
+        let frames = data.len() / out_ch.max(1);
+        let mut input = input;
+        let mut done = 0;
+        while done < frames {
+            let n = (frames - done).min(CHUNK);
+            // Deinterleave the input ring into the planar buffers (silence on underrun).
+            for b in &mut self.ins {
+                b[..n].fill(0.0);
+            }
+            if let Some(ring) = input.as_deref_mut() {
+                let avail = ring.slots() / in_ch.max(1);
+                let got = avail.min(n);
+                if let Ok(chunk) = ring.read_chunk(got * in_ch) {
+                    let (a, b) = chunk.as_slices();
+                    for (i, &v) in a.iter().chain(b.iter()).enumerate() {
+                        let (f, c) = (i / in_ch, i % in_ch);
+                        for (k, m) in self.in_map.iter().enumerate() {
+                            if *m == Some(c) {
+                                self.ins[k][f] = v;
+                            }
+                        }
+                    }
+                    chunk.commit_all();
+                }
+            }
+            for b in &self.ins {
+                // SAFETY: points into `self.ins`, not resized while the refs live; cleared
+                // before returning.
+                self.in_refs
+                    .push(unsafe { std::slice::from_raw_parts(b.as_ptr(), n) });
+            }
+            for b in &mut self.outs {
+                // SAFETY: as above, distinct buffers.
+                self.out_refs
+                    .push(unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr(), n) });
+            }
+            self.engine.process(n, &self.in_refs, &mut self.out_refs);
+            self.in_refs.clear();
+            self.out_refs.clear();
+            for (k, m) in self.out_map.iter().enumerate() {
+                let Some(c) = *m else { continue };
+                if c >= out_ch {
+                    continue;
+                }
+                for f in 0..n {
+                    data[(done + f) * out_ch + c] += self.outs[k][f];
+                }
+            }
+            done += n;
+        }
+    }
+}
+
+/// The streams of one open device (dropped to close it).
+struct Open {
+    _output: Stream,
+    _input: Option<Stream>,
+    swap: SwapTx<Box<Graph>>,
+    failed: Arc<AtomicBool>,
+}
+
+fn find_device(host: &::cpal::Host, want: Option<&str>, output: bool) -> Option<Device> {
+    match want {
+        None if output => host.default_output_device(),
+        None => host.default_input_device(),
+        Some(w) => {
+            let w = w.to_ascii_lowercase();
+            let devices = if output {
+                host.output_devices().ok()?.collect::<Vec<_>>()
+            } else {
+                host.input_devices().ok()?.collect::<Vec<_>>()
+            };
+            devices
+                .into_iter()
+                .find(|d| d.to_string().to_ascii_lowercase().contains(&w))
+        }
+    }
+}
+
+fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<Open, AudioError> {
+    let host = ::cpal::default_host();
+    let dev = find_device(&host, cfg.device.as_deref(), true).ok_or_else(|| {
+        AudioError::Device(format!(
+            "no output device matching `{}`",
+            cfg.device.as_deref().unwrap_or("(default)")
+        ))
+    })?;
+    let out_default = dev
+        .default_output_config()
+        .map_err(|e| AudioError::Device(format!("{dev}: {e}")))?;
+    let out_ch = out_default.channels() as usize;
+    let config = |ch: usize| StreamConfig {
+        channels: ch as u16,
+        sample_rate: cfg.sample_rate,
+        buffer_size: BufferSize::Fixed(cfg.block as u32),
+    };
+    let failed = Arc::new(AtomicBool::new(false));
+    let want_input = !engine.input_ports().is_empty();
+
+    // Input stream (optional) → ring → output callback.
+    let (mut input, mut in_ch) = (None, 0);
+    let mut ring_rx = None;
+    if want_input {
+        match find_device(&host, cfg.device.as_deref(), false) {
+            Some(idev) => {
+                let ch = idev
+                    .default_input_config()
+                    .map(|c| c.channels() as usize)
+                    .unwrap_or(2);
+                let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(ch * cfg.block.max(64) * 8);
+                let f = failed.clone();
+                let s = idev
+                    .build_input_stream(
+                        config(ch),
+                        move |data: &[f32], _: &::cpal::InputCallbackInfo| {
+                            let n = data.len().min(tx.slots());
+                            if let Ok(mut chunk) = tx.write_chunk(n) {
+                                let (a, b) = chunk.as_mut_slices();
+                                let (da, db) = data[..n].split_at(a.len());
+                                a.copy_from_slice(da);
+                                b.copy_from_slice(db);
+                                chunk.commit_all();
+                            }
+                        },
+                        move |_| f.store(true, Ordering::Relaxed),
+                        None,
+                    )
+                    .map_err(|e| AudioError::Device(format!("{idev} input: {e}")))?;
+                input = Some(s);
+                in_ch = ch;
+                ring_rx = Some(rx);
+            }
+            None => tracing::warn!("no input device; channel inputs are silent"),
+        }
+    }
+
+    let (swap_tx, mut swap_rx): (SwapTx<Box<Graph>>, SwapRx<Box<Graph>>) = swap::pair();
+    let mut graph = Graph::new(engine);
+    let st = shared.clone();
+    let f = failed.clone();
+    let rate = cfg.sample_rate;
+    let mut load = LoadMeter::new();
+    let mut first = true;
+    let output = dev
+        .build_output_stream(
+            config(out_ch),
+            move |data: &mut [f32], _: &::cpal::OutputCallbackInfo| {
+                if first {
+                    // Once, on cpal's audio thread: not the steady-state path.
+                    first = false;
+                    if !rt::is_realtime() {
+                        rt::make_realtime("cpal audio", rt::RT_PRIORITY);
+                    }
+                }
+                let t0 = Instant::now();
+                let _ftz = DenormalGuard::new();
+                swap_rx.poll(&mut graph);
+                graph.process(data, out_ch, ring_rx.as_mut(), in_ch);
+                load.update(&st, t0.elapsed(), data.len() / out_ch.max(1), rate);
+            },
+            move |_| {
+                f.store(true, Ordering::Relaxed);
+            },
+            None,
+        )
+        .map_err(|e| AudioError::Device(format!("{dev} output: {e}")))?;
+    output
+        .play()
+        .map_err(|e| AudioError::Device(format!("{dev}: {e}")))?;
+    if let Some(i) = &input {
+        i.play()
+            .map_err(|e| AudioError::Device(format!("{dev} input: {e}")))?;
+    }
+    tracing::info!("cpal: opened `{dev}` ({out_ch} out, {in_ch} in, {rate} Hz)");
+    shared.sample_rate.store(rate, Ordering::Relaxed);
+    shared.block.store(cfg.block, Ordering::Relaxed);
+    shared.connected.store(true, Ordering::Relaxed);
+    Ok(Open {
+        _output: output,
+        _input: input,
+        swap: swap_tx,
+        failed,
+    })
+}
+
+/// Swaps asked for while the device is open go through the supervisor thread, which owns
+/// the (not necessarily `Send`) streams.
+type Inbox = Arc<Mutex<Vec<Box<Engine>>>>;
+
+/// The running cpal backend.
+pub(crate) struct CpalBackend {
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl CpalBackend {
+    pub(crate) fn start(cfg: &AudioConfig, factory: EngineFactory) -> Result<Self, AudioError> {
+        let shared = Shared::new("cpal");
+        let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
+        // Open once here so a wrong device name fails `start`.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), AudioError>>();
+        let supervisor = {
+            let (shared, inbox, cfg) = (shared.clone(), inbox.clone(), cfg.clone());
+            std::thread::Builder::new()
+                .name("faderbridge-cpal".into())
+                .spawn(move || supervise(shared, inbox, cfg, factory, ready_tx))
+                .map_err(|source| AudioError::Thread {
+                    what: "cpal supervisor",
+                    source,
+                })?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self {
+                shared,
+                inbox,
+                supervisor: Some(supervisor),
+            }),
+            Ok(Err(e)) => {
+                let _ = supervisor.join();
+                Err(e)
+            }
+            Err(_) => Err(AudioError::Device("the cpal thread ended".into())),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    pub(crate) fn swap_engine(&self, engine: Box<Engine>) {
+        if let Ok(mut q) = self.inbox.lock() {
+            q.push(engine);
+        }
+    }
+
+    pub(crate) fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.supervisor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn supervise(
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    cfg: AudioConfig,
+    factory: EngineFactory,
+    ready: std::sync::mpsc::Sender<Result<(), AudioError>>,
+) {
+    let build = |shared: &Arc<Shared>| -> Result<Open, AudioError> {
+        let engine =
+            factory(cfg.sample_rate, cfg.block).map_err(|message| AudioError::Factory {
+                rate: cfg.sample_rate,
+                block: cfg.block,
+                message,
+            })?;
+        open(&cfg, engine, shared)
+    };
+    let mut dev = match build(&shared) {
+        Ok(o) => {
+            let _ = ready.send(Ok(()));
+            Some(o)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut backoff = Backoff::new();
+    let mut next_try = Instant::now();
+    while !shared.stopping() {
+        let lost = dev
+            .as_ref()
+            .is_some_and(|d| d.failed.load(Ordering::Relaxed));
+        if lost {
+            dev = None;
+            shared.connected.store(false, Ordering::Relaxed);
+            shared.xruns.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("audio device failed; reopening it");
+            backoff.reset();
+            next_try = Instant::now() + backoff.next();
+        }
+        match dev.as_mut() {
+            Some(d) => {
+                let new: Vec<Box<Engine>> = inbox
+                    .lock()
+                    .map(|mut q| std::mem::take(&mut *q))
+                    .unwrap_or_default();
+                for e in new {
+                    if d.swap.send(Graph::new(e)).is_err() {
+                        tracing::warn!("engine swap queue is full; this engine was dropped");
+                    }
+                }
+                d.swap.collect();
+            }
+            None if Instant::now() >= next_try => match build(&shared) {
+                Ok(o) => {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    backoff.reset();
+                    dev = Some(o);
+                    if let Ok(mut q) = inbox.lock() {
+                        q.clear();
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("reopening the audio device: {e}");
+                    next_try = Instant::now() + backoff.next();
+                }
+            },
+            None => {}
+        }
+        nap(&shared, Duration::from_millis(10));
+    }
+    drop(dev);
+    shared.connected.store(false, Ordering::Relaxed);
+}
+
+/// The cpal part of `faderbridge ports`: devices with their channel counts.
+pub(crate) fn list_devices() -> String {
+    let host = ::cpal::default_host();
+    let mut s = format!("Audio devices ({:?}):\n", host.id());
+    let Ok(devices) = host.devices() else {
+        return s + "  (cannot enumerate)\n";
+    };
+    let mut any = false;
+    for d in devices {
+        any = true;
+        let max_ch = |cfgs: Option<Vec<::cpal::SupportedStreamConfigRange>>| {
+            cfgs.unwrap_or_default()
+                .iter()
+                .map(|c| c.channels())
+                .max()
+                .unwrap_or(0)
+        };
+        let ins = max_ch(d.supported_input_configs().ok().map(|i| i.collect()));
+        let outs = max_ch(d.supported_output_configs().ok().map(|i| i.collect()));
+        s += &format!("  {d}  ({ins} in, {outs} out)\n");
+    }
+    if !any {
+        s += "  (none)\n";
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_numbers_are_one_based_channels() {
+        assert_eq!(channel_of(&PortRef::Number(1)), Some(0));
+        assert_eq!(channel_of(&PortRef::Number(4)), Some(3));
+        assert_eq!(channel_of(&PortRef::Number(0)), None);
+        assert_eq!(channel_of(&PortRef::Name("system:capture_1".into())), None);
+    }
+}

@@ -1,0 +1,778 @@
+//! The JACK backend: one JACK port per engine port (`faderbridge:kick_in`,
+//! `faderbridge:master_L`), connected as the session says (`PortRef::Number(n)` to
+//! `system:capture_n` / `system:playback_n`, `PortRef::Name` as given; a missing target is a
+//! warning, so PipeWire's JACK and servers without `system:*` ports work). It follows period
+//! and sample-rate changes, counts xruns, reports the engine's latency on its ports, and when
+//! the server goes away keeps running and reconnects with backoff, rebuilding the engine
+//! through the factory.
+//!
+//! JACK's process thread is the audio thread (real-time if the server runs with `-R`, the
+//! default; a warning says so when it is not). A supervisor thread owns the connection.
+
+use std::collections::HashMap;
+use std::ffi::{CString, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ::jack::jack_sys as sys;
+use ::jack::{
+    AsyncClient, AudioIn, AudioOut, Client, ClientOptions, Control, Frames, LatencyType,
+    NotificationHandler, Port, PortFlags, ProcessHandler, ProcessScope, Unowned,
+};
+
+use super::load::LoadMeter;
+use super::swap::{self, SwapRx, SwapTx};
+use super::{AudioConfig, AudioError, Backoff, EngineFactory, Shared, nap, rt};
+use crate::dsp::util::DenormalGuard;
+use crate::engine::Engine;
+use crate::session::model::PortRef;
+
+/// Serialises client opens and closes: libjack's per-process state is set up by the first
+/// open and torn down by the last close, and a close of a client whose server died racing an
+/// open crashes inside libjack. (The `jack` crate has its own lock, which `open_client` with
+/// a server name cannot take; this one is always taken first.)
+static CLIENT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Hold this while dropping a JACK client (`Client` or `AsyncClient`) that other threads of
+/// the process might be opening clients alongside; [`open_client`] takes it too.
+pub fn client_lock() -> std::sync::MutexGuard<'static, ()> {
+    CLIENT_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+static LOGGER: Once = Once::new();
+
+unsafe extern "C" fn jack_error_msg(msg: *const libc::c_char) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: libjack passes a NUL-terminated message valid for the call.
+    let s = unsafe { std::ffi::CStr::from_ptr(msg) };
+    tracing::debug!(target: "faderbridge::audio::libjack", "{}", s.to_string_lossy());
+}
+
+/// Open a JACK client on `server` (`None` = the default server), never starting a server.
+/// Unlike `jack::Client::new`, this passes the server name to `jack_client_open` per client,
+/// so one process can talk to several servers (tests run their own). libjack's own messages
+/// go to `tracing` at debug level. May block briefly.
+///
+/// # Errors
+/// No server answered, or the JACK library is missing.
+pub fn open_client(name: &str, server: Option<&str>) -> Result<Client, ::jack::Error> {
+    LOGGER.call_once(|| {
+        ::jack::set_logger(::jack::LoggerType::Custom {
+            info: jack_error_msg,
+            error: jack_error_msg,
+        })
+    });
+    let Some(server) = server else {
+        let _g = client_lock();
+        return Client::new(name, ClientOptions::NO_START_SERVER).map(|(c, _)| c);
+    };
+    let lib = sys::library().map_err(|e| ::jack::Error::LibraryError(e.to_string()))?;
+    type OpenFn = unsafe extern "C" fn(
+        *const libc::c_char,
+        sys::jack_options_t,
+        *mut sys::jack_status_t,
+        ...
+    ) -> *mut sys::jack_client_t;
+    // SAFETY: jack_client_open's C signature is exactly `OpenFn` (variadic: with
+    // JackServerName the next argument is the server name as `const char *`).
+    let open: OpenFn = unsafe {
+        let sym = lib
+            .get::<OpenFn>(b"jack_client_open\0")
+            .map_err(|e| ::jack::Error::LibraryError(e.to_string()))?;
+        *sym
+    };
+    let cname = CString::new(name)
+        .map_err(|_| ::jack::Error::ClientError(::jack::ClientStatus::INVALID_OPTION))?;
+    let csrv = CString::new(server)
+        .map_err(|_| ::jack::Error::ClientError(::jack::ClientStatus::INVALID_OPTION))?;
+    let mut status: sys::jack_status_t = 0;
+    let _g = client_lock();
+    // SAFETY: both strings outlive the call; `status` is a live out-pointer.
+    let raw = unsafe {
+        open(
+            cname.as_ptr(),
+            sys::JackNoStartServer | sys::JackServerName,
+            &mut status,
+            csrv.as_ptr(),
+        )
+    };
+    if raw.is_null() {
+        return Err(::jack::Error::ClientError(
+            ::jack::ClientStatus::from_bits_truncate(status),
+        ));
+    }
+    // SAFETY: a live client just opened; the `Client` closes it on drop.
+    Ok(unsafe { Client::from_raw(raw) })
+}
+
+/// `system:capture_n` / `system:playback_n` for numbered refs, the name itself otherwise.
+fn target_name(r: &PortRef, capture: bool) -> String {
+    match r {
+        PortRef::Number(n) if capture => format!("system:capture_{n}"),
+        PortRef::Number(n) => format!("system:playback_{n}"),
+        PortRef::Name(s) => s.clone(),
+    }
+}
+
+/// What the audio thread runs: an engine and the JACK ports it reads and writes.
+struct Graph {
+    engine: Box<Engine>,
+    ins: Vec<Port<Unowned>>,
+    outs: Vec<Port<Unowned>>,
+    in_refs: Vec<&'static [f32]>,
+    out_refs: Vec<&'static mut [f32]>,
+}
+
+impl Graph {
+    /// One JACK period. Real-time safe.
+    #[inline]
+    fn process(&mut self, n: Frames) {
+        for p in &self.ins {
+            // SAFETY: our own registered port; JACK's buffer holds `n` frames for this cycle.
+            // The 'static lifetime is a lie confined to this call: the refs are cleared below.
+            let s: &'static [f32] =
+                unsafe { std::slice::from_raw_parts(p.buffer(n) as *const f32, n as usize) };
+            self.in_refs.push(s);
+        }
+        for p in &self.outs {
+            // SAFETY: as above; every output port has its own buffer, so no two slices alias.
+            let s: &'static mut [f32] =
+                unsafe { std::slice::from_raw_parts_mut(p.buffer(n) as *mut f32, n as usize) };
+            self.out_refs.push(s);
+        }
+        self.engine
+            .process(n as usize, &self.in_refs, &mut self.out_refs);
+        self.in_refs.clear();
+        self.out_refs.clear();
+    }
+}
+
+#[derive(Default)]
+struct Flags {
+    shutdown: AtomicBool,
+    rebuild: AtomicBool,
+    /// Scheduling of the process thread, seen on its first cycle: 0 unknown, 1 real-time,
+    /// 2 not (the supervisor logs it once).
+    realtime: std::sync::atomic::AtomicU8,
+}
+
+struct Processor {
+    graph: Box<Graph>,
+    rx: SwapRx<Box<Graph>>,
+    shared: Arc<Shared>,
+    flags: Arc<Flags>,
+    load: LoadMeter,
+}
+
+impl ProcessHandler for Processor {
+    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        let t0 = Instant::now();
+        let _ftz = DenormalGuard::new();
+        if self.flags.realtime.load(Ordering::Relaxed) == 0 {
+            // First cycle only: one scheduler query, not part of the steady-state path.
+            let v = if rt::is_realtime() { 1 } else { 2 };
+            self.flags.realtime.store(v, Ordering::Relaxed);
+        }
+        self.rx.poll(&mut self.graph);
+        let n = ps.n_frames();
+        self.graph.process(n);
+        let rate = self.shared.sample_rate.load(Ordering::Relaxed);
+        self.load
+            .update(&self.shared, t0.elapsed(), n as usize, rate);
+        Control::Continue
+    }
+
+    fn buffer_size(&mut self, _: &Client, size: Frames) -> Control {
+        self.shared.block.store(size as usize, Ordering::Relaxed);
+        if size as usize > self.graph.engine.max_block() {
+            self.flags.rebuild.store(true, Ordering::Relaxed);
+        }
+        Control::Continue
+    }
+}
+
+struct Notifier {
+    shared: Arc<Shared>,
+    flags: Arc<Flags>,
+}
+
+impl NotificationHandler for Notifier {
+    unsafe fn shutdown(&mut self, _: ::jack::ClientStatus, _: &str) {
+        // Async-signal-safe: two atomic stores.
+        self.shared.connected.store(false, Ordering::Relaxed);
+        self.flags.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    fn sample_rate(&mut self, _: &Client, srate: Frames) -> Control {
+        let old = self.shared.sample_rate.swap(srate, Ordering::Relaxed);
+        if old != srate {
+            self.flags.rebuild.store(true, Ordering::Relaxed);
+        }
+        Control::Continue
+    }
+
+    fn xrun(&mut self, _: &Client) -> Control {
+        self.shared.xruns.fetch_add(1, Ordering::Relaxed);
+        Control::Continue
+    }
+}
+
+/// A graph's input and output ports.
+type PortLists = (Vec<Port<Unowned>>, Vec<Port<Unowned>>);
+
+/// Read by JACK's latency callback (on its notification thread).
+struct LatencyCtx {
+    latency: AtomicU32,
+    ports: Mutex<PortLists>,
+}
+
+/// Capture: outputs report the inputs' capture latency plus the engine's. Playback: inputs
+/// report the outputs' playback latency plus the engine's.
+unsafe extern "C" fn latency_cb(mode: sys::jack_latency_callback_mode_t, arg: *mut c_void) {
+    // SAFETY: `arg` is the `LatencyCtx` boxed in the connection, which outlives the client.
+    let ctx = unsafe { &*(arg as *const LatencyCtx) };
+    let Ok(ports) = ctx.ports.try_lock() else {
+        return;
+    };
+    let lat = ctx.latency.load(Ordering::Relaxed);
+    let (ins, outs) = (&ports.0, &ports.1);
+    let (kind, from, to) = if mode == sys::JackCaptureLatency {
+        (LatencyType::Capture, ins, outs)
+    } else {
+        (LatencyType::Playback, outs, ins)
+    };
+    let (mut lo, mut hi) = (u32::MAX, 0);
+    for p in from {
+        let (a, b) = p.get_latency_range(kind);
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    if from.is_empty() {
+        lo = 0;
+    }
+    for p in to {
+        p.set_latency_range(kind, (lo + lat, hi.max(lo) + lat));
+    }
+}
+
+/// A registered port and where it should be / is connected.
+struct Entry {
+    port: Port<Unowned>,
+    want: Option<PortRef>,
+    have: Option<PortRef>,
+}
+
+/// The connection's ports by name; kept across engine swaps so unchanged ports stay connected.
+#[derive(Default)]
+struct PortBook {
+    ins: HashMap<String, Entry>,
+    outs: HashMap<String, Entry>,
+    current: (Vec<String>, Vec<String>),
+}
+
+impl PortBook {
+    /// Register the engine's ports that are new and build its graph. May allocate.
+    fn prepare(&mut self, client: &Client, engine: Box<Engine>) -> Result<Box<Graph>, String> {
+        let mut ins = Vec::new();
+        for p in engine.input_ports() {
+            if !self.ins.contains_key(&p.name) {
+                let port = client
+                    .register_port(&p.name, AudioIn::default())
+                    .map_err(|e| format!("registering input port {}: {e}", p.name))?;
+                self.ins.insert(
+                    p.name.clone(),
+                    Entry {
+                        port: port.clone_unowned(),
+                        want: None,
+                        have: None,
+                    },
+                );
+            }
+            let e = self.ins.get_mut(&p.name).ok_or("port vanished")?;
+            e.want = Some(p.source.clone());
+            ins.push(e.port.clone());
+        }
+        let mut outs = Vec::new();
+        for p in engine.output_ports() {
+            if !self.outs.contains_key(&p.name) {
+                let port = client
+                    .register_port(&p.name, AudioOut::default())
+                    .map_err(|e| format!("registering output port {}: {e}", p.name))?;
+                self.outs.insert(
+                    p.name.clone(),
+                    Entry {
+                        port: port.clone_unowned(),
+                        want: None,
+                        have: None,
+                    },
+                );
+            }
+            let e = self.outs.get_mut(&p.name).ok_or("port vanished")?;
+            e.want = p.dest.clone();
+            outs.push(e.port.clone());
+        }
+        self.current = (
+            engine
+                .input_ports()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+            engine
+                .output_ports()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        );
+        let (ni, no) = (ins.len(), outs.len());
+        Ok(Box::new(Graph {
+            engine,
+            ins,
+            outs,
+            in_refs: Vec::with_capacity(ni),
+            out_refs: Vec::with_capacity(no),
+        }))
+    }
+
+    /// Make every current port's connection match the session. Client must be active.
+    fn connect(&mut self, client: &Client) {
+        let mut failed = Vec::new();
+        for (capture, map) in [(true, &mut self.ins), (false, &mut self.outs)] {
+            for e in map.values_mut() {
+                if e.want == e.have {
+                    continue;
+                }
+                if e.have.is_some() {
+                    let _ = client.disconnect(&e.port);
+                }
+                e.have = e.want.clone();
+                let Some(want) = &e.want else { continue };
+                let Ok(ours) = e.port.name() else { continue };
+                let theirs = target_name(want, capture);
+                let (src, dst) = if capture {
+                    (theirs.as_str(), ours.as_str())
+                } else {
+                    (ours.as_str(), theirs.as_str())
+                };
+                match client.connect_ports_by_name(src, dst) {
+                    Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => {}
+                    Err(_) => failed.push(format!("{src} -> {dst}")),
+                }
+            }
+        }
+        if !failed.is_empty() {
+            failed.sort();
+            tracing::warn!(
+                "JACK: {} connection(s) could not be made (missing ports?), left unconnected: {}",
+                failed.len(),
+                failed.join(", ")
+            );
+        }
+    }
+
+    /// Unregister ports no engine uses any more (call only when no swap is pending).
+    fn prune(&mut self, client: &Client) {
+        let (ci, co) = &self.current;
+        for (map, cur) in [(&mut self.ins, ci), (&mut self.outs, co)] {
+            let stale: Vec<String> = map.keys().filter(|k| !cur.contains(k)).cloned().collect();
+            for k in stale {
+                if let Some(e) = map.remove(&k) {
+                    let _ = client.unregister_port(e.port);
+                }
+            }
+        }
+    }
+
+    fn current_ports(&self) -> PortLists {
+        let pick = |map: &HashMap<String, Entry>, names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| map.get(n).map(|e| e.port.clone()))
+                .collect()
+        };
+        (
+            pick(&self.ins, &self.current.0),
+            pick(&self.outs, &self.current.1),
+        )
+    }
+}
+
+/// A live connection to a server. Field order matters: the client closes before the latency
+/// context it points to is freed.
+struct Conn {
+    client: AsyncClient<Notifier, Processor>,
+    latency: Box<LatencyCtx>,
+    swap: SwapTx<Box<Graph>>,
+    book: PortBook,
+    flags: Arc<Flags>,
+    pruned: bool,
+    rt_logged: bool,
+}
+
+impl Conn {
+    /// Hand `engine` to the audio thread: register and connect its ports, update the latency
+    /// report. May allocate and block.
+    fn install(&mut self, engine: Box<Engine>) {
+        let client = self.client.as_client();
+        let lat = engine.latency() as u32;
+        let graph = match self.book.prepare(client, engine) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("JACK: {e}; keeping the running engine");
+                return;
+            }
+        };
+        self.swap.collect();
+        if self.swap.send(graph).is_err() {
+            tracing::warn!("engine swap queue is full; this engine was dropped");
+            return;
+        }
+        self.book.connect(client);
+        self.pruned = false;
+        self.latency.latency.store(lat, Ordering::Relaxed);
+        if let Ok(mut p) = self.latency.ports.lock() {
+            *p = self.book.current_ports();
+        }
+        // SAFETY: a live, active client.
+        unsafe { sys::jack_recompute_total_latencies(client.raw()) };
+    }
+
+    /// Drop retired engines; once the audio thread has taken the newest, drop stale ports.
+    fn housekeep(&mut self) {
+        if !self.rt_logged {
+            match self.flags.realtime.load(Ordering::Relaxed) {
+                1 => tracing::info!("JACK's process thread runs with real-time priority"),
+                2 => tracing::warn!(
+                    "JACK's process thread is NOT real-time (start jackd with -R and give its \
+                     user an rtprio limit); audio may drop out under load"
+                ),
+                _ => {}
+            }
+            self.rt_logged = self.flags.realtime.load(Ordering::Relaxed) != 0;
+        }
+        self.swap.collect();
+        if !self.pruned && self.swap.pending() == 0 {
+            self.book.prune(self.client.as_client());
+            self.pruned = true;
+        }
+    }
+}
+
+enum ConnectError {
+    NoServer,
+    Factory(AudioError),
+    Other(String),
+}
+
+fn connect(
+    cfg: &AudioConfig,
+    factory: &EngineFactory,
+    shared: &Arc<Shared>,
+) -> Result<Conn, ConnectError> {
+    let client = open_client(&cfg.client_name, cfg.jack_server.as_deref())
+        .map_err(|_| ConnectError::NoServer)?;
+    let rate = client.sample_rate();
+    let block = client.buffer_size() as usize;
+    let engine = factory(rate, block).map_err(|message| {
+        ConnectError::Factory(AudioError::Factory {
+            rate,
+            block,
+            message,
+        })
+    })?;
+    shared.sample_rate.store(rate, Ordering::Relaxed);
+    shared.block.store(block, Ordering::Relaxed);
+
+    let latency = Box::new(LatencyCtx {
+        latency: AtomicU32::new(engine.latency() as u32),
+        ports: Mutex::new((Vec::new(), Vec::new())),
+    });
+    // SAFETY: the context is boxed (stable address) and outlives the client (see `Conn`).
+    let rc = unsafe {
+        sys::jack_set_latency_callback(
+            client.raw(),
+            Some(latency_cb),
+            &*latency as *const LatencyCtx as *mut c_void,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!("JACK: could not set the latency callback; latency is not reported");
+    }
+    let mut book = PortBook::default();
+    let graph = book.prepare(&client, engine).map_err(ConnectError::Other)?;
+    let (swap_tx, swap_rx) = swap::pair();
+    let flags = Arc::new(Flags::default());
+    let processor = Processor {
+        graph,
+        rx: swap_rx,
+        shared: shared.clone(),
+        flags: flags.clone(),
+        load: LoadMeter::new(),
+    };
+    let notifier = Notifier {
+        shared: shared.clone(),
+        flags: flags.clone(),
+    };
+    let active = client
+        .activate_async(notifier, processor)
+        .map_err(|e| ConnectError::Other(format!("activating the client: {e}")))?;
+    book.connect(active.as_client());
+    if let Ok(mut p) = latency.ports.lock() {
+        *p = book.current_ports();
+    }
+    // SAFETY: a live, active client.
+    unsafe { sys::jack_recompute_total_latencies(active.as_client().raw()) };
+    shared.connected.store(true, Ordering::Relaxed);
+    Ok(Conn {
+        client: active,
+        latency,
+        swap: swap_tx,
+        book,
+        flags,
+        pruned: true,
+        rt_logged: false,
+    })
+}
+
+/// The running JACK backend.
+pub(crate) struct JackBackend {
+    shared: Arc<Shared>,
+    conn: Arc<Mutex<Option<Conn>>>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl JackBackend {
+    /// Connect (once, synchronously) and start the supervisor. Without a server: `wait`
+    /// starts anyway and keeps trying; otherwise `Ok(None)`. May allocate and block.
+    pub(crate) fn start(
+        cfg: &AudioConfig,
+        factory: EngineFactory,
+        wait: bool,
+    ) -> Result<Option<Self>, AudioError> {
+        let shared = Shared::new("jack");
+        let first = match connect(cfg, &factory, &shared) {
+            Ok(c) => Some(c),
+            Err(ConnectError::NoServer) if !wait => return Ok(None),
+            Err(ConnectError::NoServer) => {
+                tracing::warn!(
+                    "JACK server `{}` is not running; waiting for it",
+                    cfg.jack_server.as_deref().unwrap_or("default")
+                );
+                None
+            }
+            Err(ConnectError::Factory(e)) => return Err(e),
+            Err(ConnectError::Other(e)) => return Err(AudioError::Jack(e)),
+        };
+        if let Some(c) = &first {
+            let name = c.client.as_client().name().to_string();
+            if name != cfg.client_name {
+                tracing::warn!(
+                    "JACK client name `{}` was taken; running as `{name}`",
+                    cfg.client_name
+                );
+            }
+        }
+        let conn = Arc::new(Mutex::new(first));
+        let supervisor = {
+            let (shared, conn, cfg) = (shared.clone(), conn.clone(), cfg.clone());
+            std::thread::Builder::new()
+                .name("faderbridge-jack".into())
+                .spawn(move || supervise(shared, conn, cfg, factory))
+                .map_err(|source| AudioError::Thread {
+                    what: "JACK supervisor",
+                    source,
+                })?
+        };
+        Ok(Some(Self {
+            shared,
+            conn,
+            supervisor: Some(supervisor),
+        }))
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    pub(crate) fn swap_engine(&self, engine: Box<Engine>) {
+        let Ok(mut guard) = self.conn.lock() else {
+            return;
+        };
+        match guard.as_mut() {
+            Some(c) if !c.flags.shutdown.load(Ordering::Relaxed) => {
+                let rate = self.shared.sample_rate.load(Ordering::Relaxed);
+                if engine.sample_rate() as u32 != rate {
+                    tracing::warn!(
+                        "swapped-in engine runs at {} Hz but JACK at {rate} Hz",
+                        engine.sample_rate()
+                    );
+                }
+                c.install(engine);
+            }
+            _ => tracing::info!(
+                "JACK is away: the new engine is dropped; the factory builds one on reconnection"
+            ),
+        }
+    }
+
+    pub(crate) fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.supervisor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Abandon a connection whose server died. Deactivating or closing such a client crashed
+/// inside libjack (jackd2 1.9.21) when other clients of the process had come and gone, so the
+/// zombie client is deliberately leaked: its engine and buffers stay allocated (one engine per
+/// server loss). The port book, swap ring and latency context it points to are leaked with
+/// it, so no callback can touch freed memory.
+fn abandon(conn: Conn) {
+    tracing::debug!("abandoning the dead JACK client (leaked on purpose)");
+    std::mem::forget(conn);
+}
+
+fn supervise(
+    shared: Arc<Shared>,
+    conn: Arc<Mutex<Option<Conn>>>,
+    cfg: AudioConfig,
+    factory: EngineFactory,
+) {
+    let mut backoff = Backoff::new();
+    let mut next_try = Instant::now();
+    while !shared.stopping() {
+        // Phase 1, under the lock: notice a lost server, a needed rebuild, housekeeping.
+        let mut rebuild: Option<(u32, usize)> = None;
+        let mut need_connect = false;
+        if let Ok(mut guard) = conn.lock() {
+            match guard.as_mut() {
+                Some(c) if c.flags.shutdown.load(Ordering::Relaxed) => {
+                    if let Some(dead) = guard.take() {
+                        abandon(dead);
+                    }
+                    shared.connected.store(false, Ordering::Relaxed);
+                    tracing::warn!("JACK server went away; audio continues when it returns");
+                    backoff.reset();
+                    next_try = Instant::now() + backoff.next();
+                }
+                Some(c) => {
+                    if c.flags.rebuild.swap(false, Ordering::Relaxed) {
+                        let client = c.client.as_client();
+                        rebuild = Some((client.sample_rate(), client.buffer_size() as usize));
+                    }
+                    c.housekeep();
+                }
+                None => need_connect = Instant::now() >= next_try,
+            }
+        }
+        // Phase 2, without the lock (the factory may take the caller's locks).
+        if let Some((rate, block)) = rebuild {
+            match factory(rate, block) {
+                Ok(engine) => {
+                    tracing::info!("JACK now runs {rate} Hz / {block} frames: engine rebuilt");
+                    shared.sample_rate.store(rate, Ordering::Relaxed);
+                    if let Ok(mut guard) = conn.lock()
+                        && let Some(c) = guard.as_mut()
+                    {
+                        c.install(engine);
+                    }
+                }
+                Err(e) => tracing::error!(
+                    "rebuilding the engine for {rate} Hz / {block} frames failed: {e}; keeping the old one"
+                ),
+            }
+        }
+        if need_connect {
+            match connect(&cfg, &factory, &shared) {
+                Ok(c) => {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        "JACK server is back: reconnected ({} Hz, {} frames)",
+                        shared.sample_rate.load(Ordering::Relaxed),
+                        shared.block.load(Ordering::Relaxed)
+                    );
+                    backoff.reset();
+                    if let Ok(mut guard) = conn.lock() {
+                        *guard = Some(c);
+                    }
+                }
+                Err(e) => {
+                    match e {
+                        ConnectError::NoServer => {}
+                        ConnectError::Factory(e) => tracing::error!("{e}"),
+                        ConnectError::Other(e) => tracing::error!("JACK: {e}"),
+                    }
+                    next_try = Instant::now() + backoff.next();
+                }
+            }
+        }
+        nap(&shared, Duration::from_millis(10));
+    }
+    let last = conn.lock().ok().and_then(|mut g| g.take());
+    if let Some(c) = last {
+        if c.flags.shutdown.load(Ordering::Relaxed) {
+            abandon(c);
+        } else {
+            let _g = client_lock();
+            drop(c);
+        }
+    }
+    shared.connected.store(false, Ordering::Relaxed);
+}
+
+/// The JACK part of `faderbridge ports`.
+pub(crate) fn list_ports(server: Option<&str>) -> String {
+    let Ok(client) = open_client("faderbridge-ports", server) else {
+        return "JACK: no server running\n".into();
+    };
+    let s = describe_ports(&client, server);
+    let _g = client_lock();
+    drop(client);
+    s
+}
+
+fn describe_ports(client: &Client, server: Option<&str>) -> String {
+    let mut s = format!(
+        "JACK ports (server `{}`, {} Hz, {} frames; `out` ports are sources):\n",
+        server.unwrap_or("default"),
+        client.sample_rate(),
+        client.buffer_size()
+    );
+    let names = client.ports(None, None, PortFlags::empty());
+    if names.is_empty() {
+        s += "  (none)\n";
+    }
+    for name in names {
+        let (dir, ty) = match client.port_by_name(&name) {
+            Some(p) => (
+                if p.flags().contains(PortFlags::IS_OUTPUT) {
+                    "out"
+                } else {
+                    "in "
+                },
+                p.port_type().unwrap_or_default(),
+            ),
+            None => ("?  ", String::new()),
+        };
+        s += &format!("  {dir}  {name}  [{ty}]\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_refs_map_to_system_ports() {
+        assert_eq!(target_name(&PortRef::Number(3), true), "system:capture_3");
+        assert_eq!(target_name(&PortRef::Number(2), false), "system:playback_2");
+        assert_eq!(
+            target_name(&PortRef::Name("outboard:in".into()), false),
+            "outboard:in"
+        );
+    }
+}
