@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::dsp::delayline::AlignDelay;
 use crate::dsp::dynamics::{Compressor, Gate, Saturation};
-use crate::dsp::filters::{PassFilter, PassKind};
+use crate::dsp::filters::{PassFilter, PassKind, process_series};
 use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
@@ -56,8 +56,8 @@ pub(super) struct ChannelStrip {
     invert: bool,
     input_gain: SmoothedGain,
     delay: AlignDelay,
-    hpf: PassFilter,
-    lpf: PassFilter,
+    /// HPF and LPF, in that order.
+    pass: [PassFilter; 2],
     hpf_freq: f32,
     hpf_slope: f32,
     lpf_freq: f32,
@@ -90,6 +90,11 @@ pub(super) struct ChannelStrip {
     g_send: Vec<f32>,
     g_lvl: Vec<f32>,
 }
+
+/// Index of the HPF in `ChannelStrip::pass`.
+const HPF: usize = 0;
+/// Index of the LPF in `ChannelStrip::pass`.
+const LPF: usize = 1;
 
 fn spec_default(group: &'static [spec::ParamSpec], key: &str) -> f32 {
     spec::get(group, key).default
@@ -136,8 +141,10 @@ impl ChannelStrip {
             invert: false,
             input_gain: g(1.0),
             delay: AlignDelay::new(sr, nch, spec::get(spec::STRIP, "delay_ms").max),
-            hpf: PassFilter::new(sr, nch, PassKind::HighPass),
-            lpf: PassFilter::new(sr, nch, PassKind::LowPass),
+            pass: [
+                PassFilter::new(sr, nch, PassKind::HighPass),
+                PassFilter::new(sr, nch, PassKind::LowPass),
+            ],
             hpf_freq: spec_default(spec::HPF, "freq"),
             hpf_slope: 0.0,
             lpf_freq: spec_default(spec::LPF, "freq"),
@@ -191,23 +198,23 @@ impl ChannelStrip {
                 self.update_input_gain();
             }
             Key::DelayMs => self.delay.set_ms(v),
-            Key::HpfOn => self.hpf.set_enabled(v >= 0.5),
+            Key::HpfOn => self.pass[HPF].set_enabled(v >= 0.5),
             Key::HpfFreq | Key::HpfSlope => {
                 if key == Key::HpfFreq {
                     self.hpf_freq = v;
                 } else {
                     self.hpf_slope = v;
                 }
-                self.hpf.set(self.hpf_freq, super::slope_of(self.hpf_slope));
+                self.pass[HPF].set(self.hpf_freq, super::slope_of(self.hpf_slope));
             }
-            Key::LpfOn => self.lpf.set_enabled(v >= 0.5),
+            Key::LpfOn => self.pass[LPF].set_enabled(v >= 0.5),
             Key::LpfFreq | Key::LpfSlope => {
                 if key == Key::LpfFreq {
                     self.lpf_freq = v;
                 } else {
                     self.lpf_slope = v;
                 }
-                self.lpf.set(self.lpf_freq, super::slope_of(self.lpf_slope));
+                self.pass[LPF].set(self.lpf_freq, super::slope_of(self.lpf_slope));
             }
             Key::GateOn => self.gate.set_enabled(v >= 0.5),
             Key::GateThreshold
@@ -297,8 +304,7 @@ impl ChannelStrip {
             s.level.reset(t);
         }
         self.delay.snap();
-        self.hpf.snap();
-        self.lpf.snap();
+        self.pass.iter_mut().for_each(PassFilter::snap);
         self.eq.snap();
         self.gate.reset();
         self.comp.reset();
@@ -359,8 +365,7 @@ impl ChannelStrip {
         }
         // 3..8: delay, filters, gate, EQ, comp, saturation.
         self.delay.process(chans);
-        self.hpf.process(chans);
-        self.lpf.process(chans);
+        process_series(&mut self.pass, &mut [], chans);
         self.gate.process(chans);
         self.eq.process(chans);
         self.comp.process(chans);
