@@ -318,10 +318,14 @@ impl ChannelStrip {
             comp_gr_db: self.comp.gain_reduction_db(),
             ..Default::default()
         };
-        for c in 0..2 {
-            let c_src = c.min(self.nch - 1);
-            m.peak_db[c] = self.meter.peak_db(c_src);
-            m.rms_db[c] = self.meter.rms_db(c_src);
+        for c in 0..self.nch.min(2) {
+            m.peak_db[c] = self.meter.peak_db(c);
+            m.rms_db[c] = self.meter.rms_db(c);
+        }
+        if self.nch == 1 {
+            // Mono shows the same reading on both sides.
+            m.peak_db[1] = m.peak_db[0];
+            m.rms_db[1] = m.rms_db[0];
         }
         m
     }
@@ -376,7 +380,57 @@ impl ChannelStrip {
             self.meter.process(&ro[..nch]);
         }
 
-        // 10. Fader, pan, mute: per-sample gains for this block.
+        // 10. Fader, pan, mute. When nothing glides the gains are constants (the usual case);
+        // the products are formed in the same order either way.
+        let xl: &[f32] = &*chans[0];
+        let xr: &[f32] = &*chans[nch - 1];
+        let [ml, mr] = main;
+        let at_rest = !self.fader.is_smoothing()
+            && !self.pan_l.is_smoothing()
+            && !self.pan_r.is_smoothing()
+            && !self.main_gate.is_smoothing()
+            && !self.send_gate.is_smoothing();
+        if at_rest {
+            let (f, l, r) = (
+                self.fader.current(),
+                self.pan_l.current(),
+                self.pan_r.current(),
+            );
+            let (m, sg) = (self.main_gate.current(), self.send_gate.current());
+            let g = f * m;
+            if g != 0.0 {
+                mix_into(ml, xl, g, l);
+                mix_into(mr, xr, g, r);
+            }
+            for send in &mut self.sends {
+                if send.level.is_smoothing() {
+                    send.level.fill(&mut self.g_lvl[..n]);
+                    let glv = &self.g_lvl[..n];
+                    let [bl, br] = &mut bus_inputs[send.bus];
+                    let (bl, br) = (&mut bl[..n], &mut br[..n]);
+                    for i in 0..n {
+                        let g = if send.pre_fader {
+                            glv[i] * sg
+                        } else {
+                            glv[i] * f * m
+                        };
+                        bl[i] += xl[i] * g * l;
+                        br[i] += xr[i] * g * r;
+                    }
+                    continue;
+                }
+                let lv = send.level.current();
+                let g = if send.pre_fader { lv * sg } else { lv * f * m };
+                if g == 0.0 {
+                    continue;
+                }
+                let [bl, br] = &mut bus_inputs[send.bus];
+                mix_into(&mut bl[..n], xl, g, l);
+                mix_into(&mut br[..n], xr, g, r);
+            }
+            return;
+        }
+
         let (gf, gl, gr, gm, gs, glv) = (
             &mut self.g_fader[..n],
             &mut self.g_l[..n],
@@ -391,9 +445,6 @@ impl ChannelStrip {
         self.main_gate.fill(gm);
         self.send_gate.fill(gs);
 
-        let xl: &[f32] = &*chans[0];
-        let xr: &[f32] = &*chans[nch - 1];
-        let [ml, mr] = main;
         for i in 0..n {
             let g = gf[i] * gm[i];
             ml[i] += xl[i] * g * gl[i];
@@ -423,5 +474,13 @@ impl ChannelStrip {
                 }
             }
         }
+    }
+}
+
+/// `out += x * g * side`, multiplied in that order (as the per-sample path does).
+#[inline]
+fn mix_into(out: &mut [f32], x: &[f32], g: f32, side: f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o += v * g * side;
     }
 }

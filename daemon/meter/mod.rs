@@ -2,6 +2,7 @@
 //! hold and decay for display) and 300 ms RMS ([`PeakRms`]), and programme loudness per
 //! ITU-R BS.1770-4 / EBU R128 ([`Loudness`], a wrapper around the `ebur128` crate).
 
+use crate::dsp::dynamics::fastmath::fast_log2;
 use crate::dsp::util::ms_to_samples;
 use ebur128::{EbuR128, Mode};
 
@@ -19,6 +20,17 @@ fn amp_db(x: f64) -> f64 {
         f64::NEG_INFINITY
     } else {
         20.0 * x.log10()
+    }
+}
+
+/// `scale * log10(x)` for a display value: the fast logarithm for positive normal `x`, the
+/// exact one otherwise (0 gives `-inf`).
+#[inline]
+fn quick_db(x: f32, scale: f32) -> f32 {
+    if x.is_normal() && x > 0.0 {
+        scale * std::f32::consts::LOG10_2 * fast_log2(x)
+    } else {
+        (f64::from(scale) * f64::from(x).log10()) as f32
     }
 }
 
@@ -212,17 +224,22 @@ impl PeakRms {
         }
     }
     /// Display peak of channel `ch` in dBFS (`-inf` for silence or an unknown channel).
+    /// Called after every block, so it uses the fast logarithm (error < 1e-4 dB).
     pub fn peak_db(&self, ch: usize) -> f32 {
         self.chans
             .get(ch)
-            .map_or(f32::NEG_INFINITY, |m| amp_db(m.display as f64) as f32)
+            .map_or(f32::NEG_INFINITY, |m| quick_db(m.display, 20.0))
     }
 
     /// RMS of channel `ch` over the last 300 ms, in dBFS (`-inf` for silence).
     pub fn rms_db(&self, ch: usize) -> f32 {
         self.chans.get(ch).map_or(f32::NEG_INFINITY, |m| {
             let ms = (m.sum / self.window as f64).max(0.0);
-            (10.0 * ms.log10()) as f32
+            if ms > f64::from(f32::MIN_POSITIVE) && ms < f64::from(f32::MAX) {
+                quick_db(ms as f32, 10.0)
+            } else {
+                (10.0 * ms.log10()) as f32
+            }
         })
     }
 

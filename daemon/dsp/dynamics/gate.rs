@@ -18,6 +18,7 @@
 //!
 //! On/off crossfades the gain with unity over 10 ms.
 
+use super::fastmath::fast_gain_to_db;
 use crate::dsp::util::{SmoothedGain, db_to_gain, gain_to_db, ms_to_samples};
 
 /// The gate closes this far below `threshold_db` (it opens at `threshold_db`).
@@ -130,7 +131,13 @@ impl Gate {
     pub fn gain_reduction_db(&self) -> f32 {
         let e = self.enable.current();
         let g = 1.0 + e * (self.gain - 1.0);
-        (0.0 - gain_to_db(g)).max(0.0)
+        // Read after every block: the fast logarithm (g is a normal float in floor..1).
+        let db = if g.is_normal() {
+            fast_gain_to_db(g)
+        } else {
+            gain_to_db(g)
+        };
+        (0.0 - db).max(0.0)
     }
 
     /// Open the gate and clear the hold; jump the on/off fade to its target. For stream

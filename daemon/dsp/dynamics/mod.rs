@@ -12,7 +12,7 @@
 //! (1 = mono, 2 = stereo), processed in place.
 
 mod compressor;
-mod fastmath;
+pub(crate) mod fastmath;
 mod gate;
 mod saturation;
 

@@ -123,18 +123,54 @@ fn run_wavefront<const NCH: usize>(
     }
 }
 
-/// The steady sections gathered from a series of filters.
+/// The steady sections gathered from a series of filters, [`LANES`] per group.
 struct Gathered {
-    coeffs: [SvfCoeffs; MAX_SECTIONS],
-    states: [[SvfState; MAX_CHANNELS]; MAX_SECTIONS],
+    coeffs: [LaneCoeffs; GROUPS],
+    states: [[LaneState; MAX_CHANNELS]; GROUPS],
     len: usize,
 }
 
+/// Groups of [`LANES`] sections.
+const GROUPS: usize = MAX_SECTIONS / LANES;
+
+/// Lane coefficients of the identity section (`g = 0`: see `SvfCoeffs::identity`).
+const IDENTITY_LANES: LaneCoeffs = LaneCoeffs {
+    e1: [1.0; LANES],
+    d2: [0.0; LANES],
+    d3: [0.0; LANES],
+    ma: [1.0; LANES],
+    mb: [0.0; LANES],
+    mc: [0.0; LANES],
+};
+
 impl Gathered {
+    fn new() -> Self {
+        Self {
+            coeffs: [IDENTITY_LANES; GROUPS],
+            states: [[LaneState::default(); MAX_CHANNELS]; GROUPS],
+            len: 0,
+        }
+    }
+
     fn push(&mut self, c: &SvfCoeffs, s: &[SvfState; MAX_CHANNELS]) {
-        self.coeffs[self.len] = *c;
-        self.states[self.len] = *s;
+        let (g, k) = (self.len / LANES, self.len % LANES);
+        let l = &mut self.coeffs[g];
+        (l.e1[k], l.d2[k], l.d3[k]) = (c.e1, c.d2, c.d3);
+        (l.ma[k], l.mb[k], l.mc[k]) = (c.ma, c.mb, c.mc);
+        for (st, s) in self.states[g].iter_mut().zip(s) {
+            st.ic1[k] = s.ic1;
+            st.ic2[k] = s.ic2;
+        }
         self.len += 1;
+    }
+
+    /// The states of section `i`, in push order.
+    fn pop(&self, i: usize) -> [SvfState; MAX_CHANNELS] {
+        let (g, k) = (i / LANES, i % LANES);
+        std::array::from_fn(|ch| SvfState {
+            ic1: self.states[g][ch].ic1[k],
+            ic2: self.states[g][ch].ic2[k],
+        })
     }
 }
 
@@ -169,11 +205,7 @@ pub fn process_series(pass: &mut [PassFilter], bands: &mut [EqBand], chans: &mut
         .filter(|b| !b.is_active())
         .for_each(|b| b.process(chans));
 
-    let mut g = Gathered {
-        coeffs: [SvfCoeffs::identity(); MAX_SECTIONS],
-        states: [[SvfState::default(); MAX_CHANNELS]; MAX_SECTIONS],
-        len: 0,
-    };
+    let mut g = Gathered::new();
     for p in pass.iter().filter(|p| p.is_active()) {
         g.push(&p.sec1.c, &p.s1);
         if p.second_on {
@@ -185,86 +217,33 @@ pub fn process_series(pass: &mut [PassFilter], bands: &mut [EqBand], chans: &mut
     }
 
     let frames = frames_of(chans);
-    let mut first = 0;
-    while first < g.len {
-        let depth = (g.len - first).min(LANES);
-        run_group(&mut g, first, depth, chans, n, frames);
-        first += depth;
+    for grp in 0..g.len.div_ceil(LANES) {
+        let depth = (g.len - grp * LANES).min(LANES);
+        let (c, st) = (&g.coeffs[grp], &mut g.states[grp]);
+        if n >= 2 {
+            let (a, b) = chans.split_at_mut(1);
+            let mut xs = [&mut a[0][..frames], &mut b[0][..frames]];
+            run_wavefront::<2>(c, st, &mut xs, depth);
+        } else {
+            let mut one = [st[0]];
+            run_wavefront::<1>(c, &mut one, &mut [&mut chans[0][..frames]], depth);
+            st[0] = one[0];
+        }
     }
 
     // Write the states back in the same order.
     let mut i = 0;
     for p in pass.iter_mut().filter(|p| p.is_active()) {
-        p.s1 = g.states[i];
+        p.s1 = g.pop(i);
         i += 1;
         if p.second_on {
-            p.s2 = g.states[i];
+            p.s2 = g.pop(i);
             i += 1;
         }
     }
     for b in bands.iter_mut().filter(|b| b.is_active()) {
-        b.states = g.states[i];
+        b.states = g.pop(i);
         i += 1;
-    }
-}
-
-/// Run sections `first..first + depth` of `g` over `frames` frames of `n` channels.
-fn run_group(
-    g: &mut Gathered,
-    first: usize,
-    depth: usize,
-    chans: &mut [&mut [f32]],
-    n: usize,
-    frames: usize,
-) {
-    let id = SvfCoeffs::identity();
-    let sec = |k: usize| if k < depth { &g.coeffs[first + k] } else { &id };
-    let lanes = |f: fn(&SvfCoeffs) -> f32| -> V { std::array::from_fn(|k| f(sec(k))) };
-    let c = LaneCoeffs {
-        e1: lanes(|c| c.e1),
-        d2: lanes(|c| c.d2),
-        d3: lanes(|c| c.d3),
-        ma: lanes(|c| c.ma),
-        mb: lanes(|c| c.mb),
-        mc: lanes(|c| c.mc),
-    };
-    let state = |ch: usize| -> LaneState {
-        let s = |k: usize| {
-            if k < depth {
-                g.states[first + k][ch]
-            } else {
-                SvfState::default()
-            }
-        };
-        LaneState {
-            ic1: std::array::from_fn(|k| s(k).ic1),
-            ic2: std::array::from_fn(|k| s(k).ic2),
-            out: [0.0; LANES],
-        }
-    };
-    if n >= 2 {
-        let mut st = [state(0), state(1)];
-        let (a, b) = chans.split_at_mut(1);
-        let mut xs = [&mut a[0][..frames], &mut b[0][..frames]];
-        run_wavefront::<2>(&c, &mut st, &mut xs, depth);
-        for (ch, s) in st.iter().enumerate() {
-            for k in 0..depth {
-                g.states[first + k][ch] = SvfState {
-                    ic1: s.ic1[k],
-                    ic2: s.ic2[k],
-                };
-            }
-        }
-    } else {
-        let mut st = [state(0)];
-        let mut xs = [&mut chans[0][..frames]];
-        run_wavefront::<1>(&c, &mut st, &mut xs, depth);
-        for k in 0..depth {
-            g.states[first + k][0] = SvfState {
-                ic1: st[0].ic1[k],
-                ic2: st[0].ic2[k],
-            };
-        }
     }
 }
 
