@@ -141,7 +141,9 @@ fn time_part(name: &str, mut f: impl FnMut(&mut [&mut [f32]])) {
 
 fn parts() {
     use faderbridge::dsp::dynamics::{Compressor, Gate, Saturation};
-    use faderbridge::dsp::filters::{EqBand, EqKind, PassFilter, PassKind, Slope, process_series};
+    use faderbridge::dsp::filters::{
+        EqBand, EqKind, PassFilter, PassKind, Slope, process_series, try_process_fused,
+    };
     use faderbridge::meter::PeakRms;
     let mut hpf = PassFilter::new(SR, 1, PassKind::HighPass);
     hpf.set(60.0, Slope::Db24);
@@ -165,6 +167,11 @@ fn parts() {
     gate.set_enabled(true);
     gate.reset();
     time_part("gate", |c| gate.process(c));
+    time_part("hpf + gate + eq fused", |c| {
+        let mut t = gate.ticker();
+        assert!(try_process_fused(&mut pass, &mut eq, c, &mut t));
+        gate.finish(t);
+    });
     let mut comp = Compressor::new(SR);
     comp.set(-20.0, 3.0, 6.0, 10.0, 120.0, 0.0);
     comp.set_enabled(true);

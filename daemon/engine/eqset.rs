@@ -63,6 +63,11 @@ impl EqSet {
         self.bands.iter_mut().for_each(EqBand::snap);
     }
 
+    /// The bands, in order (for the strip's fused filter loop).
+    pub fn bands_mut(&mut self) -> &mut [EqBand] {
+        &mut self.bands
+    }
+
     pub fn process(&mut self, chans: &mut [&mut [f32]]) {
         process_series(&mut [], &mut self.bands, chans);
     }

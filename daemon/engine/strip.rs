@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::dsp::delayline::AlignDelay;
 use crate::dsp::dynamics::{Compressor, Gate, Saturation};
-use crate::dsp::filters::{PassFilter, PassKind, process_series};
+use crate::dsp::filters::{PassFilter, PassKind, UnityGain, process_series, try_process_fused};
 use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
@@ -369,9 +369,26 @@ impl ChannelStrip {
         }
         // 3..8: delay, filters, gate, EQ, comp, saturation.
         self.delay.process(chans);
-        process_series(&mut self.pass, &mut [], chans);
-        self.gate.process(chans);
-        self.eq.process(chans);
+        // HPF/LPF, gate and EQ in one fused loop when nothing is in transition.
+        let fused = if self.gate.is_fully_on() {
+            let mut t = self.gate.ticker();
+            let ok = try_process_fused(&mut self.pass, self.eq.bands_mut(), chans, &mut t);
+            if ok {
+                self.gate.finish(t);
+            }
+            ok
+        } else if self.gate.is_fully_off() {
+            // Leaves the audio alone (it only forgets its state).
+            self.gate.process(chans);
+            try_process_fused(&mut self.pass, self.eq.bands_mut(), chans, &mut UnityGain)
+        } else {
+            false
+        };
+        if !fused {
+            process_series(&mut self.pass, &mut [], chans);
+            self.gate.process(chans);
+            self.eq.process(chans);
+        }
         self.comp.process(chans);
         self.sat.process(chans);
         // 9: insert point (hardware inserts fill it later).

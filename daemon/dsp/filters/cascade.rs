@@ -127,6 +127,9 @@ fn run_wavefront<const NCH: usize>(
 struct Gathered {
     coeffs: [LaneCoeffs; GROUPS],
     states: [[LaneState; MAX_CHANNELS]; GROUPS],
+    /// Lane of the first section (the lanes before it stay identity).
+    first: usize,
+    /// One past the lane of the last section.
     len: usize,
 }
 
@@ -145,10 +148,16 @@ const IDENTITY_LANES: LaneCoeffs = LaneCoeffs {
 
 impl Gathered {
     fn new() -> Self {
+        Self::starting_at(0)
+    }
+
+    /// Sections pushed from lane `first` on.
+    fn starting_at(first: usize) -> Self {
         Self {
             coeffs: [IDENTITY_LANES; GROUPS],
             states: [[LaneState::default(); MAX_CHANNELS]; GROUPS],
-            len: 0,
+            first,
+            len: first,
         }
     }
 
@@ -166,6 +175,7 @@ impl Gathered {
 
     /// The states of section `i`, in push order.
     fn pop(&self, i: usize) -> [SvfState; MAX_CHANNELS] {
+        let i = self.first + i;
         let (g, k) = (i / LANES, i % LANES);
         std::array::from_fn(|ch| SvfState {
             ic1: self.states[g][ch].ic1[k],
@@ -244,6 +254,200 @@ pub fn process_series(pass: &mut [PassFilter], bands: &mut [EqBand], chans: &mut
     for b in bands.iter_mut().filter(|b| b.is_active()) {
         b.states = g.pop(i);
         i += 1;
+    }
+}
+
+/// A per-frame gain placed between the stages of [`try_process_fused`] (the strip's gate).
+/// It is copied into the loop and copied back afterwards, so its state stays in registers.
+pub trait FrameGain: Copy {
+    /// The gain for the next frame, whose peak over the channels is `peak`.
+    fn gain(&mut self, peak: f32) -> f32;
+}
+
+/// A [`FrameGain`] of exactly 1 (multiplying by it changes nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct UnityGain;
+
+impl FrameGain for UnityGain {
+    #[inline(always)]
+    fn gain(&mut self, _peak: f32) -> f32 {
+        1.0
+    }
+}
+
+/// Like [`process_series`] for `pass`, then a linked per-sample gain, then `bands`, all in
+/// one wavefront loop: at each step the pass sections, the gain and the EQ sections work on
+/// different samples, so their feedback chains overlap. `gain` is called once per frame, in
+/// order, with the frame's peak over the channels (`max |x|`, after the pass filters) and
+/// returns the gain for that frame (the strip's gate); every channel is multiplied by it.
+/// Each stage sits in the last lanes of its vector (identity sections before it pass the
+/// input through exactly), so every lane index in the loop is a constant.
+///
+/// Applies only when every filter is steady, `chans` has exactly the filters' channel count
+/// and both stages have 1..=[`LANES`] active sections; otherwise it returns false without
+/// touching anything, and the caller runs the stages one by one. The result is bit-identical
+/// to `process_series(pass)`, the gain, `process_series(bands)`. Real-time safe.
+pub fn try_process_fused(
+    pass: &mut [PassFilter],
+    bands: &mut [EqBand],
+    chans: &mut [&mut [f32]],
+    gain: &mut impl FrameGain,
+) -> bool {
+    let steady = pass.iter().all(PassFilter::is_steady) && bands.iter().all(EqBand::is_steady);
+    let dp: usize = pass.iter().map(PassFilter::steady_sections).sum();
+    let de: usize = bands.iter().map(EqBand::steady_sections).sum();
+    let n = chans.len();
+    let channels_ok = pass.iter().all(|p| p.channels == n) && bands.iter().all(|b| b.channels == n);
+    if !steady || !channels_ok || !(1..=LANES).contains(&dp) || !(1..=LANES).contains(&de) {
+        return false;
+    }
+    if !(1..=MAX_CHANNELS).contains(&n) {
+        return false;
+    }
+    pass.iter_mut()
+        .filter(|p| !p.is_active())
+        .for_each(|p| p.process(chans));
+    bands
+        .iter_mut()
+        .filter(|b| !b.is_active())
+        .for_each(|b| b.process(chans));
+    let (mut gp, mut ge) = (
+        Gathered::starting_at(LANES - dp),
+        Gathered::starting_at(LANES - de),
+    );
+    for p in pass.iter().filter(|p| p.is_active()) {
+        gp.push(&p.sec1.c, &p.s1);
+        if p.second_on {
+            gp.push(&p.sec2.c, &p.s2);
+        }
+    }
+    for b in bands.iter().filter(|b| b.is_active()) {
+        ge.push(&b.sec.c, &b.states);
+    }
+    let frames = frames_of(chans);
+    {
+        let (c1, c2) = (&gp.coeffs[0], &ge.coeffs[0]);
+        let (s1, s2) = (&mut gp.states[0], &mut ge.states[0]);
+        if n == 2 {
+            let (a, b) = chans.split_at_mut(1);
+            let mut xs = [&mut a[0][..frames], &mut b[0][..frames]];
+            run_fused::<2, _>([c1, c2], [s1, s2], &mut xs, gain);
+        } else {
+            let mut one = [[s1[0]], [s2[0]]];
+            let [o1, o2] = &mut one;
+            run_fused::<1, _>([c1, c2], [o1, o2], &mut [&mut chans[0][..frames]], gain);
+            (s1[0], s2[0]) = (one[0][0], one[1][0]);
+        }
+    }
+    let mut i = 0;
+    for p in pass.iter_mut().filter(|p| p.is_active()) {
+        p.s1 = gp.pop(i);
+        i += 1;
+        if p.second_on {
+            p.s2 = gp.pop(i);
+            i += 1;
+        }
+    }
+    for (i, b) in bands.iter_mut().filter(|b| b.is_active()).enumerate() {
+        b.states = ge.pop(i);
+    }
+    true
+}
+
+/// The fused loop of [`try_process_fused`] (both stages [`LANES`] deep): stage 1 takes frame
+/// `s` at step `s`; the gain handles frame `s - (LANES - 1)`; stage 2 lane `k` handles frame
+/// `s - LANES - k`; the result of frame `s - DELAY` is written back.
+fn run_fused<const NCH: usize, G: FrameGain>(
+    c: [&LaneCoeffs; 2],
+    st: [&mut [LaneState; NCH]; 2],
+    xs: &mut [&mut [f32]; NCH],
+    gain: &mut G,
+) {
+    let n = xs[0].len();
+    let [st1, st2] = st;
+    let mut f = Fused {
+        c,
+        st1: *st1,
+        st2: *st2,
+        z: [0.0; NCH],
+        gain: *gain,
+        n,
+    };
+    let main_lo = DELAY.min(n);
+    let main_hi = n.max(main_lo);
+    for s in 0..main_lo {
+        f.step::<true>(s, xs);
+    }
+    for s in main_lo..main_hi {
+        f.step::<false>(s, xs);
+    }
+    for s in main_hi..n + DELAY {
+        f.step::<true>(s, xs);
+    }
+    *st1 = f.st1;
+    *st2 = f.st2;
+    *gain = f.gain;
+}
+
+/// Frames between input and output of [`run_fused`].
+const DELAY: usize = 2 * LANES - 1;
+
+/// The state of [`run_fused`]'s loop.
+struct Fused<'a, const NCH: usize, G> {
+    c: [&'a LaneCoeffs; 2],
+    st1: [LaneState; NCH],
+    st2: [LaneState; NCH],
+    /// The gated frame waiting to enter stage 2.
+    z: [f32; NCH],
+    gain: G,
+    n: usize,
+}
+
+impl<const NCH: usize, G: FrameGain> Fused<'_, NCH, G> {
+    /// Step `s`; without `MASKED` every lane and the gain have a real frame.
+    // Channel loops index several parallel arrays; the constant bounds unroll them.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn step<const MASKED: bool>(&mut self, s: usize, xs: &mut [&mut [f32]; NCH]) {
+        let n = self.n;
+        // Stage 2 on the frame gated at the previous step.
+        let act2: [bool; LANES] = if MASKED {
+            std::array::from_fn(|k| s >= LANES + k && s - LANES - k < n)
+        } else {
+            [true; LANES]
+        };
+        for ch in 0..NCH {
+            let v = inputs(self.z[ch], &self.st2[ch].out);
+            step::<MASKED>(self.c[1], &mut self.st2[ch], &v, &act2);
+        }
+        // Stage 1 on frame s.
+        let act1 = if MASKED {
+            active_at(s, n)
+        } else {
+            [true; LANES]
+        };
+        for ch in 0..NCH {
+            let x = if !MASKED || s < n { xs[ch][s] } else { 0.0 };
+            let v = inputs(x, &self.st1[ch].out);
+            step::<MASKED>(self.c[0], &mut self.st1[ch], &v, &act1);
+        }
+        // The gain on stage 1's output.
+        if !MASKED || (s + 1 >= LANES && s + 1 - LANES < n) {
+            let y: [f32; NCH] = std::array::from_fn(|ch| self.st1[ch].out[LANES - 1]);
+            let mut peak = y[0].abs();
+            for v in &y[1..] {
+                peak = peak.max(v.abs());
+            }
+            let g = self.gain.gain(peak);
+            for ch in 0..NCH {
+                self.z[ch] = y[ch] * g;
+            }
+        }
+        if !MASKED || s >= DELAY {
+            for ch in 0..NCH {
+                xs[ch][s - DELAY] = self.st2[ch].out[LANES - 1];
+            }
+        }
     }
 }
 
@@ -402,5 +606,80 @@ mod tests {
             worst = worst.max((got - want).abs());
         }
         println!("fused series worst error {worst:.4} dB");
+    }
+    #[test]
+    fn fused_with_gate_is_bit_identical_to_the_stages() {
+        use crate::dsp::dynamics::Gate;
+        let sizes = [64usize, 1, 2, 3, 5, 64, 17, 300, 4, 64, 1000];
+        for ch in [1usize, 2] {
+            let n = 48000;
+            // Bursts and near-silence so the gate opens, holds and closes.
+            let src: Vec<Vec<f32>> = (0..ch)
+                .map(|c| {
+                    noise(c as u32 + 5, n)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| v * if (i / 3000) % 2 == 0 { 1.0 } else { 1e-4 })
+                        .collect()
+                })
+                .collect();
+            let mk = || {
+                let mut g = Gate::new(SR);
+                g.set(-50.0, 30.0, 0.5, 10.0, 20.0);
+                g.set_enabled(true);
+                g.reset();
+                (set(ch), g)
+            };
+            let ((mut a, mut ga), (mut b, mut gb)) = (mk(), mk());
+            let (mut ya, mut yb) = (src.clone(), src.clone());
+            let (mut pos, mut i, mut fused) = (0, 0, 0);
+            while pos < n {
+                let len = sizes[i % sizes.len()].min(n - pos);
+                change(&mut a, i);
+                change(&mut b, i);
+                let r = pos..pos + len;
+                {
+                    let (l, rest) = ya.split_at_mut(1);
+                    let mut c: Vec<&mut [f32]> = vec![&mut l[0][r.clone()]];
+                    c.extend(rest.iter_mut().map(|x| &mut x[r.clone()]));
+                    let mut t = ga.ticker();
+                    if try_process_fused(&mut a.pass, &mut a.bands, &mut c, &mut t) {
+                        ga.finish(t);
+                        fused += 1;
+                    } else {
+                        process_series(&mut a.pass, &mut [], &mut c);
+                        ga.process(&mut c);
+                        process_series(&mut [], &mut a.bands, &mut c);
+                    }
+                }
+                {
+                    let (l, rest) = yb.split_at_mut(1);
+                    let mut c: Vec<&mut [f32]> = vec![&mut l[0][r.clone()]];
+                    c.extend(rest.iter_mut().map(|x| &mut x[r.clone()]));
+                    b.pass.iter_mut().for_each(|p| p.process(&mut c));
+                    gb.process(&mut c);
+                    b.bands.iter_mut().for_each(|x| x.process(&mut c));
+                }
+                pos += len;
+                i += 1;
+            }
+            assert!(
+                fused > i / 2,
+                "fused path used in only {fused} of {i} blocks"
+            );
+            // The gate really worked: it attenuated the quiet parts by its 30 dB range.
+            assert!(ga.gain_reduction_db() > 29.0 || ga.gain_reduction_db() == 0.0);
+            let quiet = 9000 + 2000..9000 + 2900;
+            let g_in: f32 = src[0][quiet.clone()].iter().map(|v| v.abs()).sum();
+            let g_out: f32 = yb[0][quiet].iter().map(|v| v.abs()).sum();
+            assert!(g_out < 0.1 * g_in, "gate closed: {g_out} vs {g_in}");
+            for (c, (fa, fb)) in ya.iter().zip(&yb).enumerate() {
+                let diff = fa
+                    .iter()
+                    .zip(fb)
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(diff, None, "{ch} channel(s), channel {c}: first difference");
+            }
+        }
     }
 }

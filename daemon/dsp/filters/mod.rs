@@ -17,7 +17,7 @@ use super::util::SmoothedGain;
 
 mod cascade;
 
-pub use cascade::{LANES, process_series};
+pub use cascade::{FrameGain, LANES, UnityGain, process_series, try_process_fused};
 
 /// Samples between coefficient updates while parameters glide.
 pub const SUB_BLOCK: usize = 16;
