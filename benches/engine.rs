@@ -18,6 +18,26 @@ use faderbridge::render::{self, RenderOptions};
 use faderbridge::session;
 
 const BLOCK: usize = 64;
+
+/// CPU time used by this thread, in ns. On a shared machine this excludes the time the thread
+/// spent descheduled, so it is a steadier measure of the cost on one core than wall time.
+fn thread_cpu_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// Wall and thread-CPU time of `f`, in ns.
+fn timed(f: impl FnOnce()) -> (f64, f64) {
+    let (t, c) = (Instant::now(), thread_cpu_ns());
+    f();
+    (t.elapsed().as_nanos() as f64, (thread_cpu_ns() - c) as f64)
+}
 const SR: f32 = 48000.0;
 
 fn strip(i: usize, source: &str) -> String {
@@ -74,8 +94,8 @@ fn noise(seed: u32, n: usize, amp: f32) -> Vec<f32> {
         .collect()
 }
 
-/// ns per frame of `engine.process` over `seconds` of audio.
-fn time_engine(n_ch: usize, seconds: f32) -> f64 {
+/// ns per frame of `engine.process` over `seconds` of audio: (wall, thread CPU).
+fn time_engine(n_ch: usize, seconds: f32) -> (f64, f64) {
     let text = session_text(n_ch, false, false);
     let s = session::parse_str(&text, Path::new("bench.yaml")).expect("bench session");
     let tree = ParamTree::build(&s);
@@ -93,9 +113,9 @@ fn time_engine(n_ch: usize, seconds: f32) -> f64 {
         }
     };
     run(&mut e, &mut out, blocks / 10); // warm up
-    let t = Instant::now();
-    run(&mut e, &mut out, blocks);
-    t.elapsed().as_nanos() as f64 / (blocks * BLOCK) as f64
+    let (wall, cpu) = timed(|| run(&mut e, &mut out, blocks));
+    let frames = (blocks * BLOCK) as f64;
+    (wall / frames, cpu / frames)
 }
 
 /// ns per sample of one processor on 64-frame mono blocks.
@@ -104,19 +124,26 @@ fn time_part(name: &str, mut f: impl FnMut(&mut [&mut [f32]])) {
     let mut buf = vec![0.0f32; BLOCK];
     let blocks = 48000 * 20 / BLOCK;
     let _ftz = DenormalGuard::new();
-    let t = Instant::now();
-    for b in 0..blocks {
-        let off = (b * BLOCK) % (48000 - BLOCK);
-        buf.copy_from_slice(&src[off..off + BLOCK]);
-        f(&mut [&mut buf[..]]);
-    }
-    let ns = t.elapsed().as_nanos() as f64 / (blocks * BLOCK) as f64;
-    println!("parts: {name:<28} {ns:6.2} ns/sample");
+    let (wall, cpu) = timed(|| {
+        for b in 0..blocks {
+            let off = (b * BLOCK) % (48000 - BLOCK);
+            buf.copy_from_slice(&src[off..off + BLOCK]);
+            f(&mut [&mut buf[..]]);
+        }
+    });
+    let n = (blocks * BLOCK) as f64;
+    println!(
+        "parts: {name:<28} {:6.2} ns/sample (wall {:6.2})",
+        cpu / n,
+        wall / n
+    );
 }
 
 fn parts() {
     use faderbridge::dsp::dynamics::{Compressor, Gate, Saturation};
-    use faderbridge::dsp::filters::{EqBand, EqKind, PassFilter, PassKind, Slope};
+    use faderbridge::dsp::filters::{
+        EqBand, EqKind, PassFilter, PassKind, Slope, process_series, try_process_fused,
+    };
     use faderbridge::meter::PeakRms;
     let mut hpf = PassFilter::new(SR, 1, PassKind::HighPass);
     hpf.set(60.0, Slope::Db24);
@@ -130,11 +157,21 @@ fn parts() {
         b.snap();
     }
     time_part("eq 4 bands", |c| eq.iter_mut().for_each(|b| b.process(c)));
+    let mut pass = [hpf.clone(), PassFilter::new(SR, 1, PassKind::LowPass)];
+    time_part("hpf 24 dB/oct fused", |c| {
+        process_series(&mut pass, &mut [], c)
+    });
+    time_part("eq 4 bands fused", |c| process_series(&mut [], &mut eq, c));
     let mut gate = Gate::new(SR);
     gate.set(-60.0, 30.0, 0.5, 20.0, 100.0);
     gate.set_enabled(true);
     gate.reset();
     time_part("gate", |c| gate.process(c));
+    time_part("hpf + gate + eq fused", |c| {
+        let mut t = gate.ticker();
+        assert!(try_process_fused(&mut pass, &mut eq, c, &mut t));
+        gate.finish(t);
+    });
     let mut comp = Compressor::new(SR);
     comp.set(-20.0, 3.0, 6.0, 10.0, 120.0, 0.0);
     comp.set_enabled(true);
@@ -176,19 +213,26 @@ fn main() {
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
 
     if want("strip") {
+        // Thread CPU time first, wall time in brackets.
         let one = time_engine(1, 10.0);
         let many = time_engine(32, 10.0);
         let empty = time_engine(0, 10.0);
         println!(
-            "strip: 1 full strip          {:8.1} ns/frame (incl. buses)",
-            one
+            "strip: 1 full strip          {:8.1} ns/frame (incl. buses; wall {:.1})",
+            one.1, one.0
         );
         println!(
-            "strip: 32 full strips        {:8.1} ns/frame = {:.1} ns per channel-sample",
-            many,
-            (many - empty) / 32.0
+            "strip: 32 full strips        {:8.1} ns/frame = {:.1} ns per channel-sample \
+             (wall {:.1} = {:.1})",
+            many.1,
+            (many.1 - empty.1) / 32.0,
+            many.0,
+            (many.0 - empty.0) / 32.0
         );
-        println!("strip: buses alone          {:8.1} ns/frame", empty);
+        println!(
+            "strip: buses alone          {:8.1} ns/frame (wall {:.1})",
+            empty.1, empty.0
+        );
     }
     if want("parts") {
         parts();

@@ -1,7 +1,7 @@
 //! The four EQ bands of a strip, bus or master, with the parameter values they were last given
 //! (a band is re-tuned as a whole whenever one of its values changes).
 
-use crate::dsp::filters::{EqBand, EqKind};
+use crate::dsp::filters::{EqBand, EqKind, process_series};
 use crate::params::{Key, spec};
 
 pub(super) struct EqSet {
@@ -63,9 +63,12 @@ impl EqSet {
         self.bands.iter_mut().for_each(EqBand::snap);
     }
 
+    /// The bands, in order (for the strip's fused filter loop).
+    pub fn bands_mut(&mut self) -> &mut [EqBand] {
+        &mut self.bands
+    }
+
     pub fn process(&mut self, chans: &mut [&mut [f32]]) {
-        for b in &mut self.bands {
-            b.process(chans);
-        }
+        process_series(&mut [], &mut self.bands, chans);
     }
 }

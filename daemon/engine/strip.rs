@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::dsp::delayline::AlignDelay;
 use crate::dsp::dynamics::{Compressor, Gate, Saturation};
-use crate::dsp::filters::{PassFilter, PassKind};
+use crate::dsp::filters::{PassFilter, PassKind, UnityGain, process_series, try_process_fused};
 use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
@@ -56,8 +56,8 @@ pub(super) struct ChannelStrip {
     invert: bool,
     input_gain: SmoothedGain,
     delay: AlignDelay,
-    hpf: PassFilter,
-    lpf: PassFilter,
+    /// HPF and LPF, in that order.
+    pass: [PassFilter; 2],
     hpf_freq: f32,
     hpf_slope: f32,
     lpf_freq: f32,
@@ -90,6 +90,11 @@ pub(super) struct ChannelStrip {
     g_send: Vec<f32>,
     g_lvl: Vec<f32>,
 }
+
+/// Index of the HPF in `ChannelStrip::pass`.
+const HPF: usize = 0;
+/// Index of the LPF in `ChannelStrip::pass`.
+const LPF: usize = 1;
 
 fn spec_default(group: &'static [spec::ParamSpec], key: &str) -> f32 {
     spec::get(group, key).default
@@ -136,8 +141,10 @@ impl ChannelStrip {
             invert: false,
             input_gain: g(1.0),
             delay: AlignDelay::new(sr, nch, spec::get(spec::STRIP, "delay_ms").max),
-            hpf: PassFilter::new(sr, nch, PassKind::HighPass),
-            lpf: PassFilter::new(sr, nch, PassKind::LowPass),
+            pass: [
+                PassFilter::new(sr, nch, PassKind::HighPass),
+                PassFilter::new(sr, nch, PassKind::LowPass),
+            ],
             hpf_freq: spec_default(spec::HPF, "freq"),
             hpf_slope: 0.0,
             lpf_freq: spec_default(spec::LPF, "freq"),
@@ -191,23 +198,23 @@ impl ChannelStrip {
                 self.update_input_gain();
             }
             Key::DelayMs => self.delay.set_ms(v),
-            Key::HpfOn => self.hpf.set_enabled(v >= 0.5),
+            Key::HpfOn => self.pass[HPF].set_enabled(v >= 0.5),
             Key::HpfFreq | Key::HpfSlope => {
                 if key == Key::HpfFreq {
                     self.hpf_freq = v;
                 } else {
                     self.hpf_slope = v;
                 }
-                self.hpf.set(self.hpf_freq, super::slope_of(self.hpf_slope));
+                self.pass[HPF].set(self.hpf_freq, super::slope_of(self.hpf_slope));
             }
-            Key::LpfOn => self.lpf.set_enabled(v >= 0.5),
+            Key::LpfOn => self.pass[LPF].set_enabled(v >= 0.5),
             Key::LpfFreq | Key::LpfSlope => {
                 if key == Key::LpfFreq {
                     self.lpf_freq = v;
                 } else {
                     self.lpf_slope = v;
                 }
-                self.lpf.set(self.lpf_freq, super::slope_of(self.lpf_slope));
+                self.pass[LPF].set(self.lpf_freq, super::slope_of(self.lpf_slope));
             }
             Key::GateOn => self.gate.set_enabled(v >= 0.5),
             Key::GateThreshold
@@ -297,8 +304,7 @@ impl ChannelStrip {
             s.level.reset(t);
         }
         self.delay.snap();
-        self.hpf.snap();
-        self.lpf.snap();
+        self.pass.iter_mut().for_each(PassFilter::snap);
         self.eq.snap();
         self.gate.reset();
         self.comp.reset();
@@ -312,10 +318,14 @@ impl ChannelStrip {
             comp_gr_db: self.comp.gain_reduction_db(),
             ..Default::default()
         };
-        for c in 0..2 {
-            let c_src = c.min(self.nch - 1);
-            m.peak_db[c] = self.meter.peak_db(c_src);
-            m.rms_db[c] = self.meter.rms_db(c_src);
+        for c in 0..self.nch.min(2) {
+            m.peak_db[c] = self.meter.peak_db(c);
+            m.rms_db[c] = self.meter.rms_db(c);
+        }
+        if self.nch == 1 {
+            // Mono shows the same reading on both sides.
+            m.peak_db[1] = m.peak_db[0];
+            m.rms_db[1] = m.rms_db[0];
         }
         m
     }
@@ -359,10 +369,26 @@ impl ChannelStrip {
         }
         // 3..8: delay, filters, gate, EQ, comp, saturation.
         self.delay.process(chans);
-        self.hpf.process(chans);
-        self.lpf.process(chans);
-        self.gate.process(chans);
-        self.eq.process(chans);
+        // HPF/LPF, gate and EQ in one fused loop when nothing is in transition.
+        let fused = if self.gate.is_fully_on() {
+            let mut t = self.gate.ticker();
+            let ok = try_process_fused(&mut self.pass, self.eq.bands_mut(), chans, &mut t);
+            if ok {
+                self.gate.finish(t);
+            }
+            ok
+        } else if self.gate.is_fully_off() {
+            // Leaves the audio alone (it only forgets its state).
+            self.gate.process(chans);
+            try_process_fused(&mut self.pass, self.eq.bands_mut(), chans, &mut UnityGain)
+        } else {
+            false
+        };
+        if !fused {
+            process_series(&mut self.pass, &mut [], chans);
+            self.gate.process(chans);
+            self.eq.process(chans);
+        }
         self.comp.process(chans);
         self.sat.process(chans);
         // 9: insert point (hardware inserts fill it later).
@@ -371,7 +397,57 @@ impl ChannelStrip {
             self.meter.process(&ro[..nch]);
         }
 
-        // 10. Fader, pan, mute: per-sample gains for this block.
+        // 10. Fader, pan, mute. When nothing glides the gains are constants (the usual case);
+        // the products are formed in the same order either way.
+        let xl: &[f32] = &*chans[0];
+        let xr: &[f32] = &*chans[nch - 1];
+        let [ml, mr] = main;
+        let at_rest = !self.fader.is_smoothing()
+            && !self.pan_l.is_smoothing()
+            && !self.pan_r.is_smoothing()
+            && !self.main_gate.is_smoothing()
+            && !self.send_gate.is_smoothing();
+        if at_rest {
+            let (f, l, r) = (
+                self.fader.current(),
+                self.pan_l.current(),
+                self.pan_r.current(),
+            );
+            let (m, sg) = (self.main_gate.current(), self.send_gate.current());
+            let g = f * m;
+            if g != 0.0 {
+                mix_into(ml, xl, g, l);
+                mix_into(mr, xr, g, r);
+            }
+            for send in &mut self.sends {
+                if send.level.is_smoothing() {
+                    send.level.fill(&mut self.g_lvl[..n]);
+                    let glv = &self.g_lvl[..n];
+                    let [bl, br] = &mut bus_inputs[send.bus];
+                    let (bl, br) = (&mut bl[..n], &mut br[..n]);
+                    for i in 0..n {
+                        let g = if send.pre_fader {
+                            glv[i] * sg
+                        } else {
+                            glv[i] * f * m
+                        };
+                        bl[i] += xl[i] * g * l;
+                        br[i] += xr[i] * g * r;
+                    }
+                    continue;
+                }
+                let lv = send.level.current();
+                let g = if send.pre_fader { lv * sg } else { lv * f * m };
+                if g == 0.0 {
+                    continue;
+                }
+                let [bl, br] = &mut bus_inputs[send.bus];
+                mix_into(&mut bl[..n], xl, g, l);
+                mix_into(&mut br[..n], xr, g, r);
+            }
+            return;
+        }
+
         let (gf, gl, gr, gm, gs, glv) = (
             &mut self.g_fader[..n],
             &mut self.g_l[..n],
@@ -386,9 +462,6 @@ impl ChannelStrip {
         self.main_gate.fill(gm);
         self.send_gate.fill(gs);
 
-        let xl: &[f32] = &*chans[0];
-        let xr: &[f32] = &*chans[nch - 1];
-        let [ml, mr] = main;
         for i in 0..n {
             let g = gf[i] * gm[i];
             ml[i] += xl[i] * g * gl[i];
@@ -418,5 +491,13 @@ impl ChannelStrip {
                 }
             }
         }
+    }
+}
+
+/// `out += x * g * side`, multiplied in that order (as the per-sample path does).
+#[inline]
+fn mix_into(out: &mut [f32], x: &[f32], g: f32, side: f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o += v * g * side;
     }
 }

@@ -193,34 +193,70 @@ impl Compressor {
                 *g = g.max(s.abs());
             }
         }
-        // 2.–3. Gain computer and detector, peak replaced by the linear compressor gain.
-        let (aa, ar) = (self.alpha_attack, self.alpha_release);
-        let mut r = self.release_state;
-        let mut y = self.reduction_db;
+        // 2. Gain computer (a branch-free pass the compiler vectorises), skipped when the
+        // whole chunk stays below the knee. `>` also rejects NaN, so a NaN input cannot
+        // poison the detector.
         let knee_start = self.knee_start_lin;
         let (t, w, slope) = (self.threshold_db, self.knee_db, self.slope);
-        for g in gains.iter_mut() {
-            let peak = *g;
-            // `>` also rejects NaN, so a NaN input cannot poison the detector.
-            let target = if peak > knee_start {
-                reduction_db(fast_gain_to_db(peak), t, w, slope)
-            } else {
-                0.0
-            };
-            let fall = ar * r + (1.0 - ar) * target;
-            r = if target > fall { target } else { fall };
-            y = if r > y { aa * y + (1.0 - aa) * r } else { r };
-            if y < DETECTOR_FLOOR_DB {
-                y = 0.0;
-                r = r.max(0.0);
-                if r < DETECTOR_FLOOR_DB {
-                    r = 0.0;
-                }
+        // The peaks are >= 0 (or NaN), so their bit patterns order like the values: an integer
+        // maximum that vectorises. A NaN maximum compares false below, as a NaN peak should.
+        let max_peak = f32::from_bits(gains.iter().fold(0u32, |m, &p| m.max(p.to_bits())));
+        let mut r = self.release_state;
+        let mut y = self.reduction_db;
+        if max_peak > knee_start {
+            let inv_2w = if w > 0.0 { 0.5 / w } else { 0.0 };
+            for g in gains.iter_mut() {
+                let peak = *g;
+                let red = reduction_fast(fast_gain_to_db(peak), t, w, inv_2w, slope);
+                *g = if peak > knee_start { red } else { 0.0 };
             }
-            *g = if y > 0.0 { fast_db_to_gain(-y) } else { 1.0 };
+        } else if r == 0.0 && y == 0.0 {
+            // At rest and staying so: unity gain.
+            return self.finish_chunk(chans, start, end, true);
+        } else {
+            gains.fill(0.0);
+        }
+        // 3. Detector: the only serial part (see the module docs for the law). With r and
+        // y >= 0, `max`/`min` select exactly the documented branches.
+        let (aa, ar) = (self.alpha_attack, self.alpha_release);
+        let (ca, cr) = (1.0 - aa, 1.0 - ar);
+        for g in gains.iter_mut() {
+            let target = *g;
+            let fall = ar * r + cr * target;
+            r = if target > fall { target } else { fall };
+            let att = aa * y + ca * r;
+            y = if att < r { att } else { r };
+            *g = y;
+        }
+        if y < DETECTOR_FLOOR_DB {
+            y = 0.0;
+            if r < DETECTOR_FLOOR_DB {
+                r = 0.0;
+            }
         }
         self.release_state = r;
         self.reduction_db = y;
+        // Reduction to linear gain (another vectorised pass; 0 dB gives exactly 1).
+        gains.iter_mut().for_each(|g| *g = fast_db_to_gain(-*g));
+        self.finish_chunk(chans, start, end, false);
+    }
+
+    /// Apply makeup and the on/off crossfade to the chunk's gains and the gains to `chans`;
+    /// `unity`: the compressor's own gain is 1 throughout (`scratch` is not read).
+    fn finish_chunk(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize, unity: bool) {
+        let gains = &mut self.scratch[..end - start];
+        if unity && !self.makeup.is_smoothing() && !self.enable.is_smoothing() {
+            let total = 1.0 + self.enable.current() * (self.makeup.current() - 1.0);
+            if total != 1.0 {
+                for ch in chans.iter_mut() {
+                    ch[start..end].iter_mut().for_each(|s| *s *= total);
+                }
+            }
+            return;
+        }
+        if unity {
+            gains.fill(1.0);
+        }
         // 4. Makeup and on/off crossfade: total = 1 + e·(g·makeup − 1).
         if self.makeup.is_smoothing() || self.enable.is_smoothing() {
             for g in gains.iter_mut() {
@@ -251,15 +287,18 @@ impl Compressor {
 /// slope `1 - 1/R`.
 #[inline]
 fn reduction_db(x: f32, t: f32, w: f32, slope: f32) -> f32 {
+    let inv_2w = if w > 0.0 { 0.5 / w } else { 0.0 };
+    reduction_fast(x, t, w, inv_2w, slope)
+}
+
+/// [`reduction_db`] without branches (`inv_2w = 1/(2w)`, or 0 when `w = 0`): below the knee
+/// `k = max(x - T + W/2, 0)` is 0, inside it gives the quadratic, above it the line.
+#[inline(always)]
+fn reduction_fast(x: f32, t: f32, w: f32, inv_2w: f32, slope: f32) -> f32 {
     let over = x - t;
-    if 2.0 * over <= -w {
-        0.0
-    } else if 2.0 * over < w {
-        let k = over + 0.5 * w;
-        slope * k * k / (2.0 * w)
-    } else {
-        slope * over
-    }
+    let k = (over + 0.5 * w).max(0.0);
+    let v = if 2.0 * over < w { k * k * inv_2w } else { over };
+    slope * v
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //!
 //! On/off crossfades the gain with unity over 10 ms.
 
+use super::fastmath::fast_gain_to_db;
 use crate::dsp::util::{SmoothedGain, db_to_gain, gain_to_db, ms_to_samples};
 
 /// The gate closes this far below `threshold_db` (it opens at `threshold_db`).
@@ -31,6 +32,63 @@ const CHUNK: usize = 4096;
 const ENABLE_FADE_MS: f32 = 10.0;
 /// Rate at which the gain rises to a raised floor, dB per ms.
 const FLOOR_RISE_DB_PER_MS: f32 = 1.0;
+
+/// The gate's per-sample law with its state, copied out of a [`Gate`] so a fused loop can run
+/// it sample by sample ([`Gate::ticker`], [`GateTicker::tick`], [`Gate::finish`]); the gate's
+/// own `process` runs exactly the same code.
+#[derive(Debug, Clone, Copy)]
+pub struct GateTicker {
+    open_lin: f32,
+    close_lin: f32,
+    floor: f32,
+    open_step: f32,
+    close_mul: f32,
+    floor_rise_mul: f32,
+    hold_len: u32,
+    hold_left: u32,
+    open: bool,
+    gain: f32,
+}
+
+impl GateTicker {
+    /// Advance one sample whose linked peak (max |x| over the channels) is `peak`; returns
+    /// the gate's gain for that sample.
+    #[inline(always)]
+    pub fn tick(&mut self, peak: f32) -> f32 {
+        let trigger = peak
+            >= if self.open {
+                self.close_lin
+            } else {
+                self.open_lin
+            };
+        if trigger {
+            self.open = true;
+            self.hold_left = self.hold_len;
+        } else if self.hold_left > 0 {
+            self.hold_left -= 1;
+        } else {
+            self.open = false;
+        }
+        let gain = self.gain;
+        self.gain = if self.open {
+            (gain + self.open_step).min(1.0)
+        } else if gain > self.floor {
+            (gain * self.close_mul).max(self.floor)
+        } else if gain < self.floor {
+            (gain * self.floor_rise_mul).min(self.floor)
+        } else {
+            gain
+        };
+        self.gain
+    }
+}
+
+impl crate::dsp::filters::FrameGain for GateTicker {
+    #[inline(always)]
+    fn gain(&mut self, peak: f32) -> f32 {
+        self.tick(peak)
+    }
+}
 
 /// A noise gate with hold and a finite range (see the module docs for the exact behaviour).
 #[derive(Debug, Clone)]
@@ -130,7 +188,13 @@ impl Gate {
     pub fn gain_reduction_db(&self) -> f32 {
         let e = self.enable.current();
         let g = 1.0 + e * (self.gain - 1.0);
-        (0.0 - gain_to_db(g)).max(0.0)
+        // Read after every block: the fast logarithm (g is a normal float in floor..1).
+        let db = if g.is_normal() {
+            fast_gain_to_db(g)
+        } else {
+            gain_to_db(g)
+        };
+        (0.0 - db).max(0.0)
     }
 
     /// Open the gate and clear the hold; jump the on/off fade to its target. For stream
@@ -140,6 +204,40 @@ impl Gate {
         self.open = false;
         self.hold_left = 0;
         self.enable.reset(self.enable.target());
+    }
+
+    /// True when the gate is fully in and not fading: its output is exactly the input times
+    /// [`GateTicker::tick`]'s gains.
+    pub fn is_fully_on(&self) -> bool {
+        !self.enable.is_smoothing() && self.enable.current() == 1.0
+    }
+
+    /// True when the gate is fully out: `process` leaves the audio untouched.
+    pub fn is_fully_off(&self) -> bool {
+        self.enable.target() == 0.0 && !self.enable.is_smoothing()
+    }
+
+    /// The per-sample law and the current state (see [`GateTicker`]).
+    pub fn ticker(&self) -> GateTicker {
+        GateTicker {
+            open_lin: self.open_lin,
+            close_lin: self.close_lin,
+            floor: self.floor,
+            open_step: self.open_step,
+            close_mul: self.close_mul,
+            floor_rise_mul: self.floor_rise_mul,
+            hold_len: self.hold_len,
+            hold_left: self.hold_left,
+            open: self.open,
+            gain: self.gain,
+        }
+    }
+
+    /// Take back the state a [`GateTicker`] advanced.
+    pub fn finish(&mut self, t: GateTicker) {
+        self.hold_left = t.hold_left;
+        self.open = t.open;
+        self.gain = t.gain;
     }
 
     /// Gate 1 or more equal-length channels in place with one linked gain. Real-time safe.
@@ -164,6 +262,7 @@ impl Gate {
 
     fn process_chunk(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize) {
         let n = end - start;
+        let mut t = self.ticker();
         let gains = &mut self.scratch[..n];
         gains.copy_from_slice(&chans[0][start..end]);
         gains.iter_mut().for_each(|g| *g = g.abs());
@@ -172,32 +271,10 @@ impl Gate {
                 *g = g.max(s.abs());
             }
         }
-        let mut gain = self.gain;
-        let mut open = self.open;
-        let mut hold_left = self.hold_left;
         for g in gains.iter_mut() {
-            let peak = *g;
-            let trigger = peak >= if open { self.close_lin } else { self.open_lin };
-            if trigger {
-                open = true;
-                hold_left = self.hold_len;
-            } else if hold_left > 0 {
-                hold_left -= 1;
-            } else {
-                open = false;
-            }
-            if open {
-                gain = (gain + self.open_step).min(1.0);
-            } else if gain > self.floor {
-                gain = (gain * self.close_mul).max(self.floor);
-            } else if gain < self.floor {
-                gain = (gain * self.floor_rise_mul).min(self.floor);
-            }
-            *g = gain;
+            *g = t.tick(*g);
         }
-        self.gain = gain;
-        self.open = open;
-        self.hold_left = hold_left;
+        (self.hold_left, self.open, self.gain) = (t.hold_left, t.open, t.gain);
         if self.enable.is_smoothing() || self.enable.current() != 1.0 {
             for g in gains.iter_mut() {
                 let e = self.enable.next_value();

@@ -12,12 +12,12 @@
 //! (1 = mono, 2 = stereo), processed in place.
 
 mod compressor;
-mod fastmath;
+pub(crate) mod fastmath;
 mod gate;
 mod saturation;
 
 pub use compressor::Compressor;
-pub use gate::{Gate, HYSTERESIS_DB, MIN_HOLD_MS};
+pub use gate::{Gate, GateTicker, HYSTERESIS_DB, MIN_HOLD_MS};
 pub use saturation::Saturation;
 
 /// Signals and measurements shared by the tests of this module.

@@ -15,6 +15,10 @@
 
 use super::util::SmoothedGain;
 
+mod cascade;
+
+pub use cascade::{FrameGain, LANES, UnityGain, process_series, try_process_fused};
+
 /// Samples between coefficient updates while parameters glide.
 pub const SUB_BLOCK: usize = 16;
 /// Time constant of the parameter glide (one-pole), in milliseconds.
@@ -152,20 +156,31 @@ pub fn eq_prototype_magnitude_db(
 // ---------------------------------------------------------------------------------------------
 // The state-variable filter core.
 
-/// Coefficients of one SVF section: the integrator gains `a1..a3` of the linear trapezoidal
-/// SVF (from `g = tan(pi f/fs)` and damping `k`: `a1 = 1/(1 + g(g + k))`, `a2 = g a1`,
-/// `a3 = g a2`), stored doubled (`dN = 2 aN`, exact in floating point) to shorten the
-/// per-sample dependency chain, and the output mix `m0 * input + m1 * band + m2 * low`, with
-/// `m1` stored halved to match.
+/// Coefficients of one SVF section, in the state-space form the per-sample code uses.
+///
+/// The linear trapezoidal SVF has integrator gains `a1 = 1/(1 + g(g + k))`, `a2 = g a1`,
+/// `a3 = g a2` (from `g = tan(pi f/fs)` and damping `k`) and the output mix
+/// `m0 * input + m1 * band + m2 * low`. With `v3 = v0 - ic2`, band `v1 = a1 ic1 + a2 v3` and
+/// low `v2 = ic2 + a2 ic1 + a3 v3`, the states update as `ic1' = 2 v1 - ic1`,
+/// `ic2' = 2 v2 - ic2`. Expanded, one sample is
+/// - `y = ma v0 + mb ic1 + mc ic2` (the mix folded through `a1..a3`),
+/// - `ic1' = e1 ic1 + d2 v3` with `e1 = 2 a1 - 1`, `d2 = 2 a2`,
+/// - `ic2' = (ic2 - d3 ic2) + (d2 ic1 + d3 v0)` with `d3 = 2 a3`,
+///
+/// which keeps the integrator form of `ic2` (accurate at low frequencies) while every
+/// loop-carried dependency is at most three operations deep.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct SvfCoeffs {
-    d1: f32,
+    e1: f32,
     d2: f32,
     d3: f32,
-    m0: f32,
-    /// `m1 / 2`.
-    mh1: f32,
-    m2: f32,
+    ma: f32,
+    mb: f32,
+    mc: f32,
+    /// `a1..a3`, kept to fold a new mix through them.
+    a: [f64; 3],
+    /// The raw mix `m0, m1, m2`.
+    m: [f64; 3],
 }
 
 impl SvfCoeffs {
@@ -173,19 +188,33 @@ impl SvfCoeffs {
         let a1 = 1.0 / (1.0 + g * (g + k));
         let a2 = g * a1;
         let a3 = g * a2;
+        let a = [a1, a2, a3];
+        let [ma, mb, mc] = fold_mix(&a, &[m0, m1, m2]);
         Self {
-            d1: (2.0 * a1) as f32,
+            e1: (2.0 * a1 - 1.0) as f32,
             d2: (2.0 * a2) as f32,
             d3: (2.0 * a3) as f32,
-            m0: m0 as f32,
-            mh1: (0.5 * m1) as f32,
-            m2: m2 as f32,
+            ma,
+            mb,
+            mc,
+            a,
+            m: [m0, m1, m2],
         }
     }
 
-    /// The identity (output = input).
+    /// The identity (output = input): `g = 0`, so the states never move, and the mix passes
+    /// the input.
     fn identity() -> Self {
-        Self::new(0.1, 1.0, 1.0, 0.0, 0.0)
+        Self {
+            e1: 1.0,
+            d2: 0.0,
+            d3: 0.0,
+            ma: 1.0,
+            mb: 0.0,
+            mc: 0.0,
+            a: [1.0, 0.0, 0.0],
+            m: [1.0, 0.0, 0.0],
+        }
     }
 
     /// An EQ band. Each mix is chosen so the section's transfer function equals the RBJ analog
@@ -217,6 +246,16 @@ impl SvfCoeffs {
     }
 }
 
+/// The mix `m0 v0 + m1 v1 + m2 v2` as coefficients of `v0, ic1, ic2` (see [`SvfCoeffs`]).
+fn fold_mix(a: &[f64; 3], m: &[f64; 3]) -> [f32; 3] {
+    let [a1, a2, a3] = *a;
+    let [m0, m1, m2] = *m;
+    let ma = m0 + m1 * a2 + m2 * a3;
+    let mb = m1 * a1 + m2 * a2;
+    let mc = m2 - m1 * a2 - m2 * a3;
+    [ma as f32, mb as f32, mc as f32]
+}
+
 /// The two integrator states of one SVF section for one channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct SvfState {
@@ -224,27 +263,25 @@ struct SvfState {
     ic2: f32,
 }
 
-/// One sample through one section. With `v3 = v0 - ic2`, the band output is
-/// `v1 = a1 ic1 + a2 v3` and the low output `v2 = ic2 + a2 ic1 + a3 v3`; the states become
-/// `ic1 = 2 v1 - ic1`, `ic2 = 2 v2 - ic2`. Here `u1 = 2 v1` and `u2 = 2 (v2 - ic2)` come straight
-/// from the doubled gains, so `ic2` updates as `ic2 + u2`.
+/// One sample through one section (see [`SvfCoeffs`] for the algebra). The cascade code in
+/// [`cascade`] performs exactly these operations in the same order, lane by lane, so both
+/// give bit-identical results.
 #[inline(always)]
 fn tick(c: &SvfCoeffs, ic1: &mut f32, ic2: &mut f32, v0: f32) -> f32 {
-    let v3 = v0 - *ic2;
-    let u1 = c.d1 * *ic1 + c.d2 * v3;
-    let u2 = c.d2 * *ic1 + c.d3 * v3;
-    let v2 = *ic2 + 0.5 * u2;
-    *ic1 = u1 - *ic1;
-    *ic2 += u2;
-    c.m0 * v0 + c.mh1 * u1 + c.m2 * v2
+    let (s1, s2) = (*ic1, *ic2);
+    let y = c.ma * v0 + (c.mb * s1 + c.mc * s2);
+    let v3 = v0 - s2;
+    *ic1 = c.e1 * s1 + c.d2 * v3;
+    *ic2 = (s2 - c.d3 * s2) + (c.d2 * s1 + c.d3 * v0);
+    y
 }
 
 /// Advance the output mix one sample along its ramp.
 #[inline(always)]
 fn step_mix(c: &mut SvfCoeffs, dm: &[f32; 3]) {
-    c.m0 += dm[0];
-    c.mh1 += dm[1];
-    c.m2 += dm[2];
+    c.ma += dm[0];
+    c.mb += dm[1];
+    c.mc += dm[2];
 }
 
 /// Run one section over a mono buffer in place; with `RAMP` the output mix moves by `dm`
@@ -314,17 +351,14 @@ impl Section {
         *self = Self::new(c);
     }
 
-    /// Move to `c` over the next [`SUB_BLOCK`] samples.
+    /// Move to `c` over the next [`SUB_BLOCK`] samples: the state update switches at once,
+    /// the raw mix moves linearly from the old one to the new one (folded through the new
+    /// integrator gains, so the ramp is linear in the folded coefficients too).
     fn ramp_to(&mut self, c: SvfCoeffs) {
         let n = SUB_BLOCK as f32;
-        self.dm = [
-            (c.m0 - self.c.m0) / n,
-            (c.mh1 - self.c.mh1) / n,
-            (c.m2 - self.c.m2) / n,
-        ];
-        self.c.d1 = c.d1;
-        self.c.d2 = c.d2;
-        self.c.d3 = c.d3;
+        let [ma, mb, mc] = fold_mix(&c.a, &self.c.m);
+        self.dm = [(c.ma - ma) / n, (c.mb - mb) / n, (c.mc - mc) / n];
+        self.c = SvfCoeffs { ma, mb, mc, ..c };
         self.to = c;
     }
 
@@ -568,6 +602,21 @@ impl EqBand {
         !self.fade.is_off()
     }
 
+    /// True when nothing is in transition: fully on with no glide, ramp or fade, or fully
+    /// off (then `process` only settles parameters). See [`process_series`].
+    fn is_steady(&self) -> bool {
+        self.fade.is_off()
+            || (self.fade.is_full()
+                && !self.gliding
+                && self.ramp_left == 0
+                && self.pending_kind.is_none())
+    }
+
+    /// SVF sections that touch the audio now.
+    fn steady_sections(&self) -> usize {
+        usize::from(self.is_active())
+    }
+
     /// The response type in effect (after any pending type change).
     pub fn kind(&self) -> EqKind {
         self.pending_kind.unwrap_or(self.kind)
@@ -784,6 +833,20 @@ impl PassFilter {
     /// True while the filter affects the signal (on, or fading in or out).
     pub fn is_active(&self) -> bool {
         !self.fade.is_off()
+    }
+
+    /// True when nothing is in transition (see [`EqBand::is_steady`]).
+    fn is_steady(&self) -> bool {
+        self.fade.is_off() || (self.fade.is_full() && !self.gliding && self.ramp_left == 0)
+    }
+
+    /// SVF sections that touch the audio now.
+    fn steady_sections(&self) -> usize {
+        if self.is_active() {
+            1 + usize::from(self.second_on)
+        } else {
+            0
+        }
     }
 
     /// Which side the filter removes.
