@@ -57,10 +57,10 @@ impl Daemon {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(mut c) = self.connect() {
-                if request(&mut c, r#"{"cmd":"status"}"#).contains("strips") {
-                    return;
-                }
+            if let Ok(mut c) = self.connect()
+                && request(&mut c, r#"{"cmd":"status"}"#).contains("strips")
+            {
+                return;
             }
             std::thread::yield_now();
         }
