@@ -312,8 +312,8 @@ fn file_sources_loop_sample_exactly_when_looping_is_on() {
             vec![&mut l[k * 64..(k + 1) * 64], &mut r[k * 64..(k + 1) * 64]];
         e.process(64, &[], &mut outs);
     }
-    for i in lat..512 {
-        assert_eq!(l[i], ((i - lat) % 100 + 1) as f32, "sample {i}");
+    for (i, v) in l.iter().enumerate().skip(lat) {
+        assert_eq!(*v, ((i - lat) % 100 + 1) as f32, "sample {i}");
     }
     // Without the loop, silence after the end.
     e.set_loop(None);

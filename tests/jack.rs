@@ -584,7 +584,7 @@ master:
 /// cycle. JACK's own xrun count must be 0 with FADERBRIDGE_STRICT_XRUNS=1 (a machine that can
 /// run 64-frame periods at all); without it the count is printed only, because on a shared VM
 /// trivial clients (jack_simple_client + jack_metro) xrun too: ~1 per second, "client was not
-/// finished, state = Triggered", i.e. woken late. Slow by design; it still runs in CI.
+/// finished, state = Triggered", i.e. woken late. Ignored in the shared suite: run alone with `cargo test --test jack -- --ignored`.
 #[test]
 #[ignore = "load soak: a shared 2-core VM overruns JACK periods when other tests run; run alone with --ignored"]
 fn slow_no_xruns_with_32_full_strips() {
