@@ -622,6 +622,37 @@ pub const ENGINE: &[ParamSpec] = &[
     ),
 ];
 
+/// Settings of a network surface (`kind: osc` / `kind: xair`; not live parameters).
+pub const NET_SURFACE: &[ParamSpec] = &[
+    ParamSpec::new(
+        "rate_limit",
+        Unit::Number,
+        1.0,
+        1_000_000.0,
+        5000.0,
+        Taper::Stepped,
+        "messages per second accepted from one client (excess is dropped and counted)",
+    ),
+    ParamSpec::new(
+        "max_packet",
+        Unit::Number,
+        64.0,
+        65507.0,
+        8192.0,
+        Taper::Stepped,
+        "largest UDP packet accepted, in bytes",
+    ),
+    ParamSpec::new(
+        "feedback_hz",
+        Unit::Number,
+        1.0,
+        1000.0,
+        30.0,
+        Taper::Stepped,
+        "most feedback updates per second per address",
+    ),
+];
+
 /// The spec of `key` in `group`. Panics only on a programming error (a key not in the table).
 pub fn get(group: &'static [ParamSpec], key: &str) -> &'static ParamSpec {
     group

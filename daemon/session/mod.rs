@@ -156,6 +156,52 @@ mod tests {
     use super::*;
     use crate::params::spec;
 
+    /// A network surface with the default limits.
+    fn net(listen: &str, allow: &[&str]) -> NetSurface {
+        NetSurface {
+            listen: listen.into(),
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            read_only: vec![],
+            rate_limit: 5000,
+            max_packet: 8192,
+            feedback_hz: 30.0,
+        }
+    }
+
+    #[test]
+    fn net_surface_limits_parse_and_are_checked() {
+        let s = parse(
+            "version: 1\nsurfaces:\n  - {kind: osc, listen: \"0.0.0.0:9000\", allow: [\"10.0.0.0/8\"], \
+             read_only: [\"10.1.0.0/16\"], rate_limit: 200, max_packet: 1500, feedback_hz: 10}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.surfaces,
+            vec![Surface::Osc(NetSurface {
+                listen: "0.0.0.0:9000".into(),
+                allow: vec!["10.0.0.0/8".into()],
+                read_only: vec!["10.1.0.0/16".into()],
+                rate_limit: 200,
+                max_packet: 1500,
+                feedback_hz: 10.0,
+            })]
+        );
+        let e = parse(
+            "version: 1\nsurfaces:\n  - {kind: osc, listen: \"0.0.0.0:9000\", read_only: [bad], \
+             max_packet: 10, rate_limit: 2.5}\n  - {kind: mcu, midi: \"alsa:X\", feedback_hz: 5}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "surfaces/1/read_only: \"bad\" is not an address range",
+            "surfaces/1/max_packet: 10 is out of range 64..65507",
+            "surfaces/1/rate_limit: 2.5 is not a whole number",
+            "surfaces/2/feedback_hz: not used by kind mcu",
+        ] {
+            assert!(e.contains(want), "{want:?} missing from:\n{e}");
+        }
+    }
+
     /// SPEC §3's example, verbatim.
     const SPEC_EXAMPLE: &str = r#"version: 1
 engine: { sample_rate: 48000, block: 64 }      # used by null/cpal/render; JACK dictates its own
@@ -429,14 +475,8 @@ surfaces:
         assert_eq!(
             s.surfaces,
             vec![
-                Surface::Osc {
-                    listen: "127.0.0.1:9000".into(),
-                    allow: vec!["127.0.0.0/8".into()]
-                },
-                Surface::Xair {
-                    listen: "0.0.0.0:10024".into(),
-                    allow: vec!["192.168.1.0/24".into()]
-                },
+                Surface::Osc(net("127.0.0.1:9000", &["127.0.0.0/8"])),
+                Surface::Xair(net("0.0.0.0:10024", &["192.168.1.0/24"])),
                 Surface::Mcu {
                     midi: "alsa:X-Touch".into(),
                     extenders: vec!["alsa:X-Touch-Ext".into()]
@@ -824,14 +864,9 @@ surfaces:
             s.surfaces,
             vec![
                 // SPEC §6: the X-Air dialect's own port by default.
-                Surface::Xair {
-                    listen: "0.0.0.0:10024".into(),
-                    allow: vec![]
-                },
-                Surface::Osc {
-                    listen: "[::1]:9000".into(),
-                    allow: vec!["::1/128".into()]
-                },
+                // Loopback only when `allow` is left out.
+                Surface::Xair(net("0.0.0.0:10024", &DEFAULT_ALLOW)),
+                Surface::Osc(net("[::1]:9000", &["::1/128"])),
                 Surface::MidiMap {
                     map: PathBuf::from("/abs/m.yaml"),
                     midi: "serial:/dev/ttyUSB0@31250".into()

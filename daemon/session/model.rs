@@ -235,17 +235,34 @@ pub struct Master {
     pub outputs: Vec<PortRef>,
 }
 
+/// Where a network surface listens and whom it lets in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetSurface {
+    /// `address:port` (UDP; OSCQuery serves HTTP on the same TCP port).
+    pub listen: String,
+    /// Source ranges (CIDR) allowed to talk to it; when the file leaves `allow` out, loopback
+    /// only (`127.0.0.0/8`, `::1/128`).
+    pub allow: Vec<String>,
+    /// Source ranges (CIDR) that may query and subscribe but not change anything.
+    pub read_only: Vec<String>,
+    /// Messages per second accepted from one client; the excess is dropped and counted.
+    pub rate_limit: u32,
+    /// Largest packet accepted, in bytes.
+    pub max_packet: usize,
+    /// Most feedback updates per second per address sent to one client.
+    pub feedback_hz: f32,
+}
+
+/// Loopback only: what `allow` is when the file leaves it out.
+pub const DEFAULT_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
 /// A control surface (filled in by the surface subsystems; kept as read).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Surface {
-    Osc {
-        listen: String,
-        allow: Vec<String>,
-    },
-    Xair {
-        listen: String,
-        allow: Vec<String>,
-    },
+    /// Native OSC (SPEC §5).
+    Osc(NetSurface),
+    /// The X-Air dialect (SPEC §6).
+    Xair(NetSurface),
     Mcu {
         midi: String,
         extenders: Vec<String>,

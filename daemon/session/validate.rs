@@ -11,9 +11,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
 use super::model::{
-    Bus, BusKind, Channel, Comp, Delay, EngineSettings, EqBand, Gate, Insert, InsertLatency,
-    Limiter, Master, Output, PassFilter, PortRef, Reverb, Saturation, Send, Session, Slope, Source,
-    Surface,
+    Bus, BusKind, Channel, Comp, DEFAULT_ALLOW, Delay, EngineSettings, EqBand, Gate, Insert,
+    InsertLatency, Limiter, Master, NetSurface, Output, PassFilter, PortRef, Reverb, Saturation,
+    Send, Session, Slope, Source, Surface,
 };
 use super::raw::{
     Flag, Num, Ports, RawBand, RawBus, RawBusKind, RawChannel, RawComp, RawDelay, RawEngine,
@@ -909,9 +909,29 @@ impl Ctx<'_> {
             r.kind == RawSurfaceKind::Mcu,
             r.kind == RawSurfaceKind::MidiMap,
         );
-        let fields: [(&str, Option<&Location>, bool); 5] = [
+        let fields: [(&str, Option<&Location>, bool); 9] = [
             ("listen", r.listen.as_ref().map(|v| &v.referenced), net),
             ("allow", r.allow.as_ref().map(|v| &v.referenced), net),
+            (
+                "read_only",
+                r.read_only.as_ref().map(|v| &v.referenced),
+                net,
+            ),
+            (
+                "rate_limit",
+                r.rate_limit.as_ref().map(|v| &v.referenced),
+                net,
+            ),
+            (
+                "max_packet",
+                r.max_packet.as_ref().map(|v| &v.referenced),
+                net,
+            ),
+            (
+                "feedback_hz",
+                r.feedback_hz.as_ref().map(|v| &v.referenced),
+                net,
+            ),
             ("midi", r.midi.as_ref().map(|v| &v.referenced), mcu || map),
             (
                 "extenders",
@@ -949,28 +969,38 @@ impl Ctx<'_> {
                         String::new()
                     }
                 };
-                let mut allow = Vec::new();
-                for a in r
-                    .allow
-                    .as_ref()
-                    .map(|v| v.value.as_slice())
-                    .unwrap_or_default()
-                {
-                    if !is_cidr(&a.value) {
-                        self.err(
-                            &a.referenced,
-                            format!(
-                                "{p}/allow: {:?} is not an address range like 192.168.1.0/24",
-                                a.value
-                            ),
-                        );
-                    }
-                    allow.push(a.value.clone());
-                }
+                let allow = match &r.allow {
+                    Some(list) => self.cidrs(&format!("{p}/allow"), &list.value),
+                    None => DEFAULT_ALLOW.iter().map(|s| s.to_string()).collect(),
+                };
+                let read_only = match &r.read_only {
+                    Some(list) => self.cidrs(&format!("{p}/read_only"), &list.value),
+                    None => Vec::new(),
+                };
+                let g = spec::NET_SURFACE;
+                let rate_limit = self.whole(
+                    &format!("{p}/rate_limit"),
+                    spec::get(g, "rate_limit"),
+                    r.rate_limit.as_ref(),
+                ) as u32;
+                let max_packet = self.whole(
+                    &format!("{p}/max_packet"),
+                    spec::get(g, "max_packet"),
+                    r.max_packet.as_ref(),
+                ) as usize;
+                let feedback_hz = self.param(&p, g, "feedback_hz", r.feedback_hz.as_ref());
+                let net = NetSurface {
+                    listen,
+                    allow,
+                    read_only,
+                    rate_limit,
+                    max_packet,
+                    feedback_hz,
+                };
                 Some(if r.kind == RawSurfaceKind::Osc {
-                    Surface::Osc { listen, allow }
+                    Surface::Osc(net)
                 } else {
-                    Surface::Xair { listen, allow }
+                    Surface::Xair(net)
                 })
             }
             RawSurfaceKind::Mcu => {
@@ -1013,6 +1043,24 @@ impl Ctx<'_> {
                 Some(Surface::MidiMap { map, midi })
             }
         }
+    }
+
+    /// A list of address ranges (`192.168.1.0/24`).
+    fn cidrs(&mut self, path: &str, list: &[Spanned<String>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for a in list {
+            if !is_cidr(&a.value) {
+                self.err(
+                    &a.referenced,
+                    format!(
+                        "{path}: {:?} is not an address range like 192.168.1.0/24",
+                        a.value
+                    ),
+                );
+            }
+            out.push(a.value.clone());
+        }
+        out
     }
 
     /// A MIDI transport string (SPEC §7): `alsa:NAME`, `jack:NAME`, `serial:/dev/X@BAUD`.
