@@ -75,8 +75,26 @@ pub(crate) fn set_comp_param(comp: &mut Compressor, p: &mut [f32; 6], key: Key, 
     comp.set(p[0], p[1], p[2], p[3], p[4], p[5]);
 }
 
+/// The engine inputs of one sub-block: every input slice (one per [`Engine::input_ports`]
+/// entry, any count) and the frame offset of the sub-block inside them. Passing the offset
+/// down instead of re-slicing keeps the audio thread free of per-input arrays, so the number
+/// of inputs has no cap.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a> {
+    slices: &'a [&'a [f32]],
+    offset: usize,
+}
+
+impl<'a> Inputs<'a> {
+    /// Frames `offset..offset + n` of input `idx`, or `None` when the input is missing or
+    /// shorter than that.
+    fn get(&self, idx: usize, n: usize) -> Option<&'a [f32]> {
+        self.slices.get(idx)?.get(self.offset..self.offset + n)
+    }
+}
+
 /// Fill a strip's buffers from its source for the block starting at transport sample `pos`.
-fn fill_source(src: &SourceRt, pos: u64, inputs: &[&[f32]], bufs: [&mut [f32]; 2], nch: usize) {
+fn fill_source(src: &SourceRt, pos: u64, inputs: Inputs<'_>, bufs: [&mut [f32]; 2], nch: usize) {
     let n = bufs[0].len();
     for (c, buf) in bufs.into_iter().enumerate().take(nch) {
         match src {
@@ -88,9 +106,9 @@ fn fill_source(src: &SourceRt, pos: u64, inputs: &[&[f32]], bufs: [&mut [f32]; 2
                 buf[..got].copy_from_slice(&chan[start..end]);
                 buf[got..].fill(0.0);
             }
-            SourceRt::Input(idx) => match inputs.get(idx[c]) {
-                Some(input) if input.len() >= n => buf.copy_from_slice(&input[..n]),
-                _ => buf.fill(0.0),
+            SourceRt::Input(idx) => match inputs.get(idx[c], n) {
+                Some(input) => buf.copy_from_slice(input),
+                None => buf.fill(0.0),
             },
             SourceRt::Silence => buf.fill(0.0),
         }
@@ -421,8 +439,8 @@ impl Engine {
         bank.put_master(&m, gr, self.position);
     }
 
-    /// Process `frames` frames: read `inputs` (one slice per [`Engine::input_ports`] entry;
-    /// missing ones are silence) and write every [`Engine::output_ports`] entry into
+    /// Process `frames` frames: read `inputs` (one slice per [`Engine::input_ports`] entry,
+    /// any number of them; missing or short ones are silence) and write every [`Engine::output_ports`] entry into
     /// `outputs` (slices of at least `frames`; extra slices are left alone). Queued
     /// parameter changes are applied at their frame offsets. Advances the transport.
     /// Real-time safe.
@@ -448,15 +466,11 @@ impl Engine {
                 self.apply(change.addr, change.value);
             }
             let n = until - done;
-            let ins_offset = |s: &[f32]| -> usize { s.len().min(done) };
-            // Slice inputs for this sub-block.
-            let mut sub_inputs: [&[f32]; 64] = [&[]; 64];
-            let count = inputs.len().min(64);
-            for (slot, inp) in sub_inputs.iter_mut().zip(inputs.iter()).take(count) {
-                let o = ins_offset(inp);
-                *slot = &inp[o..];
-            }
-            self.run(n, &sub_inputs[..count], outputs, done);
+            let sub = Inputs {
+                slices: inputs,
+                offset: done,
+            };
+            self.run(n, sub, outputs, done);
             done = until;
         }
         // Changes queued for frames past this call take effect at the start of the next one.
@@ -471,7 +485,7 @@ impl Engine {
     }
 
     /// One sub-block of `n <= max_block` frames, written at `offset` into `outputs`.
-    fn run(&mut self, n: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]], offset: usize) {
+    fn run(&mut self, n: usize, inputs: Inputs<'_>, outputs: &mut [&mut [f32]], offset: usize) {
         for b in &mut self.bus_inputs {
             b[0][..n].fill(0.0);
             b[1][..n].fill(0.0);

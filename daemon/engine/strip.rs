@@ -337,7 +337,7 @@ impl ChannelStrip {
         &mut self,
         n: usize,
         pos: u64,
-        inputs: &[&[f32]],
+        inputs: super::Inputs<'_>,
         main: [&mut [f32]; 2],
         bus_inputs: &mut [[Vec<f32>; 2]],
     ) {
