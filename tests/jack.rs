@@ -601,7 +601,7 @@ master:
 
 /// 32 full strips fed noise at 64 frames / 48 kHz for 30 s (FADERBRIDGE_XRUN_SECS) on a
 /// jackd dummy: the mixer processed every period the driver ran (frame count = wall clock
-/// within 2 %), its DSP load averaged under 50 % of the period, and sound came out. JACK's
+/// within 5 %), its DSP load averaged under 50 % of the period, and sound came out. JACK's
 /// xrun count after a settling second, and who jackd's log blames for each one, are printed;
 /// they must be 0 with FADERBRIDGE_STRICT_XRUNS=1 (also the mixer's peak load under 100 %).
 ///
@@ -683,7 +683,7 @@ fn soak_32_full_strips_for_30_s_at_64_frames() {
     assert!(out_peak > 0.01, "the strips produced sound ({out_peak})");
     // The dummy driver kept time and we processed every period it ran.
     assert!(
-        (frames as f64 / expect - 1.0).abs() < 0.02,
+        (frames as f64 / expect - 1.0).abs() < 0.05,
         "{frames} frames vs {expect:.0}"
     );
     audio.stop();
