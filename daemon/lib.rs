@@ -15,6 +15,7 @@
 //! - [`demo`]: the demo song's stems and session.
 //! - [`audio`]: the audio backends (JACK, cpal, null) that drive the engine live.
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
+//! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
 //!
@@ -32,6 +33,7 @@ pub mod dsp;
 pub mod engine;
 pub mod media;
 pub mod meter;
+pub mod midi;
 pub mod params;
 pub mod render;
 pub mod service;
