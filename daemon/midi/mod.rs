@@ -2,5 +2,7 @@
 //! the transports that carry bytes to and from a device.
 
 pub mod parse;
+pub mod transport;
 
 pub use parse::{MidiEvent, Parser, ParserStats, encode_running};
+pub use transport::{MidiPort, PortEvent, PortSpec};

@@ -19,14 +19,39 @@ pub const MAX_SYSEX: usize = 4096;
 /// One MIDI message. Channels are 0-based (0..=15).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MidiEvent {
-    NoteOff { channel: u8, note: u8, velocity: u8 },
-    NoteOn { channel: u8, note: u8, velocity: u8 },
-    PolyPressure { channel: u8, note: u8, pressure: u8 },
-    ControlChange { channel: u8, controller: u8, value: u8 },
-    ProgramChange { channel: u8, program: u8 },
-    ChannelPressure { channel: u8, pressure: u8 },
+    NoteOff {
+        channel: u8,
+        note: u8,
+        velocity: u8,
+    },
+    NoteOn {
+        channel: u8,
+        note: u8,
+        velocity: u8,
+    },
+    PolyPressure {
+        channel: u8,
+        note: u8,
+        pressure: u8,
+    },
+    ControlChange {
+        channel: u8,
+        controller: u8,
+        value: u8,
+    },
+    ProgramChange {
+        channel: u8,
+        program: u8,
+    },
+    ChannelPressure {
+        channel: u8,
+        pressure: u8,
+    },
     /// 14-bit value, 0..=16383, centre 8192.
-    PitchBend { channel: u8, value: u16 },
+    PitchBend {
+        channel: u8,
+        value: u16,
+    },
     /// The bytes between `F0` and `F7` (both excluded), all below 0x80.
     SysEx(Vec<u8>),
     MtcQuarterFrame(u8),
@@ -472,7 +497,9 @@ mod tests {
     #[test]
     fn real_time_inside_a_message_and_inside_sysex() {
         let mut p = Parser::new();
-        let ev = p.parse(&[0x90, 0xF8, 0x3C, 0xFE, 0x64, 0xF0, 0x01, 0xF8, 0x02, 0xF7, 0x3D]);
+        let ev = p.parse(&[
+            0x90, 0xF8, 0x3C, 0xFE, 0x64, 0xF0, 0x01, 0xF8, 0x02, 0xF7, 0x3D,
+        ]);
         assert_eq!(
             ev,
             vec![
