@@ -2,52 +2,19 @@
 //! side (the "device"), the port opens the slave through a stable symlink, as a udev rule
 //! would give it (`/dev/faderbridge/...`).
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use faderbridge::midi::transport::{MidiPort, PortEvent, PortSpec};
 use faderbridge::midi::{MidiEvent, encode_running};
 
-/// A pty pair: the master end as a file, and the slave's device path.
-struct Pty {
-    master: File,
-    slave_path: PathBuf,
-    /// Kept open so the slave device exists even before the port opens it.
-    _slave: OwnedFd,
-}
+#[path = "common/pty.rs"]
+mod pty;
+use pty::Pty;
 
 fn openpty() -> Pty {
-    let (mut m, mut s) = (0, 0);
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: openpty writes two fds and a NUL-terminated name into the buffers given.
-    let rc = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            name.as_mut_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: the name buffer holds a C string written by openpty.
-    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    Pty {
-        // SAFETY: fresh fds owned by nobody else.
-        master: unsafe { File::from_raw_fd(m) },
-        slave_path: PathBuf::from(path),
-        _slave: unsafe { OwnedFd::from_raw_fd(s) },
-    }
-}
-
-fn point(link: &Path, to: &Path) {
-    let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(to, link).unwrap();
+    Pty::open()
 }
 
 async fn next(port: &mut MidiPort) -> PortEvent {
@@ -66,17 +33,12 @@ async fn connected(port: &mut MidiPort) -> String {
 }
 
 /// Read exactly `n` bytes from the device side, with a deadline.
-fn read_n(master: &mut File, n: usize) -> Vec<u8> {
+fn read_n(pty: &mut Pty, n: usize) -> Vec<u8> {
+    pty.nonblocking();
+    let master = &mut pty.master;
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        let fd = master.as_raw_fd();
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
     while got.len() < n {
         assert!(
             std::time::Instant::now() < deadline,
@@ -108,7 +70,7 @@ async fn serial_port_parses_sends_and_survives_replugging() {
     assert!(!port.is_connected());
 
     let mut pty = openpty();
-    point(&link, &pty.slave_path);
+    pty.link(&link);
     let device = connected(&mut port).await;
     assert!(device.contains("@ 31250"), "{device}");
 
@@ -163,7 +125,7 @@ async fn serial_port_parses_sends_and_survives_replugging() {
         port.send(ev);
         ev.encode(&mut expect).unwrap();
     }
-    assert_eq!(read_n(&mut pty.master, expect.len()), expect);
+    assert_eq!(read_n(&mut pty, expect.len()), expect);
 
     // Unplug: the device side closes and disappears.
     let t0 = std::time::Instant::now();
@@ -176,7 +138,7 @@ async fn serial_port_parses_sends_and_survives_replugging() {
     assert!(!port.is_connected());
     // Replug: a new device node behind the same stable name.
     let mut pty = openpty();
-    point(&link, &pty.slave_path);
+    pty.link(&link);
     connected(&mut port).await;
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(2), "reconnect took {took:?}");
@@ -206,7 +168,7 @@ async fn serial_port_parses_sends_and_survives_replugging() {
         note: 0x5E,
         velocity: 0x7F,
     });
-    assert_eq!(read_n(&mut pty.master, 3), vec![0x90, 0x5E, 0x7F]);
+    assert_eq!(read_n(&mut pty, 3), vec![0x90, 0x5E, 0x7F]);
     drop(port);
     let _ = std::fs::remove_dir_all(&dir);
 }

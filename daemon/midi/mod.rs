@@ -5,4 +5,4 @@ pub mod parse;
 pub mod transport;
 
 pub use parse::{MidiEvent, Parser, ParserStats, encode_running};
-pub use transport::{MidiPort, PortEvent, PortSpec};
+pub use transport::{MidiPort, MidiSender, PortEvent, PortSpec};

@@ -172,6 +172,14 @@ impl MidiPort {
         })
     }
 
+    /// A handle that sends to this port (for code that does not own the port).
+    pub fn sender(&self) -> MidiSender {
+        MidiSender {
+            out: self.out.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     /// The port string this port was opened with.
     pub fn spec(&self) -> &PortSpec {
         &self.spec
@@ -211,6 +219,22 @@ impl MidiPort {
     /// What the parser skipped so far (stray bytes, truncated messages, ...).
     pub fn parser_stats(&self) -> ParserStats {
         *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sends to a [`MidiPort`]; cheap to clone.
+#[derive(Clone)]
+pub struct MidiSender {
+    out: std_mpsc::Sender<Vec<u8>>,
+    shared: Arc<PortShared>,
+}
+
+impl MidiSender {
+    /// Send raw bytes; dropped while no device is connected.
+    pub fn send_bytes(&self, bytes: Vec<u8>) {
+        if self.shared.connected.load(Ordering::Acquire) && !bytes.is_empty() {
+            let _ = self.out.send(bytes);
+        }
     }
 }
 
