@@ -4,21 +4,20 @@
 //! LEDs, rings, LCD) the way the hardware would, and the test checks it against the
 //! console's values read through the status socket.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use faderbridge::midi::{MidiEvent, Parser};
 
 #[path = "common/pty.rs"]
 mod pty;
 use pty::Pty;
 
-const WAIT: Duration = Duration::from_secs(5);
+#[path = "common/mcu_sim.rs"]
+mod mcu_sim;
+use mcu_sim::{Device, WAIT};
 
 /// The X32/X-Air/MCU fader law at its table points (DESIGN.md): travel → dB.
 const LAW: [(f64, f64); 5] = [
@@ -33,45 +32,28 @@ fn bend_for_travel(t: f64) -> u16 {
     (t * 16383.0).round() as u16
 }
 
-/// What the simulated device has been told.
-#[derive(Default)]
-struct DevState {
-    /// Last pitch bend per MIDI channel (0..7 strips, 8 master).
-    faders: HashMap<u8, u16>,
-    /// Every pitch bend received, in order: (channel, value).
-    bends: Vec<(u8, u16)>,
-    leds: HashMap<u8, u8>,
-    rings: HashMap<u8, u8>,
-    lcd: Vec<u8>,
-    /// Mackie SysEx commands received (the byte after the device id) with their data.
-    sysex: Vec<(u8, Vec<u8>)>,
+/// A [`Device`] fed from a pty's master side by a reader thread.
+struct PtyDevice {
+    dev: Arc<Device>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
-struct Device {
-    state: Mutex<DevState>,
-    cv: Condvar,
-    /// Set to make the reader thread let go of its handle on the pty (unplugging).
-    stop: std::sync::atomic::AtomicBool,
-    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+impl std::ops::Deref for PtyDevice {
+    type Target = Device;
+    fn deref(&self) -> &Device {
+        &self.dev
+    }
 }
 
-impl Device {
-    /// Start reading what the host sends to `pty`'s master.
-    fn attach(pty: &Pty) -> Arc<Device> {
-        let dev = Arc::new(Device {
-            state: Mutex::new(DevState {
-                lcd: vec![b' '; 112],
-                ..Default::default()
-            }),
-            cv: Condvar::new(),
-            stop: Default::default(),
-            reader: Mutex::new(None),
-        });
+impl PtyDevice {
+    fn attach(pty: &Pty) -> PtyDevice {
+        let dev = Arc::new(Device::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut reader = pty.master.try_clone().unwrap();
-        let d = dev.clone();
+        let (d, st) = (dev.clone(), stop.clone());
         let t = std::thread::spawn(move || {
             use std::os::fd::AsRawFd;
-            let mut parser = Parser::new();
             let mut buf = [0u8; 512];
             loop {
                 // Wait for bytes, looking at the stop flag every 20 ms.
@@ -82,82 +64,31 @@ impl Device {
                 };
                 // SAFETY: one valid pollfd.
                 let r = unsafe { libc::poll(&mut pfd, 1, 20) };
-                if d.stop.load(std::sync::atomic::Ordering::Acquire) {
+                if st.load(std::sync::atomic::Ordering::Acquire) {
                     break;
                 }
                 if r <= 0 {
                     continue;
                 }
-                let n = match reader.read(&mut buf) {
+                match reader.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let evs = parser.parse(&buf[..n]);
-                let mut s = d.state.lock().unwrap();
-                for ev in evs {
-                    match ev {
-                        MidiEvent::PitchBend { channel, value } => {
-                            s.faders.insert(channel, value);
-                            s.bends.push((channel, value));
-                        }
-                        MidiEvent::NoteOn { note, velocity, .. } => {
-                            s.leds.insert(note, velocity);
-                        }
-                        MidiEvent::ControlChange {
-                            controller, value, ..
-                        } => {
-                            s.rings.insert(controller, value);
-                        }
-                        MidiEvent::SysEx(p) if p.len() >= 5 && p[..3] == [0, 0, 0x66] => {
-                            if p[4] == 0x12 && p.len() > 6 {
-                                let off = p[5] as usize;
-                                for (i, c) in p[6..].iter().enumerate() {
-                                    if let Some(x) = s.lcd.get_mut(off + i) {
-                                        *x = *c;
-                                    }
-                                }
-                            }
-                            s.sysex.push((p[4], p[5..].to_vec()));
-                        }
-                        _ => {}
-                    }
+                    Ok(n) => d.feed(&buf[..n]),
                 }
-                d.cv.notify_all();
             }
         });
-        *dev.reader.lock().unwrap() = Some(t);
-        dev
+        PtyDevice {
+            dev,
+            stop,
+            reader: Some(t),
+        }
     }
 
     /// Let go of the pty (so that dropping it really closes the master side).
-    fn unplug(&self) {
+    fn unplug(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(t) = self.reader.lock().unwrap().take() {
+        if let Some(t) = self.reader.take() {
             t.join().unwrap();
         }
-    }
-
-    /// Wait until `f` holds (or fail with `what` after [`WAIT`]).
-    fn wait<T>(&self, what: &str, mut f: impl FnMut(&DevState) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        let mut s = self.state.lock().unwrap();
-        loop {
-            if let Some(v) = f(&s) {
-                return v;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "device: timed out waiting for {what}");
-            s = self.cv.wait_timeout(s, left).unwrap().0;
-        }
-    }
-
-    fn lcd_line(&self, line: usize) -> String {
-        let s = self.state.lock().unwrap();
-        String::from_utf8_lossy(&s.lcd[line * 56..(line + 1) * 56]).into_owned()
-    }
-
-    fn bends(&self) -> Vec<(u8, u16)> {
-        self.state.lock().unwrap().bends.clone()
     }
 }
 
@@ -270,33 +201,8 @@ fn session(link: &Path) -> String {
     s
 }
 
-/// Handshake as an MCU Pro does it, then the full sync the host sends on confirmation.
 fn handshake(pty: &mut Pty, dev: &Device) {
-    dev.wait("the device query F0 00 00 66 14 00 F7", |s| {
-        s.sysex.iter().any(|(c, _)| *c == 0x00).then_some(())
-    });
-    let serial = [0x53, 0x45, 0x52, 0x49, 0x41, 0x4C, 0x31];
-    let mut q = vec![0xF0, 0x00, 0x00, 0x66, 0x14, 0x01];
-    q.extend(serial);
-    q.extend([1, 2, 3, 4]); // challenge
-    q.push(0xF7);
-    send(pty, &q);
-    let reply = dev.wait("the host connection reply", |s| {
-        s.sysex
-            .iter()
-            .find(|(c, _)| *c == 0x02)
-            .map(|(_, d)| d.clone())
-    });
-    // Serial echoed, then the response to challenge 01 02 03 04 (worked by hand in
-    // daemon/mcu/protocol.rs from the formula).
-    let mut want = serial.to_vec();
-    want.extend([0x05, 0x05, 0x7B, 0x2F]);
-    assert_eq!(reply, want);
-    dev.state.lock().unwrap().bends.clear();
-    let mut c = vec![0xF0, 0x00, 0x00, 0x66, 0x14, 0x03];
-    c.extend(serial);
-    c.push(0xF7);
-    send(pty, &c);
+    dev.handshake(|b| send(pty, b));
 }
 
 fn expected_bank1() -> Vec<u16> {
@@ -317,11 +223,7 @@ fn expected_bank1() -> Vec<u16> {
 }
 
 fn wait_faders(dev: &Device, what: &str, want: &[u16]) {
-    dev.wait(what, |s| {
-        (0..8u8)
-            .all(|c| s.faders.get(&c) == Some(&want[c as usize]))
-            .then_some(())
-    });
+    dev.wait_faders(what, want);
 }
 
 #[test]
@@ -330,7 +232,7 @@ fn mcu_handshake_sync_faders_touch_and_banks() {
     let link = dir.join("mcu");
     let mut pty = Pty::open();
     pty.link(&link);
-    let dev = Device::attach(&pty);
+    let dev = PtyDevice::attach(&pty);
     let mut d = Daemon::start(&dir, &session(&link));
 
     handshake(&mut pty, &dev);
@@ -426,7 +328,7 @@ fn mcu_vpot_mute_and_garbage() {
     let link = dir.join("mcu");
     let mut pty = Pty::open();
     pty.link(&link);
-    let dev = Device::attach(&pty);
+    let dev = PtyDevice::attach(&pty);
     let mut d = Daemon::start(&dir, &session(&link));
     handshake(&mut pty, &dev);
     wait_faders(&dev, "initial sync", &expected_bank1());
@@ -492,7 +394,7 @@ fn mcu_replug_resyncs_within_two_seconds() {
     let link = dir.join("mcu");
     let mut pty = Pty::open();
     pty.link(&link);
-    let dev = Device::attach(&pty);
+    let mut dev = PtyDevice::attach(&pty);
     let mut d = Daemon::start(&dir, &session(&link));
     handshake(&mut pty, &dev);
     wait_faders(&dev, "initial sync", &expected_bank1());
@@ -510,7 +412,7 @@ fn mcu_replug_resyncs_within_two_seconds() {
     let t0 = Instant::now();
     let mut pty = Pty::open();
     pty.link(&link);
-    let dev = Device::attach(&pty);
+    let dev = PtyDevice::attach(&pty);
     dev.wait("the device query after replug", |s| {
         s.sysex.iter().any(|(c, _)| *c == 0x00).then_some(())
     });

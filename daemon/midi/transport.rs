@@ -113,8 +113,6 @@ pub enum PortEvent {
 /// waits for it).
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("{0}: JACK MIDI ports need the daemon's JACK backend")]
-    NoJack(PortSpec),
     #[error("cannot start the thread of MIDI port {0}: {1}")]
     Thread(PortSpec, std::io::Error),
 }
@@ -157,7 +155,7 @@ impl MidiPort {
         let body: Box<dyn FnOnce() + Send> = match spec.clone() {
             PortSpec::Serial { path, baud } => Box::new(move || serial_thread(path, baud, link)),
             PortSpec::Alsa(name) => Box::new(move || alsa_thread(name, link)),
-            PortSpec::Jack(_) => return Err(TransportError::NoJack(spec)),
+            PortSpec::Jack(name) => Box::new(move || jack_thread(name, link)),
         };
         let thread = std::thread::Builder::new()
             .name(name)
@@ -383,6 +381,69 @@ fn serial_thread(path: PathBuf, baud: u32, link: Link) {
         drop(port);
         tracing::info!("MIDI serial:{}: disconnected ({why})", path.display());
         sink.disconnected(why);
+    }
+}
+
+/// How often a JACK MIDI port looks at its rings (the latency it adds at most).
+const JACK_POLL: Duration = Duration::from_millis(1);
+
+fn jack_thread(name: String, link: Link) {
+    use crate::audio::jack_midi::{self, RawMsg};
+    let sink = link.sink.clone();
+    let jl = jack_midi::link(&name);
+    let mut generation = 0;
+    let mut rings = None;
+    let mut connected = false;
+    let mut parser = Parser::new();
+    // Splits what the surface sends into whole messages (JACK MIDI carries messages).
+    let mut splitter = Parser::new();
+    let mut waited = std::time::Instant::now();
+    let mut logged = false;
+    while !sink.stopped() {
+        if let Some((g, r)) = jl.take_new(generation) {
+            generation = g;
+            rings = Some(r);
+        }
+        let peer = rings.is_some() && jl.has_peer();
+        if peer && !connected {
+            connected = true;
+            parser.reset();
+            tracing::info!("MIDI jack:{name}: connected");
+            link.connected(format!("jack:{name}"));
+        } else if !peer && connected {
+            connected = false;
+            waited = std::time::Instant::now();
+            logged = false;
+            tracing::info!("MIDI jack:{name}: disconnected");
+            sink.disconnected("no JACK MIDI peer connected".into());
+        } else if !peer && !logged && waited.elapsed() > Duration::from_secs(2) {
+            tracing::info!(
+                "MIDI jack:{name}: waiting for a JACK MIDI port whose name contains {name:?} \
+                 (the daemon must run on the JACK backend)"
+            );
+            logged = true;
+        }
+        if connected && let Some(r) = rings.as_mut() {
+            let mut bytes = Vec::new();
+            while let Ok(m) = r.incoming.pop() {
+                bytes.extend_from_slice(m.bytes());
+            }
+            if !bytes.is_empty() {
+                sink.deliver(&mut parser, &bytes);
+            }
+            let rx = link.out_rx.lock().unwrap_or_else(|e| e.into_inner());
+            while let Ok(out) = rx.try_recv() {
+                splitter.push(&out, |ev| {
+                    if let Ok(b) = ev.to_bytes()
+                        && let Some(m) = RawMsg::new(&b)
+                    {
+                        // A full ring drops the message (the device is not keeping up).
+                        let _ = r.outgoing.push(m);
+                    }
+                });
+            }
+        }
+        std::thread::sleep(JACK_POLL);
     }
 }
 

@@ -214,6 +214,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         device: opts.device.clone(),
         jack_server: opts.jack_server.clone(),
     };
+    surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
     let audio = Arc::new(RunningAudio::start(opts.backend, cfg, factory)?);
 
     let sock = state_path.join("status.sock");

@@ -7,6 +7,25 @@ use crate::control::ConsoleHandle;
 use crate::mcu::{self, McuConfig, Profile};
 use crate::session::model::Surface;
 
+/// Ask for the JACK MIDI ports of every `jack:` surface port, so that the JACK backend
+/// registers them when it connects. Call before starting the audio backend.
+pub fn request_jack_midi(surfaces: &[Surface]) {
+    for s in surfaces {
+        let ports: Vec<&String> = match s {
+            Surface::Mcu {
+                midi, extenders, ..
+            } => std::iter::once(midi).chain(extenders).collect(),
+            Surface::MidiMap { midi, .. } => vec![midi],
+            _ => vec![],
+        };
+        for p in ports {
+            if let Ok(crate::midi::PortSpec::Jack(name)) = p.parse() {
+                crate::audio::jack_midi::link(&name);
+            }
+        }
+    }
+}
+
 /// Start every surface of `surfaces` that this build knows; each runs until `cancel`.
 /// Surfaces whose configuration cannot be used are logged and skipped (the console runs on).
 pub fn start(
