@@ -177,7 +177,7 @@ impl MidiPorts {
                 }
             }
             let mut w = s.output.writer(ps);
-            while let Ok(m) = s.from_thread.peek().map(|m| *m) {
+            while let Ok(m) = s.from_thread.peek().copied() {
                 let raw = ::jack::RawMidi {
                     time: 0,
                     bytes: m.bytes(),

@@ -934,7 +934,7 @@ impl McuHost {
                 continue;
             }
             let start = i;
-            while i < want.len() && !sent.as_ref().is_some_and(|s| s[i] == want[i]) {
+            while i < want.len() && sent.as_ref().is_none_or(|s| s[i] != want[i]) {
                 i += 1;
             }
             let mut data = vec![start as u8];

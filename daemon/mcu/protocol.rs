@@ -112,7 +112,7 @@ pub fn challenge_response(l: [u8; 4]) -> [u8; 4] {
     [
         0x7F & (l1 + (l2 ^ 0x0A) - l4),
         0x7F & ((l3 >> 4) ^ (l1 + l4)),
-        0x7F & (l4 - (l3 << 2) ^ (l1 | l2)),
+        0x7F & ((l4 - (l3 << 2)) ^ (l1 | l2)),
         0x7F & (l2 - l3 + (0xF0 ^ (l4 << 4))),
     ]
     .map(|x| x as u8)
