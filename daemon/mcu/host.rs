@@ -31,6 +31,9 @@ use crate::params::{ParamTree, Unit};
 pub const MOTOR_INTERVAL: Duration = Duration::from_millis(10);
 /// How long line 2 of the LCD shows the value being moved after the last move.
 pub const VALUE_HOLD: Duration = Duration::from_millis(1500);
+/// Shortest time between two LCD updates of one unit (text changes are coalesced; on DIN MIDI
+/// every byte costs 320 µs and the motors come first).
+pub const LCD_INTERVAL: Duration = Duration::from_millis(40);
 /// Control travel (0..1) per V-Pot tick.
 pub const VPOT_STEP: f32 = 0.01;
 
@@ -101,6 +104,9 @@ struct UnitState {
     meters: Vec<u8>,
     /// LCD characters last sent (2 lines); `None` until first sent.
     lcd: Option<Vec<u8>>,
+    /// When the LCD was last written, and whether it may be out of date since.
+    lcd_sent_at: Option<Instant>,
+    lcd_dirty: bool,
     colours: Option<Vec<u8>>,
     timecode: [Option<u8>; 10],
     /// Line 2 shows this instead of the default until the instant.
@@ -119,6 +125,8 @@ impl UnitState {
             leds: HashMap::new(),
             meters: vec![0; strips],
             lcd: None,
+            lcd_sent_at: None,
+            lcd_dirty: false,
             colours: None,
             timecode: [None; 10],
             value_line: vec![None; strips],
@@ -140,6 +148,7 @@ impl UnitState {
         self.leds.clear();
         self.meters = vec![0; n];
         self.lcd = None;
+        self.lcd_sent_at = None;
         self.colours = None;
         self.timecode = [None; 10];
     }
@@ -743,6 +752,9 @@ impl McuHost {
                 .value_line
                 .iter()
                 .any(|v| v.as_ref().is_some_and(|(_, until)| *until <= now));
+            any |= u.lcd_dirty
+                && u.lcd_sent_at
+                    .is_none_or(|t| now.duration_since(t) >= LCD_INTERVAL);
         }
         if any {
             self.refresh(now);
@@ -879,7 +891,19 @@ impl McuHost {
                 self.led(0, n, on(am == mode));
             }
         }
-        self.send_lcd(unit, &names, &values);
+        let u = &mut self.units[unit];
+        if u.lcd_sent_at
+            .is_none_or(|t| now.duration_since(t) >= LCD_INTERVAL)
+        {
+            u.lcd_dirty = false;
+            let before = self.out.len();
+            self.send_lcd(unit, &names, &values);
+            if self.out.len() > before {
+                self.units[unit].lcd_sent_at = Some(now);
+            }
+        } else {
+            u.lcd_dirty = true;
+        }
         if self.profile.colour {
             let colours: Vec<u8> = (0..strips)
                 .map(|slot| match self.strip_at(unit, slot) {
