@@ -15,6 +15,8 @@
 //! - [`demo`]: the demo song's stems and session.
 //! - [`audio`]: the audio backends (JACK, cpal, null) that drive the engine live.
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
+//! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
+//! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
 //!
@@ -30,8 +32,10 @@ pub mod control;
 pub mod demo;
 pub mod dsp;
 pub mod engine;
+pub mod mcu;
 pub mod media;
 pub mod meter;
+pub mod midi;
 pub mod params;
 pub mod render;
 pub mod service;

@@ -9,6 +9,7 @@
 //! JACK's process thread is the audio thread (real-time if the server runs with `-R`, the
 //! default; a warning says so when it is not). A supervisor thread owns the connection.
 
+use super::jack_midi::{MidiBook, MidiPorts};
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -161,6 +162,7 @@ struct Flags {
 
 struct Processor {
     graph: Box<Graph>,
+    midi: MidiPorts,
     rx: SwapRx<Box<Graph>>,
     shared: Arc<Shared>,
     flags: Arc<Flags>,
@@ -178,6 +180,7 @@ impl ProcessHandler for Processor {
         }
         self.rx.poll(&mut self.graph);
         let n = ps.n_frames();
+        self.midi.process(ps);
         self.graph.process(n);
         let rate = self.shared.sample_rate.load(Ordering::Relaxed);
         self.load
@@ -404,6 +407,7 @@ impl PortBook {
 struct Conn {
     client: AsyncClient<Notifier, Processor>,
     latency: Box<LatencyCtx>,
+    midi: MidiBook,
     swap: SwapTx<Box<Graph>>,
     book: PortBook,
     flags: Arc<Flags>,
@@ -441,6 +445,7 @@ impl Conn {
 
     /// Drop retired engines; once the audio thread has taken the newest, drop stale ports.
     fn housekeep(&mut self) {
+        self.midi.housekeep(self.client.as_client());
         if !self.rt_logged {
             match self.flags.realtime.load(Ordering::Relaxed) {
                 1 => tracing::info!("JACK's process thread runs with real-time priority"),
@@ -502,10 +507,12 @@ fn connect(
     }
     let mut book = PortBook::default();
     let graph = book.prepare(&client, engine).map_err(ConnectError::Other)?;
+    let (midi, midi_book) = MidiPorts::register(&client);
     let (swap_tx, swap_rx) = swap::pair();
     let flags = Arc::new(Flags::default());
     let processor = Processor {
         graph,
+        midi,
         rx: swap_rx,
         shared: shared.clone(),
         flags: flags.clone(),
@@ -528,6 +535,7 @@ fn connect(
     Ok(Conn {
         client: active,
         latency,
+        midi: midi_book,
         swap: swap_tx,
         book,
         flags,
@@ -650,6 +658,7 @@ fn supervise(
         if let Ok(mut guard) = conn.lock() {
             match guard.as_mut() {
                 Some(c) if c.flags.shutdown.load(Ordering::Relaxed) => {
+                    c.midi.lost();
                     if let Some(dead) = guard.take() {
                         abandon(dead);
                     }

@@ -23,6 +23,7 @@
 
 mod cpal;
 pub mod jack;
+pub mod jack_midi;
 mod load;
 mod null;
 mod rt;

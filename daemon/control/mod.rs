@@ -678,7 +678,16 @@ impl ConsoleHandle {
         self.touch_sync(path, touched, origin)
     }
 
-    fn touch_sync(&self, path: &str, touched: bool, origin: Origin) -> Result<(), ControlError> {
+    /// [`ConsoleHandle::touch`] for code outside the runtime or in synchronous handlers.
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub fn touch_sync(
+        &self,
+        path: &str,
+        touched: bool,
+        origin: Origin,
+    ) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
         let id = g.resolve(path)?;
         let changed = if touched {

@@ -448,6 +448,16 @@ impl ParamTree {
         tree
     }
 
+    /// Channel names in session order (`ch/1` is the first).
+    pub fn channel_names(&self) -> &[String] {
+        &self.channel_names
+    }
+
+    /// Bus names in session order (`bus/1` is the first).
+    pub fn bus_names(&self) -> &[String] {
+        &self.bus_names
+    }
+
     /// All parameters, in tree order (strips, then buses, then master).
     pub fn params(&self) -> &[Param] {
         &self.params

@@ -15,6 +15,8 @@
 //!
 //! It must not touch: DSP (that's the engine's) or parameter validation (the console's).
 
+mod surfaces;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -212,6 +214,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         device: opts.device.clone(),
         jack_server: opts.jack_server.clone(),
     };
+    surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
     let audio = Arc::new(RunningAudio::start(opts.backend, cfg, factory)?);
 
     let sock = state_path.join("status.sock");
@@ -222,6 +225,16 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
                 tracing::error!("status socket: {e}");
             }
         })
+    };
+
+    let surface_tasks = {
+        let l = live.lock().expect("session lock");
+        surfaces::start(
+            &l.session.surfaces,
+            &handle,
+            &shutdown,
+            audio.stats().sample_rate,
+        )
     };
 
     let stats = audio.stats();
@@ -295,6 +308,9 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     shutdown.cancel();
     let _ = stats_task.await;
     let _ = status_task.await;
+    for t in surface_tasks {
+        let _ = t.await;
+    }
     // The console flushes its state on the way out.
     let _ = console_task.await;
     match Arc::try_unwrap(audio) {

@@ -479,7 +479,8 @@ surfaces:
                 Surface::Xair(net("0.0.0.0:10024", &["192.168.1.0/24"])),
                 Surface::Mcu {
                     midi: "alsa:X-Touch".into(),
-                    extenders: vec!["alsa:X-Touch-Ext".into()]
+                    extenders: vec!["alsa:X-Touch-Ext".into()],
+                    profile: "mcu-pro".into(),
                 },
                 Surface::MidiMap {
                     map: dir.0.join("mappings/nanokontrol2.yaml"),

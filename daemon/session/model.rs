@@ -266,6 +266,9 @@ pub enum Surface {
     Mcu {
         midi: String,
         extenders: Vec<String>,
+        /// A shipped device profile (`mcu-pro`, `xtouch`, ...) or a profile file (absolute,
+        /// resolved against the session's folder).
+        profile: String,
     },
     MidiMap {
         map: PathBuf,

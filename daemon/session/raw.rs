@@ -356,5 +356,6 @@ pub struct RawSurface {
     pub feedback_hz: Option<Num>,
     pub midi: Option<Spanned<String>>,
     pub extenders: Option<Spanned<Vec<Spanned<String>>>>,
+    pub profile: Option<Spanned<String>>,
     pub map: Option<Spanned<String>>,
 }

@@ -909,7 +909,8 @@ impl Ctx<'_> {
             r.kind == RawSurfaceKind::Mcu,
             r.kind == RawSurfaceKind::MidiMap,
         );
-        let fields: [(&str, Option<&Location>, bool); 9] = [
+        let fields: [(&str, Option<&Location>, bool); 10] = [
+            ("profile", r.profile.as_ref().map(|v| &v.referenced), mcu),
             ("listen", r.listen.as_ref().map(|v| &v.referenced), net),
             ("allow", r.allow.as_ref().map(|v| &v.referenced), net),
             (
@@ -1019,7 +1020,15 @@ impl Ctx<'_> {
                     .iter()
                     .map(|e| self.transport(&format!("{p}/extenders"), e))
                     .collect();
-                Some(Surface::Mcu { midi, extenders })
+                let profile = match &r.profile {
+                    None => "mcu-pro".to_string(),
+                    Some(v) => self.mcu_profile(&format!("{p}/profile"), v),
+                };
+                Some(Surface::Mcu {
+                    midi,
+                    extenders,
+                    profile,
+                })
             }
             RawSurfaceKind::MidiMap => {
                 let midi = match &r.midi {
@@ -1043,6 +1052,39 @@ impl Ctx<'_> {
                 Some(Surface::MidiMap { map, midi })
             }
         }
+    }
+
+    /// An MCU profile: a shipped name, or a YAML file that parses as a profile.
+    fn mcu_profile(&mut self, path: &str, v: &Spanned<String>) -> String {
+        use crate::mcu::Profile;
+        if Profile::builtin(&v.value).is_some() {
+            return v.value.clone();
+        }
+        if v.value.ends_with(".yaml") || v.value.ends_with(".yml") {
+            let file = self.dir.join(&v.value);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    if let Err(e) = Profile::parse(&text, &file.display().to_string()) {
+                        self.err(&v.referenced, format!("{path}: {e}"));
+                    }
+                }
+                Err(e) => self.err(
+                    &v.referenced,
+                    format!("{path}: cannot read {}: {e}", file.display()),
+                ),
+            }
+            return file.display().to_string();
+        }
+        let names: Vec<&str> = Profile::builtin_names().collect();
+        self.err(
+            &v.referenced,
+            format!(
+                "{path}: no profile {:?}; use one of {} or a .yaml file",
+                v.value,
+                names.join(", ")
+            ),
+        );
+        v.value.clone()
     }
 
     /// A list of address ranges (`192.168.1.0/24`).

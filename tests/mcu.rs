@@ -1,0 +1,433 @@
+//! The Mackie Control host against a simulated MCU: the real daemon (`faderbridge run
+//! --backend null`) talks to a device the test plays, byte by byte, over a pseudo-terminal
+//! serial pair (`serial:` transport). The device keeps what it was sent (motor positions,
+//! LEDs, rings, LCD) the way the hardware would, and the test checks it against the
+//! console's values read through the status socket.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[path = "common/pty.rs"]
+mod pty;
+use pty::Pty;
+
+#[path = "common/mcu_sim.rs"]
+mod mcu_sim;
+use mcu_sim::{Device, WAIT};
+
+/// The X32/X-Air/MCU fader law at its table points (DESIGN.md): travel → dB.
+const LAW: [(f64, f64); 5] = [
+    (1.0, 10.0),
+    (0.75, 0.0),
+    (0.5, -10.0),
+    (0.25, -30.0),
+    (0.0, f64::NEG_INFINITY),
+];
+
+fn bend_for_travel(t: f64) -> u16 {
+    (t * 16383.0).round() as u16
+}
+
+/// A [`Device`] fed from a pty's master side by a reader thread.
+struct PtyDevice {
+    dev: Arc<Device>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for PtyDevice {
+    type Target = Device;
+    fn deref(&self) -> &Device {
+        &self.dev
+    }
+}
+
+impl PtyDevice {
+    fn attach(pty: &Pty) -> PtyDevice {
+        let dev = Arc::new(Device::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut reader = pty.master.try_clone().unwrap();
+        let (d, st) = (dev.clone(), stop.clone());
+        let t = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let mut buf = [0u8; 512];
+            loop {
+                // Wait for bytes, looking at the stop flag every 20 ms.
+                let mut pfd = libc::pollfd {
+                    fd: reader.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let r = unsafe { libc::poll(&mut pfd, 1, 20) };
+                if st.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                if r <= 0 {
+                    continue;
+                }
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => d.feed(&buf[..n]),
+                }
+            }
+        });
+        PtyDevice {
+            dev,
+            stop,
+            reader: Some(t),
+        }
+    }
+
+    /// Let go of the pty (so that dropping it really closes the master side).
+    fn unplug(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.reader.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+fn send(pty: &mut Pty, bytes: &[u8]) {
+    pty.master.write_all(bytes).unwrap();
+    pty.master.flush().unwrap();
+}
+
+/// The daemon with a status-socket client.
+struct Daemon {
+    child: Child,
+    sock: BufReader<UnixStream>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, session: &str) -> Daemon {
+        let file = dir.join("s.yaml");
+        std::fs::write(&file, session).unwrap();
+        let state = dir.join("state");
+        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+            .arg("run")
+            .arg(&file)
+            .args(["--backend", "null", "--state-dir"])
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sock = loop {
+            if let Ok(s) = UnixStream::connect(state.join("status.sock")) {
+                break BufReader::new(s);
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Daemon { child, sock }
+    }
+
+    fn request(&mut self, line: &str) -> serde_json::Value {
+        self.sock.get_mut().write_all(line.as_bytes()).unwrap();
+        self.sock.get_mut().write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        self.sock.read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply}: {e}"))
+    }
+
+    fn get(&mut self, path: &str) -> f64 {
+        let v = self.request(&format!(r#"{{"cmd":"get","path":"{path}"}}"#));
+        match &v["value"] {
+            serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+            x => x.as_f64().unwrap_or_else(|| panic!("no value in {v}")),
+        }
+    }
+
+    fn set(&mut self, path: &str, value: f64) {
+        let v = self.request(&format!(
+            r#"{{"cmd":"set","path":"{path}","value":{value}}}"#
+        ));
+        assert!(v.get("error").is_none(), "set {path}: {v}");
+    }
+
+    /// Poll the console until `path` satisfies `f` (the device's bytes take a moment).
+    fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.get(path);
+            if f(v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{path} stuck at {v}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fb-mcu-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 16 channels: 1..8 at the fader law's table points, 9..16 at -10 dB; one aux bus.
+fn session(link: &Path) -> String {
+    let faders = ["0", "-10", "-30", "10", "-inf", "0", "-10", "-30"];
+    let mut s = String::from("version: 1\nengine: { sample_rate: 48000, block: 64 }\nchannels:\n");
+    for (i, f) in faders.iter().enumerate() {
+        s += &format!(
+            "  - {{ name: ch{}, source: {{ input: {} }}, fader_db: {f}, sends: [{{bus: verb, level_db: -12}}] }}\n",
+            i + 1,
+            i + 1
+        );
+    }
+    for i in 9..=16 {
+        s += &format!("  - {{ name: n{i:02}, source: {{ input: {i} }}, fader_db: -10 }}\n");
+    }
+    s += "buses:\n  - { name: verb, kind: aux, fx: { reverb: { decay_s: 1.2 } } }\n";
+    s += &format!(
+        "surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\", profile: mcu-pro }}\n",
+        link.display()
+    );
+    s
+}
+
+fn handshake(pty: &mut Pty, dev: &Device) {
+    dev.handshake(|b| send(pty, b));
+}
+
+fn expected_bank1() -> Vec<u16> {
+    // ch1..8 = 0, -10, -30, +10, -inf, 0, -10, -30 dB.
+    let t = |db: f64| LAW.iter().find(|(_, d)| *d == db).unwrap().0;
+    [
+        0.0,
+        -10.0,
+        -30.0,
+        10.0,
+        f64::NEG_INFINITY,
+        0.0,
+        -10.0,
+        -30.0,
+    ]
+    .map(|db| bend_for_travel(t(db)))
+    .to_vec()
+}
+
+fn wait_faders(dev: &Device, what: &str, want: &[u16]) {
+    dev.wait_faders(what, want);
+}
+
+#[test]
+fn mcu_handshake_sync_faders_touch_and_banks() {
+    let dir = tempdir("main");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let mut d = Daemon::start(&dir, &session(&link));
+
+    handshake(&mut pty, &dev);
+    // Initial sync: 8 motors at the current gains, the master at 0 dB, names on line 1.
+    let bank1 = expected_bank1();
+    assert_eq!(bank1, vec![12287, 8192, 4096, 16383, 0, 12287, 8192, 4096]);
+    wait_faders(&dev, "8 motors at the session's gains", &bank1);
+    dev.wait("master motor at 0 dB", |s| {
+        (s.faders.get(&8) == Some(&12287)).then_some(())
+    });
+    dev.wait("names on the LCD", |s| {
+        let top = String::from_utf8_lossy(&s.lcd[..56]).into_owned();
+        top.starts_with("ch1    ch2    ch3").then_some(())
+    });
+    assert!(dev.lcd_line(0).contains("ch8"), "{}", dev.lcd_line(0));
+    // Line 2: the V-Pot values (pan, centre).
+    assert!(
+        dev.lcd_line(1).starts_with("C      C"),
+        "{:?}",
+        dev.lcd_line(1)
+    );
+
+    // Fader 3 moved to 14-bit 8192 (travel 0.50003): ch/3 goes to the law's -10 dB.
+    let n0 = dev.bends().len();
+    send(&mut pty, &[0xE2, 0x00, 0x40]);
+    let v = d.wait_value("ch/3/fader_db", |v| (v + 10.0).abs() < 0.01);
+    assert!((v + 10.0).abs() < 0.01, "{v}");
+    // The echo: exactly the position received.
+    dev.wait("the echo of fader 3", |s| {
+        s.bends[n0..].contains(&(2, 8192)).then_some(())
+    });
+
+    // Touch fader 3; a change from elsewhere must not move its motor.
+    send(&mut pty, &[0x90, 0x6A, 0x7F]);
+    // The host shows the touched fader's value on line 2 of strip 3: the touch is in.
+    dev.wait("strip 3's value on line 2", |s| {
+        String::from_utf8_lossy(&s.lcd[56 + 14..56 + 21])
+            .starts_with("-10.0")
+            .then_some(())
+    });
+    let touched_at = dev.bends().len();
+    d.set("ch/3/fader_db", -30.0);
+    // A later change on strip 4 proves the host has processed the one on strip 3.
+    d.set("ch/4/fader_db", 0.0);
+    dev.wait("strip 4's motor to 0 dB", |s| {
+        s.bends[touched_at..].contains(&(3, 12287)).then_some(())
+    });
+    assert!(
+        !dev.bends()[touched_at..].iter().any(|(c, _)| *c == 2),
+        "the touched fader was driven: {:?}",
+        &dev.bends()[touched_at..]
+    );
+    // Release: driven once to the current value (-30 dB → travel 0.25).
+    let released_at = dev.bends().len();
+    send(&mut pty, &[0x90, 0x6A, 0x00]);
+    dev.wait("fader 3 driven after release", |s| {
+        s.bends[released_at..].contains(&(2, 4096)).then_some(())
+    });
+    d.set("ch/4/fader_db", 10.0);
+    dev.wait("strip 4's motor to +10 dB", |s| {
+        s.bends[released_at..].contains(&(3, 16383)).then_some(())
+    });
+    let after: Vec<_> = dev.bends()[released_at..]
+        .iter()
+        .filter(|(c, _)| *c == 2)
+        .copied()
+        .collect();
+    assert_eq!(after, vec![(2, 4096)], "driven exactly once after release");
+
+    // Bank right: strips 9..16 (all at -10 dB) with their names.
+    send(&mut pty, &[0x90, 0x2F, 0x7F, 0x90, 0x2F, 0x00]);
+    wait_faders(&dev, "bank 2 motors at -10 dB", &[8192; 8]);
+    dev.wait("bank 2 names", |s| {
+        let top = String::from_utf8_lossy(&s.lcd[..56]).into_owned();
+        top.starts_with("n09    n10").then_some(())
+    });
+    assert!(dev.lcd_line(0).contains("n16"), "{}", dev.lcd_line(0));
+    // Moving fader 1 now moves channel 9.
+    send(&mut pty, &[0xE0, 0x00, 0x20]); // 4096: travel 0.25 → -30 dB
+    d.wait_value("ch/9/fader_db", |v| (v + 30.0).abs() < 0.02);
+    assert_eq!(d.get("ch/1/fader_db"), 0.0, "bank 1's strip untouched");
+    // Bank left: back to bank 1.
+    send(&mut pty, &[0x90, 0x2E, 0x7F]);
+    let mut bank1 = bank1;
+    bank1[2] = 4096; // ch3 at -30
+    bank1[3] = 16383; // ch4 at +10
+    wait_faders(&dev, "bank 1 again", &bank1);
+}
+
+#[test]
+fn mcu_vpot_mute_and_garbage() {
+    let dir = tempdir("vpot");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let mut d = Daemon::start(&dir, &session(&link));
+    handshake(&mut pty, &dev);
+    wait_faders(&dev, "initial sync", &expected_bank1());
+    // Ring of strip 1 in dot mode at the centre: mode 0, LED 6 of 11.
+    dev.wait("pan ring at centre", |s| {
+        (s.rings.get(&0x30) == Some(&0x06)).then_some(())
+    });
+
+    // 10 ticks clockwise on V-Pot 1: 1% of travel each, pan -1..1 → +0.2.
+    send(&mut pty, &[0xB0, 0x10, 0x0A]);
+    let pan = d.wait_value("ch/1/pan", |v| v > 0.0);
+    assert!((pan - 0.2).abs() < 1e-4, "{pan}");
+    // Ring follows: travel 0.6 → LED 1 + round(6) = 7.
+    dev.wait("pan ring at 0.6", |s| {
+        (s.rings.get(&0x30) == Some(&0x07)).then_some(())
+    });
+    // 4 ticks counter-clockwise (bit 6 set).
+    send(&mut pty, &[0xB0, 0x10, 0x44]);
+    let pan = d.wait_value("ch/1/pan", |v| v < 0.19);
+    assert!((pan - 0.12).abs() < 1e-4, "{pan}");
+
+    // Mute button toggles mute and its LED.
+    send(&mut pty, &[0x90, 0x10, 0x7F, 0x90, 0x10, 0x00]);
+    assert_eq!(d.wait_value("ch/1/mute", |v| v == 1.0), 1.0);
+    dev.wait("mute LED on", |s| {
+        (s.leds.get(&0x10) == Some(&0x7F)).then_some(())
+    });
+    send(&mut pty, &[0x90, 0x10, 0x7F, 0x90, 0x10, 0x00]);
+    assert_eq!(d.wait_value("ch/1/mute", |v| v == 0.0), 0.0);
+    dev.wait("mute LED off", |s| {
+        (s.leds.get(&0x10) == Some(&0x00)).then_some(())
+    });
+
+    // Garbage: stray data bytes, a foreign SysEx, a Mackie SysEx the host ignores, a note cut
+    // short, then a running-status stream of fader 2 moves.
+    let mut g = vec![0x12, 0x34, 0x56];
+    g.extend([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7]);
+    g.extend([0xF0, 0x00, 0x00, 0x66, 0x14, 0x12, 0x00, 0x41, 0x42, 0xF7]);
+    g.extend([0x90, 0x10]); // a mute press cut short by the next status
+    g.extend([0xE1, 0x00, 0x60, 0x00, 0x40, 0x00, 0x20]); // bends: 12288, 8192, 4096
+    send(&mut pty, &g);
+    let v = d.wait_value("ch/2/fader_db", |v| (v + 30.0).abs() < 0.02);
+    assert!((v + 30.0).abs() < 0.02, "{v}");
+    assert_eq!(d.get("ch/1/mute"), 0.0, "the truncated press did nothing");
+    assert!((d.get("ch/1/pan") - 0.12).abs() < 1e-4);
+    assert_eq!(d.get("ch/1/fader_db"), 0.0);
+    assert_eq!(d.get("ch/3/fader_db"), -30.0);
+    // The host answered each running-status move with its echo.
+    dev.wait("echoes of the running-status stream", |s| {
+        let e: Vec<u16> = s
+            .bends
+            .iter()
+            .filter(|(c, _)| *c == 1)
+            .map(|b| b.1)
+            .collect();
+        e.ends_with(&[12288, 8192, 4096]).then_some(())
+    });
+}
+
+#[test]
+fn mcu_replug_resyncs_within_two_seconds() {
+    let dir = tempdir("replug");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let mut dev = PtyDevice::attach(&pty);
+    let mut d = Daemon::start(&dir, &session(&link));
+    handshake(&mut pty, &dev);
+    wait_faders(&dev, "initial sync", &expected_bank1());
+    d.set("ch/2/fader_db", 10.0);
+    dev.wait("strip 2 at +10", |s| {
+        (s.faders.get(&1) == Some(&16383)).then_some(())
+    });
+
+    // Unplug: the device node goes away. While it is gone, the mix changes.
+    dev.unplug();
+    drop(pty);
+    let _ = std::fs::remove_file(&link);
+    d.set("ch/1/fader_db", -30.0);
+    // Replug behind the same stable name: a fresh device with blank state.
+    let t0 = Instant::now();
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    dev.wait("the device query after replug", |s| {
+        s.sysex.iter().any(|(c, _)| *c == 0x00).then_some(())
+    });
+    let mut want = expected_bank1();
+    want[0] = 4096; // -30
+    want[1] = 16383; // +10
+    wait_faders(&dev, "full resync after replug", &want);
+    dev.wait("names after replug", |s| {
+        String::from_utf8_lossy(&s.lcd[..56])
+            .starts_with("ch1    ch2")
+            .then_some(())
+    });
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "resync took {took:?}");
+    // And it still controls the mix.
+    send(&mut pty, &[0xE0, 0x7F, 0x7F]);
+    d.wait_value("ch/1/fader_db", |v| (v - 10.0).abs() < 1e-3);
+}

@@ -1,0 +1,250 @@
+//! The Mackie Control host over JACK MIDI (`jack:` transport): a private `jackd -d dummy`,
+//! the daemon on the JACK backend, and a simulated MCU as a JACK client with one MIDI input and
+//! one MIDI output. The daemon finds the device's ports by name, connects them, handshakes,
+//! syncs, follows fader moves, and resyncs when the device's client goes away and comes back.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[path = "common/mcu_sim.rs"]
+mod mcu_sim;
+use mcu_sim::Device;
+
+const SERVER: &str = "fbtest-mcu-jack";
+
+struct Jackd(Child);
+
+impl Jackd {
+    fn start(dir: &Path) -> Jackd {
+        let log = std::fs::File::create(dir.join("jackd.log")).unwrap();
+        let mut cmd = Command::new("jackd");
+        cmd.args(["-n", SERVER, "-d", "dummy", "-r", "48000", "-p", "64"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let j = Jackd(cmd.spawn().expect("jackd is installed (jackd2)"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while jack_client("probe").is_none() {
+            assert!(Instant::now() < deadline, "jackd did not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        j
+    }
+}
+
+impl Drop for Jackd {
+    fn drop(&mut self) {
+        // SIGTERM so the server leaves JACK's registry; then reap it.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn jack_client(name: &str) -> Option<jack::Client> {
+    // SAFETY: setting an environment variable before any thread of ours reads it; libjack reads
+    // JACK_DEFAULT_SERVER when a client opens.
+    unsafe { std::env::set_var("JACK_DEFAULT_SERVER", SERVER) };
+    jack::Client::new(name, jack::ClientOptions::NO_START_SERVER)
+        .ok()
+        .map(|(c, _)| c)
+}
+
+/// The simulated device's JACK side: MIDI in feeds the device, queued messages go out.
+struct SimProcess {
+    input: jack::Port<jack::MidiIn>,
+    output: jack::Port<jack::MidiOut>,
+    dev: Arc<Device>,
+    queue: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl jack::ProcessHandler for SimProcess {
+    fn process(&mut self, _: &jack::Client, ps: &jack::ProcessScope) -> jack::Control {
+        for ev in self.input.iter(ps) {
+            self.dev.feed(ev.bytes);
+        }
+        let mut w = self.output.writer(ps);
+        let mut q = self.queue.lock().unwrap();
+        for m in q.drain(..) {
+            let _ = w.write(&jack::RawMidi { time: 0, bytes: &m });
+        }
+        jack::Control::Continue
+    }
+}
+
+struct Sim {
+    client: Option<jack::AsyncClient<(), SimProcess>>,
+    dev: Arc<Device>,
+    queue: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let client = jack_client("mcusim").expect("sim client");
+        let input = client.register_port("in", jack::MidiIn::default()).unwrap();
+        let output = client
+            .register_port("out", jack::MidiOut::default())
+            .unwrap();
+        let dev = Arc::new(Device::default());
+        let queue = Arc::new(Mutex::new(Vec::new()));
+        let p = SimProcess {
+            input,
+            output,
+            dev: dev.clone(),
+            queue: queue.clone(),
+        };
+        Sim {
+            client: Some(client.activate_async((), p).unwrap()),
+            dev,
+            queue,
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        self.queue.lock().unwrap().push(bytes.to_vec());
+    }
+
+    /// Unplug: the device's client leaves the graph.
+    fn stop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.deactivate();
+        }
+    }
+}
+
+struct Daemon {
+    child: Child,
+    sock: BufReader<UnixStream>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, session: &str) -> Daemon {
+        let file = dir.join("s.yaml");
+        std::fs::write(&file, session).unwrap();
+        let state = dir.join("state");
+        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+            .arg("run")
+            .arg(&file)
+            .args(["--backend", "jack", "--jack-server", SERVER, "--state-dir"])
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sock = loop {
+            if let Ok(s) = UnixStream::connect(state.join("status.sock")) {
+                break BufReader::new(s);
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Daemon { child, sock }
+    }
+
+    fn get(&mut self, path: &str) -> f64 {
+        let line = format!(r#"{{"cmd":"get","path":"{path}"}}"#);
+        self.sock.get_mut().write_all(line.as_bytes()).unwrap();
+        self.sock.get_mut().write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        self.sock.read_line(&mut reply).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        match &v["value"] {
+            serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+            x => x.as_f64().unwrap_or_else(|| panic!("no value in {v}")),
+        }
+    }
+
+    fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + mcu_sim::WAIT;
+        loop {
+            let v = self.get(path);
+            if f(v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{path} stuck at {v}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fb-mcu-jack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn mcu_over_jack_midi_handshakes_follows_and_resyncs() {
+    let dir = tempdir();
+    let _jackd = Jackd::start(&dir);
+    // Faders at the law's table points: 0, -10, -30, +10 dB; then 0 dB.
+    let mut session = String::from("version: 1\nchannels:\n");
+    for (i, f) in ["0", "-10", "-30", "10", "0", "0", "0", "0"]
+        .iter()
+        .enumerate()
+    {
+        session += &format!("  - {{ name: c{}, fader_db: {f} }}\n", i + 1);
+    }
+    session += "surfaces:\n  - { kind: mcu, midi: \"jack:mcusim\" }\n";
+    let mut sim = Sim::start();
+    let mut d = Daemon::start(&dir, &session);
+
+    sim.dev.handshake(|b| sim.send(b));
+    let want = [12287, 8192, 4096, 16383, 12287, 12287, 12287, 12287];
+    sim.dev
+        .wait_faders("the initial sync over JACK MIDI", &want);
+    sim.dev.wait("names on the LCD", |s| {
+        String::from_utf8_lossy(&s.lcd[..56])
+            .starts_with("c1     c2     c3")
+            .then_some(())
+    });
+
+    // Fader 2 to 4096 (travel 0.25): -30 dB; the echo comes back.
+    let n0 = sim.dev.bends().len();
+    sim.send(&[0xE1, 0x00, 0x20]);
+    let v = d.wait_value("ch/2/fader_db", |v| (v + 30.0).abs() < 0.02);
+    assert!((v + 30.0).abs() < 0.02, "{v}");
+    sim.dev.wait("the echo", |s| {
+        s.bends[n0..].contains(&(1, 4096)).then_some(())
+    });
+
+    // Unplug the device (its client leaves), replug a fresh one: full resync within 2 s.
+    sim.stop();
+    let t0 = Instant::now();
+    let sim = Sim::start();
+    sim.dev.wait("the device query after replug", |s| {
+        s.sysex.iter().any(|(c, _)| *c == 0).then_some(())
+    });
+    let want = [12287, 4096, 4096, 16383, 12287, 12287, 12287, 12287];
+    sim.dev.wait_faders("full resync after replug", &want);
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "resync took {took:?}");
+}
