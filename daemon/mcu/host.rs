@@ -950,23 +950,31 @@ impl McuHost {
         }
         let id = self.units[unit].device_id;
         let sent = self.units[unit].lcd.take();
+        let differs = |i: usize| sent.as_ref().is_none_or(|s: &Vec<u8>| s[i] != want[i]);
+        // Runs of changed characters; runs separated by fewer unchanged characters than a
+        // SysEx header costs are sent as one (fewer bytes, and the text changes at once).
+        const GAP: usize = 7;
         let mut i = 0;
         while i < want.len() {
-            let same = sent.as_ref().is_some_and(|s| s[i] == want[i]);
-            if same {
+            if !differs(i) {
                 i += 1;
                 continue;
             }
             let start = i;
-            while i < want.len() && sent.as_ref().is_none_or(|s| s[i] != want[i]) {
+            let mut end = i;
+            while i < want.len() && i - end <= GAP {
+                if differs(i) {
+                    end = i + 1;
+                }
                 i += 1;
             }
             let mut data = vec![start as u8];
-            data.extend_from_slice(&want[start..i]);
+            data.extend_from_slice(&want[start..end]);
             self.out.push(Out {
                 unit,
                 bytes: sysex_msg(id, sysex::LCD, &data),
             });
+            i = end;
         }
         self.units[unit].lcd = Some(want);
     }

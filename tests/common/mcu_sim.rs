@@ -21,6 +21,8 @@ pub struct DevState {
     pub leds: HashMap<u8, u8>,
     pub rings: HashMap<u8, u8>,
     pub lcd: Vec<u8>,
+    /// Last meter level (0..12) per strip, from channel pressure.
+    pub meters: HashMap<u8, u8>,
     /// Mackie SysEx commands received (the byte after the device id) with their data.
     pub sysex: Vec<(u8, Vec<u8>)>,
 }
@@ -57,6 +59,9 @@ impl Device {
                 }
                 MidiEvent::NoteOn { note, velocity, .. } => {
                     s.leds.insert(note, velocity);
+                }
+                MidiEvent::ChannelPressure { pressure, .. } => {
+                    s.meters.insert(pressure >> 4, pressure & 0x0F);
                 }
                 MidiEvent::ControlChange {
                     controller, value, ..
