@@ -66,6 +66,9 @@ pub struct Link {
     generation: AtomicU64,
     /// Our ports exist and are connected to a peer.
     peer: AtomicBool,
+    /// Bumped whenever the set of connected peer ports changes to a non-empty set (a device
+    /// replugged faster than a check period is still a new device).
+    peer_epoch: AtomicU64,
 }
 
 impl Link {
@@ -82,6 +85,11 @@ impl Link {
     /// Whether a peer is connected to our ports now.
     pub fn has_peer(&self) -> bool {
         self.peer.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever a different set of peer ports is connected.
+    pub fn peer_epoch(&self) -> u64 {
+        self.peer_epoch.load(Ordering::Acquire)
     }
 
     fn lost(&self) {
@@ -105,6 +113,7 @@ pub fn link(name: &str) -> Arc<Link> {
         thread_side: Mutex::new(None),
         generation: AtomicU64::new(0),
         peer: AtomicBool::new(false),
+        peer_epoch: AtomicU64::new(0),
     });
     r.push(l.clone());
     l
@@ -149,6 +158,7 @@ impl MidiPorts {
                 link: l.clone(),
                 input: input.clone_unowned(),
                 output: output.clone_unowned(),
+                peers: Vec::new(),
             });
             if let Ok(mut t) = l.thread_side.lock() {
                 *t = Some(ThreadSide { incoming, outgoing });
@@ -196,6 +206,8 @@ struct BookEntry {
     link: Arc<Link>,
     input: Port<::jack::Unowned>,
     output: Port<::jack::Unowned>,
+    /// Peer ports connected at the last check.
+    peers: Vec<String>,
 }
 
 /// What the supervisor keeps to connect peers.
@@ -226,7 +238,7 @@ impl MidiBook {
         }
         self.last_check = Some(Instant::now());
         let ours = format!("{}:", client.name());
-        for e in &self.entries {
+        for e in &mut self.entries {
             let pattern = regex_escape(&e.link.name);
             let (Ok(in_name), Ok(out_name)) = (e.input.name(), e.output.name()) else {
                 continue;
@@ -248,9 +260,27 @@ impl MidiBook {
                     let _ = client.connect_ports_by_name(&out_name, &dst);
                 }
             }
-            let peer = e.input.connected_count().unwrap_or(0) > 0
-                || e.output.connected_count().unwrap_or(0) > 0;
-            e.link.peer.store(peer, Ordering::Release);
+            // Peers by port name and their client's UUID: a device that left and came back
+            // under the same name is a new client with a new UUID.
+            let mut peers: Vec<String> = e
+                .input
+                .get_connections()
+                .into_iter()
+                .chain(e.output.get_connections())
+                .map(|p| {
+                    let owner = p.split(':').next().unwrap_or_default();
+                    let uuid = client.uuid_of_client_by_name(owner).unwrap_or_default();
+                    format!("{p}#{uuid}")
+                })
+                .collect();
+            peers.sort();
+            if peers != e.peers {
+                if !peers.is_empty() {
+                    e.link.peer_epoch.fetch_add(1, Ordering::AcqRel);
+                }
+                e.peers = peers;
+            }
+            e.link.peer.store(!e.peers.is_empty(), Ordering::Release);
         }
     }
 

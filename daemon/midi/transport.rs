@@ -394,6 +394,7 @@ fn jack_thread(name: String, link: Link) {
     let mut generation = 0;
     let mut rings = None;
     let mut connected = false;
+    let mut epoch = 0;
     let mut parser = Parser::new();
     // Splits what the surface sends into whole messages (JACK MIDI carries messages).
     let mut splitter = Parser::new();
@@ -405,8 +406,12 @@ fn jack_thread(name: String, link: Link) {
             rings = Some(r);
         }
         let peer = rings.is_some() && jl.has_peer();
-        if peer && !connected {
+        // A different device behind the same name (replugged between two checks) counts as a
+        // new connection: the surface resyncs.
+        let new_peer = peer && jl.peer_epoch() != epoch;
+        if peer && (!connected || new_peer) {
             connected = true;
+            epoch = jl.peer_epoch();
             parser.reset();
             tracing::info!("MIDI jack:{name}: connected");
             link.connected(format!("jack:{name}"));
