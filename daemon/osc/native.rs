@@ -132,10 +132,13 @@ fn strip_names(tree: &ParamTree) -> (Vec<String>, Vec<String>) {
 impl Native {
     fn set(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
         let path = &msg.addr[1..];
-        let Some(id) = cx.tree().resolve(path) else {
-            return vec![error_reply(&msg.addr, "no such parameter")];
+        // Engine statistics are not in the tree: the console answers them (read-only).
+        let Some(spec) = cx.tree().resolve(path).map(|id| cx.tree().get(id).spec) else {
+            return match cx.set(path, 0.0) {
+                Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+                Ok(_) => vec![],
+            };
         };
-        let spec = cx.tree().get(id).spec;
         let value = match msg.args.as_slice() {
             [a] => match (number(a), a) {
                 (Some(v), _) => Some(v),
