@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,16 +48,23 @@ impl Daemon {
         let port = free_port();
         let file = dir.join("s.yaml");
         std::fs::write(&file, session.replace("{PORT}", &port.to_string())).unwrap();
-        let child = Command::new(bin())
-            .arg("run")
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
             .arg(&file)
             .args(args)
             .arg("--state-dir")
             .arg(dir.join("state"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; the daemon dies with the test process even when
+        // that is killed before the guard's drop runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn daemon");
         let d = Daemon { child, port, dir };
         d.wait_ready();
         d
