@@ -102,8 +102,9 @@ fn errors_answer_the_sender_and_change_nothing() {
     }
     assert_eq!(c.query("/ch/kick/fader_db"), -3.0, "nothing changed");
     for (addr, args) in [
-        ("/transport/play", vec![]),
-        ("/transport/locate", f(3.0)),
+        ("/transport/locate", f(-1.0)),
+        ("/transport/locate", vec![OscType::String("x".into())]),
+        ("/transport/play", f(1.0)),
         (
             "/ch/kick/fader_db/automation",
             vec![OscType::String("touch".into())],
@@ -775,4 +776,82 @@ proptest! {
         let _ = faderbridge::osc::decode::decode(&m);
         let _ = faderbridge::osc::decode::decode(&m[..i]);
     }
+}
+
+/// The RMS (dBFS) of `/meters/ch/1` in the last meter message received within `d`.
+fn last_rms(c: &Client, d: Duration) -> Option<f32> {
+    c.collect(d)
+        .iter()
+        .rev()
+        .find(|(_, m)| m.addr == "/meters/ch/1")
+        .map(|(_, m)| match m.args[1] {
+            OscType::Float(v) => v,
+            _ => panic!("{m:?}"),
+        })
+}
+
+/// Poll the meter until `pred(rms)` holds; returns how long it took.
+fn until_rms(c: &Client, limit: Duration, pred: impl Fn(f32) -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if last_rms(c, Duration::from_millis(40)).is_some_and(&pred) {
+            return t0.elapsed();
+        }
+    }
+    panic!("meter condition not met within {limit:?}");
+}
+
+#[test]
+fn transport_plays_stops_and_locates_file_sources() {
+    // A 4 s stem: 2 s of silence, then 2 s of a 1 kHz sine at half scale.
+    let stem_dir = osc_client::tempdir("transport-stem");
+    let stem = stem_dir.join("half.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&stem, spec).unwrap();
+    for i in 0..4 * 48000 {
+        let t = i as f32 / 48000.0;
+        let v = if i < 2 * 48000 {
+            0.0
+        } else {
+            0.5 * (2.0 * std::f32::consts::PI * 1000.0 * t).sin()
+        };
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    let session = format!(
+        "version: 1\nchannels:\n  - {{ name: tone, source: {{ file: {} }} }}\nsurfaces:\n  - {{ kind: osc, listen: \"127.0.0.1:{{PORT}}\" }}\n",
+        stem.display()
+    );
+    let d = Daemon::start("transport", &session, &["--backend", "null"]);
+    let c = Client::new(d.addr());
+    c.send("/meters/subscribe", vec![OscType::Int(60)]);
+    let tone = |v: f32| v > -20.0;
+    let silent = |v: f32| v <= -140.0;
+    // Into the silent half while playing: the 300 ms RMS window empties.
+    c.send("/transport/locate", f(0.2));
+    until_rms(&c, Duration::from_secs(2), silent);
+    // Stopped, located into the tone, played: the tone within a few meter periods (without
+    // the locate it would take over a second to reach the tone).
+    c.send("/transport/stop", vec![]);
+    c.send("/transport/locate", f(3.0));
+    c.send("/transport/play", vec![]);
+    let took = until_rms(&c, Duration::from_secs(2), tone);
+    assert!(took < Duration::from_millis(500), "tone after {took:?}");
+    // Stop in the middle of the tone: silence.
+    c.send("/transport/stop", vec![]);
+    let took = until_rms(&c, Duration::from_secs(2), silent);
+    assert!(took < Duration::from_millis(700), "silence after {took:?}");
+    // Stays silent while stopped (the position holds instead of running into the loop).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(last_rms(&c, Duration::from_millis(100)).is_some_and(silent));
+    // Play resumes where it stopped: in the tone.
+    c.send("/transport/play", vec![]);
+    until_rms(&c, Duration::from_millis(500), tone);
+    let errs = c.collect(Duration::from_millis(50));
+    assert!(errors(&errs).is_empty(), "{errs:?}");
 }

@@ -9,7 +9,7 @@
 //! | `/PATH/touch ,i 1\|0` | touch / release a control |
 //! | `/meters/subscribe [,i SECONDS]`, `/meters/unsubscribe` | meter stream |
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
-//! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | answered with `/error`: no transport yet |
+//! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
 //! | `/PATH/automation ,s MODE` | answered with `/error`: automation arrives later |
 //!
 //! Every refusal answers `/error ,ss ADDRESS MESSAGE` to the sender and changes nothing.
@@ -25,7 +25,7 @@ use std::time::Duration;
 use rosc::{OscMessage, OscPacket, OscType};
 
 use super::{ClientCx, Dialect, bundles, error_reply};
-use crate::control::{Change, ConsoleHandle};
+use crate::control::{Change, ConsoleHandle, Transport};
 use crate::engine::{Meters, StripMeters};
 use crate::params::ParamTree;
 use crate::params::spec::Unit;
@@ -193,6 +193,30 @@ impl Native {
     }
 }
 
+impl Native {
+    fn transport(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        let cmd = match (msg.addr.as_str(), msg.args.as_slice()) {
+            ("/transport/play", []) => Transport::Play,
+            ("/transport/stop", []) => Transport::Stop,
+            ("/transport/locate", [a]) => match number(a) {
+                Some(s) => Transport::Locate(s),
+                None => return vec![error_reply(&msg.addr, "wrong type: expected ,f SECONDS")],
+            },
+            ("/transport/locate", _) => {
+                return vec![error_reply(&msg.addr, "wrong type: expected ,f SECONDS")];
+            }
+            _ => return vec![error_reply(&msg.addr, "wrong type: expected no arguments")],
+        };
+        if let Err(e) = cx.check_write() {
+            return vec![error_reply(&msg.addr, &e.to_string())];
+        }
+        match cx.console().transport(cmd) {
+            Ok(()) => vec![],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+}
+
 impl Dialect for Native {
     fn name(&self) -> &'static str {
         "osc"
@@ -237,10 +261,7 @@ impl Dialect for Native {
             }
             "/scene/save" => self.scene(msg, true, cx),
             "/scene/recall" => self.scene(msg, false, cx),
-            "/transport/play" | "/transport/stop" | "/transport/locate" => vec![error_reply(
-                a,
-                "no transport yet: file sources play looped from the daemon's start",
-            )],
+            "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
             _ => {
                 if let Some(path) = a.strip_suffix("/touch")
                     && cx.tree().resolve(path).is_some()
