@@ -608,8 +608,11 @@ fn malformed() -> Vec<(&'static str, Vec<u8>)> {
         ("bundles nested 5 deep", nested(5)),
         ("bundles nested 300 deep", nested(300)),
         (
-            "bundle of 300 messages",
-            raw_bundle(&vec![good.clone(); 300]),
+            "bundle of 300 messages (under max_packet)",
+            raw_bundle(&vec![
+                raw_msg(b"/ch/1/mute", b",f", &1.0f32.to_be_bytes());
+                300
+            ]),
         ),
         ("bad bundle tag", {
             let mut b = raw_bundle(std::slice::from_ref(&good));
@@ -663,6 +666,27 @@ fn malformed_packets_are_refused_and_good_ones_keep_working() {
         "unexpected feedback {seen:?}"
     );
     assert!(errors(&seen).is_empty());
+    // Every bad packet was counted, by kind, in the surface's status line.
+    let oversize = 1;
+    let want = format!(
+        "dropped: {oversize} oversize, {} malformed",
+        cases.len() - oversize
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new(osc_client::bin())
+            .arg("status")
+            .arg("--state-dir")
+            .arg(d.path().join("state"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains(&want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {want:?} in:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -870,4 +894,45 @@ fn transport_plays_stops_and_locates_file_sources() {
     until_rms(&c, Duration::from_millis(500), tone);
     let errs = c.collect(Duration::from_millis(50));
     assert!(errors(&errs).is_empty(), "{errs:?}");
+}
+
+#[test]
+fn a_client_over_its_rate_limit_is_cut_off_and_others_are_not() {
+    let session = SESSION.replace(
+        r#"listen: "127.0.0.1:{PORT}" }"#,
+        r#"listen: "127.0.0.1:{PORT}", rate_limit: 50 }"#,
+    );
+    let d = Daemon::start("ratelimit", &session, &["--backend", "null"]);
+    let (fast, other) = (Client::new(d.addr()), Client::new(d.addr()));
+    // 200 moves at once: the first 50 (a one-second burst) pass, the rest are dropped.
+    let t0 = Instant::now();
+    for i in 0..200 {
+        fast.send("/ch/snare/fader_db", f(-50.0 + i as f32 * 0.25));
+    }
+    let burst = t0.elapsed().as_secs_f32();
+    // Queried by another client (the fast one is out of tokens for a while).
+    let v = other.query("/ch/snare/fader_db");
+    let accepted = ((v + 50.0) / 0.25).round() as i32 + 1;
+    let most = 50 + (burst * 50.0).ceil() as i32 + 1;
+    assert!(
+        (50..=most).contains(&accepted),
+        "{accepted} moves got through (burst took {burst} s)"
+    );
+    other.send("/ch/kick/fader_db", f(-9.0));
+    assert_eq!(other.query("/ch/kick/fader_db"), -9.0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new(osc_client::bin())
+            .arg("status")
+            .arg("--state-dir")
+            .arg(d.path().join("state"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains(&format!("dropped: {} rate-limited", 200 - accepted)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no drop count in:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
