@@ -936,3 +936,83 @@ fn a_client_over_its_rate_limit_is_cut_off_and_others_are_not() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A masked client frame (RFC 6455).
+fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend(mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Read one server frame: (opcode, payload).
+fn ws_read(s: &mut std::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head)?;
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b)?;
+            usize::from(u16::from_be_bytes(b))
+        }
+        n => usize::from(n),
+    };
+    let mut p = vec![0u8; len];
+    s.read_exact(&mut p)?;
+    Ok((head[0] & 0x0f, p))
+}
+
+#[test]
+fn oscquery_websocket_listen_streams_changes_of_listened_paths() {
+    let d = start("wslisten");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    // The handshake of RFC 6455 section 1.3, whose accept key is published there.
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+    let listen = br#"{"COMMAND":"LISTEN","DATA":"/ch/1/fader_db"}"#;
+    s.write_all(&ws_frame(0x1, listen)).unwrap();
+    // A ping answered means the LISTEN before it was handled.
+    s.write_all(&ws_frame(0x9, b"p")).unwrap();
+    assert_eq!(ws_read(&mut s).unwrap(), (0xA, b"p".to_vec()));
+    let c = Client::new(d.addr());
+    c.send("/ch/snare/fader_db", f(-5.0));
+    c.send("/ch/kick/fader_db", f(-7.0));
+    let (op, payload) = ws_read(&mut s).unwrap();
+    assert_eq!(op, 0x2, "binary frame");
+    let (_, p) = rosc::decoder::decode_udp(&payload).unwrap();
+    let mut ms = Vec::new();
+    osc_client::flatten(p, &mut ms);
+    assert_eq!(ms.len(), 1, "only the listened path: {ms:?}");
+    assert_eq!(ms[0].addr, "/ch/kick/fader_db");
+    assert_eq!(float(&ms[0]), -7.0);
+    let ignore = br#"{"COMMAND":"IGNORE","DATA":"/ch/kick/fader_db"}"#;
+    s.write_all(&ws_frame(0x1, ignore)).unwrap();
+    s.write_all(&ws_frame(0x9, b"q")).unwrap();
+    assert_eq!(ws_read(&mut s).unwrap(), (0xA, b"q".to_vec()));
+    c.send("/ch/kick/fader_db", f(-8.0));
+    assert_eq!(c.query("/ch/kick/fader_db"), -8.0);
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(ws_read(&mut s).is_err(), "nothing after IGNORE");
+    let (_, info) = http_get(d.port, "/?HOST_INFO");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["EXTENSIONS"]["LISTEN"], true);
+}

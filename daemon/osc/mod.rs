@@ -9,7 +9,8 @@
 //! - [`server`]: the UDP server on tokio: one task per surface owning its socket and every
 //!   client's state (leases, coalescing, touch hold-back, scheduled bundles, meters).
 //! - [`native`]: the native dialect: address = `/` + parameter path.
-//! - [`query`]: OSCQuery over HTTP on the same port number (TCP).
+//! - [`query`]: OSCQuery over HTTP on the same port number (TCP); [`ws`]: its WebSocket
+//!   `LISTEN` (value streaming).
 //!
 //! # How a dialect plugs in
 //! A [`Dialect`] is pure protocol logic: it turns one decoded message into console calls and
@@ -41,6 +42,7 @@ pub mod guard;
 pub mod native;
 pub mod query;
 pub mod server;
+pub mod ws;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -9,8 +9,9 @@
 //!   `GET /ch/kick/fader_db?VALUE` → `{"VALUE": [v]}` (any attribute likewise).
 //!
 //! One request per connection (`Connection: close`), requests up to 8 KiB, at most
-//! [`MAX_CONNECTIONS`] at once, 5 s to send the request; the surface's `allow` list applies.
-//! No WebSocket `LISTEN` and no mDNS yet (`HOST_INFO` says `LISTEN: false`).
+//! [`MAX_CONNECTIONS`] at once (WebSockets included), 5 s to send the request; the surface's
+//! `allow` list applies. A WebSocket upgrade on any path serves `LISTEN`/`IGNORE`
+//! ([`super::ws`]). No mDNS advertisement yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,16 +65,21 @@ impl QueryServer {
                         continue;
                     };
                     let me = me.clone();
+                    let token = shutdown.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        let _ = tokio::time::timeout(READ_TIMEOUT * 2, me.serve(stream)).await;
+                        let upgraded = tokio::time::timeout(READ_TIMEOUT * 2, me.serve(stream)).await;
+                        if let Ok(Ok(Some(ws))) = upgraded {
+                            super::ws::serve(ws, me.console.clone(), token).await;
+                        }
                     });
                 }
             }
         }
     }
 
-    async fn serve(&self, mut stream: TcpStream) -> std::io::Result<()> {
+    /// Answer one request; a WebSocket upgrade returns the stream for [`super::ws::serve`].
+    async fn serve(&self, mut stream: TcpStream) -> std::io::Result<Option<TcpStream>> {
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
         let head_end = loop {
@@ -81,14 +87,15 @@ impl QueryServer {
                 .await
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             if n == 0 {
-                return Ok(());
+                return Ok(None);
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i;
             }
             if buf.len() > MAX_REQUEST {
-                return respond(&mut stream, 431, "text/plain", "request too large\n").await;
+                respond(&mut stream, 431, "text/plain", "request too large\n").await?;
+                return Ok(None);
             }
         };
         let head = String::from_utf8_lossy(&buf[..head_end]);
@@ -96,11 +103,30 @@ impl QueryServer {
         let mut parts = line.split_whitespace();
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         if method != "GET" {
-            return respond(&mut stream, 405, "text/plain", "only GET\n").await;
+            respond(&mut stream, 405, "text/plain", "only GET\n").await?;
+            return Ok(None);
+        }
+        let header = |name: &str| {
+            head.lines().skip(1).find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let upgrade = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if let (true, Some(key)) = (upgrade, header("sec-websocket-key")) {
+            let head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                super::ws::accept_key(&key)
+            );
+            stream.write_all(head.as_bytes()).await?;
+            return Ok(Some(stream));
         }
         let (status, body) = self.answer(target);
         let text = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
-        respond(&mut stream, status, "application/json", &text).await
+        respond(&mut stream, status, "application/json", &text).await?;
+        Ok(None)
     }
 
     /// The status and JSON answer for a request target (`/ch/kick?VALUE`).
@@ -139,7 +165,7 @@ impl QueryServer {
                 "ACCESS": true, "VALUE": true, "RANGE": true, "DESCRIPTION": true,
                 "UNIT": true, "TYPE": true, "FULL_PATH": true, "CONTENTS": true,
                 "TAGS": false, "CLIPMODE": false, "CRITICAL": false, "OVERLOADS": false,
-                "LISTEN": false, "PATH_CHANGED": false,
+                "LISTEN": true, "PATH_CHANGED": false,
             }
         })
     }
