@@ -540,9 +540,9 @@ impl Server {
             .clients
             .iter()
             .filter(|(_, c)| {
+                // Touches do not keep a silent client: unregistering releases them.
                 !c.subs.subscribed(now)
                     && !c.subs.metering(now)
-                    && c.subs.touched.is_empty()
                     && now.duration_since(c.last_seen) >= IDLE
             })
             .map(|(a, _)| *a)
