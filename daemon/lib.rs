@@ -17,6 +17,8 @@
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
 //! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
 //! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
+//! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
+//!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
 //!
@@ -36,6 +38,7 @@ pub mod mcu;
 pub mod media;
 pub mod meter;
 pub mod midi;
+pub mod osc;
 pub mod params;
 pub mod render;
 pub mod service;

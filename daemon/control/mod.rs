@@ -51,7 +51,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{EngineHandle, MeterBank, Meters};
-use crate::params::{ParamChange, ParamId, ParamTree};
+use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
@@ -145,6 +145,17 @@ pub enum ControlError {
     UnknownScene { name: String },
     #[error("bad scene name {name:?}: {why}")]
     BadSceneName { name: String, why: &'static str },
+    #[error("transport: {0}")]
+    Transport(&'static str),
+}
+
+/// A transport command (SPEC §5 `/transport/...`): it drives the playback of file sources.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transport {
+    Play,
+    Stop,
+    /// Move to this many seconds from the start (wrapped into the loop of file sources).
+    Locate(f32),
 }
 
 /// What a reload changed.
@@ -214,6 +225,8 @@ struct Inner {
     surfaces: BTreeMap<u32, SurfaceEntry>,
     /// Bumped by every change that must be persisted.
     generation: u64,
+    /// The transport plays (every engine starts playing; a new one is told if not).
+    playing: bool,
 }
 
 struct Shared {
@@ -357,6 +370,22 @@ impl Inner {
     }
 }
 
+fn transport_change(cmd: Transport) -> ParamChange {
+    let (key, value) = match cmd {
+        Transport::Play => (Key::TransportPlay, 1.0),
+        Transport::Stop => (Key::TransportPlay, 0.0),
+        Transport::Locate(s) => (Key::TransportLocate, s),
+    };
+    ParamChange {
+        addr: Addr {
+            target: Target::Master,
+            key,
+        },
+        value,
+        frame: 0,
+    }
+}
+
 fn is_engine_param(path: &str) -> bool {
     let p = path.strip_prefix('/').unwrap_or(path);
     matches!(p, ENGINE_DSP_LOAD | ENGINE_DSP_LOAD_PEAK | ENGINE_XRUNS)
@@ -424,6 +453,7 @@ impl Console {
                 stats: EngineStats::default(),
                 surfaces: BTreeMap::new(),
                 generation: 0,
+                playing: true,
             }),
             changes,
             touches,
@@ -784,7 +814,46 @@ impl ConsoleHandle {
             }
         }
         tracing::debug!("engine attached; {sent} values differ from the session and were queued");
+        if !inner.playing {
+            let _ = link.handle.send(transport_change(Transport::Stop));
+        }
         inner.engine = Some(link);
+    }
+
+    /// Play, stop or locate the transport of the running engine (file sources; live inputs
+    /// always flow). Not persisted: a restarted daemon plays from the start.
+    ///
+    /// # Errors
+    /// A negative or non-finite locate, no engine running, or its queue full.
+    pub fn transport(&self, cmd: Transport) -> Result<(), ControlError> {
+        if let Transport::Locate(s) = cmd
+            && !(s.is_finite() && s >= 0.0)
+        {
+            return Err(ControlError::OutOfRange {
+                path: "transport/locate".into(),
+                value: s,
+                range: "0..".into(),
+            });
+        }
+        let mut g = self.shared.lock();
+        let link = g
+            .engine
+            .as_mut()
+            .ok_or(ControlError::Transport("no engine is running"))?;
+        link.handle
+            .send(transport_change(cmd))
+            .map_err(|_| ControlError::Transport("the engine's queue is full; try again"))?;
+        match cmd {
+            Transport::Play => g.playing = true,
+            Transport::Stop => g.playing = false,
+            Transport::Locate(_) => {}
+        }
+        Ok(())
+    }
+
+    /// True while the transport plays.
+    pub fn playing(&self) -> bool {
+        self.shared.lock().playing
     }
 
     /// Detach the engine (no more changes are forwarded until the next attach).
@@ -890,6 +959,14 @@ impl ConsoleHandle {
     /// # Errors
     /// An empty name, one longer than 64 characters or with control characters.
     pub async fn scene_save(&self, name: &str) -> Result<(), ControlError> {
+        self.scene_save_sync(name)
+    }
+
+    /// [`ConsoleHandle::scene_save`] for synchronous handlers (OSC dialects).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::scene_save`].
+    pub fn scene_save_sync(&self, name: &str) -> Result<(), ControlError> {
         check_scene_name(name)?;
         let mut g = self.shared.lock();
         let scene: BTreeMap<String, f32> = g
@@ -910,6 +987,14 @@ impl ConsoleHandle {
     /// # Errors
     /// No such scene.
     pub async fn scene_recall(&self, name: &str) -> Result<(), ControlError> {
+        self.scene_recall_sync(name)
+    }
+
+    /// [`ConsoleHandle::scene_recall`] for synchronous handlers (OSC dialects).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::scene_recall`].
+    pub fn scene_recall_sync(&self, name: &str) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
         let scene = g
             .scenes

@@ -184,6 +184,8 @@ pub struct Engine {
     meter_bank: Arc<MeterBank>,
     /// Transport loop length (live playback of file sources).
     loop_len: Option<u64>,
+    /// False while the transport is stopped: file sources are silent and the position holds.
+    playing: bool,
 }
 
 impl Engine {
@@ -303,6 +305,7 @@ impl Engine {
             consumer: None,
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
             loop_len: None,
+            playing: true,
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -357,9 +360,35 @@ impl Engine {
         self.position = sample;
     }
 
+    /// Start (true) or stop the transport: while stopped, file sources are silent and the
+    /// position holds (live inputs keep flowing).
+    pub fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
+    }
+
+    /// True while the transport plays.
+    pub fn playing(&self) -> bool {
+        self.playing
+    }
+
     /// Apply one parameter value now. Real-time safe. Returns false when the address names
     /// nothing in this graph.
     pub fn apply(&mut self, addr: Addr, value: f32) -> bool {
+        match addr.key {
+            Key::TransportPlay => {
+                self.playing = value >= 0.5;
+                return true;
+            }
+            Key::TransportLocate => {
+                let s = (f64::from(value.max(0.0)) * f64::from(self.sample_rate)).round();
+                self.position = s as u64;
+                if let Some(l) = self.loop_len {
+                    self.position %= l;
+                }
+                return true;
+            }
+            _ => {}
+        }
         let ok = match addr.target {
             Target::Channel(i) => match self.channels.get_mut(i as usize) {
                 Some(ch) => ch.apply(addr.key, value),
@@ -493,7 +522,12 @@ impl Engine {
         self.master_in[0][..n].fill(0.0);
         self.master_in[1][..n].fill(0.0);
 
-        let pos = self.position;
+        // A stopped transport reads past every stem's end: silence.
+        let pos = if self.playing {
+            self.position
+        } else {
+            u64::MAX
+        };
         for ch in &mut self.channels {
             match ch.output {
                 Output::Master => {
@@ -550,11 +584,13 @@ impl Engine {
                 out[offset..offset + n].copy_from_slice(&side[..n]);
             }
         }
-        self.position += n as u64;
-        if let Some(l) = self.loop_len
-            && self.position >= l
-        {
-            self.position -= l;
+        if self.playing {
+            self.position += n as u64;
+            if let Some(l) = self.loop_len
+                && self.position >= l
+            {
+                self.position -= l;
+            }
         }
         self.publish_meters();
     }

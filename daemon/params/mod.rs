@@ -76,6 +76,11 @@ pub enum Key {
     LimiterOn,
     LimiterCeiling,
     LimiterRelease,
+    /// Transport commands (not parameters of the tree; sent with `Target::Master` by
+    /// [`crate::control::ConsoleHandle::transport`]): play (1) / stop (0) the file sources.
+    TransportPlay,
+    /// Move the transport to this many seconds (file sources play from there).
+    TransportLocate,
 }
 
 /// The engine address of a parameter.
