@@ -17,6 +17,8 @@
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
+//! - [`xair`]: the X-Air OSC dialect (SPEC §6): the console's address space and value
+//!   formats over the parameter tree, as pure protocol logic.
 //!
 //! # Lifecycle of a render
 //! 1. [`session::load`] parses and validates the session file.
@@ -37,3 +39,4 @@ pub mod render;
 pub mod service;
 pub mod session;
 pub mod state;
+pub mod xair;

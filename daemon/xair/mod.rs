@@ -1,0 +1,314 @@
+//! The X-Air OSC dialect (SPEC §6): the address space, value formats and replies of a
+//! Behringer X-Air / Midas MR console, over our parameter tree, so the apps and libraries made
+//! for those mixers can drive faderbridge.
+//!
+//! This module is pure protocol logic: OSC messages in, replies and subscription requests out,
+//! with the console's values read and written through the [`Values`] trait. It owns no socket,
+//! lease, rate limit or allow list; the shared UDP server does that and calls in here.
+//!
+//! - [`convert`]: value conversions (fader law, switches, pan, linear/log floats, enums).
+//! - [`address`]: the address space of one parameter tree ([`XairMap`]).
+//! - [`meters`]: the `/meters/1` blob.
+//! - [`Xair`]: one message in → [`Response`]; a change of ours → the console's feedback
+//!   messages; the full snapshot.
+//!
+//! # Protocol summary (what the console does, and so what we do)
+//! - `/xinfo` → `/xinfo ,ssss IP NAME MODEL FIRMWARE`; `/info` → `/info ,ssss SERVER_VERSION
+//!   NAME MODEL FIRMWARE`; `/status` → `/status ,sss active IP NAME`.
+//! - `/xremote` (no arguments): the sender receives every change made elsewhere for 10 s;
+//!   clients renew it about every 9 s. `/xremotenfb` is treated the same.
+//! - An address with no arguments is a query: the reply is the same address with the current
+//!   value. Unknown addresses get no reply, as on the console.
+//! - An address with one argument is a set; the console answers nothing. When the stored value
+//!   differs from the one sent (clamped to our range, or an EQ type we map to another), the
+//!   stored value is sent back so the app shows the truth. Names are read-only here: a rename
+//!   is answered with the current name.
+//! - `/meters ,s "/meters/1"` and `/batchsubscribe ,ss ALIAS "/meters/1" …` subscribe to the
+//!   `/meters/1` blob (on `/meters/1`, or on ALIAS); `/renew` renews meter subscriptions.
+
+pub mod address;
+pub mod convert;
+pub mod meters;
+
+use rosc::{OscMessage, OscType};
+
+pub use address::{Binding, Mirror, XairMap};
+pub use convert::{Conv, XVal};
+
+use crate::engine::Meters;
+
+/// The model the daemon reports (`/xinfo`, `/info`): the 18-input X-Air.
+pub const MODEL: &str = "XR18";
+/// The console firmware version reported (a released X-Air firmware).
+pub const FIRMWARE: &str = "1.17";
+/// The OSC server version the console reports in `/info`.
+pub const SERVER_VERSION: &str = "V0.04";
+/// How long an `/xremote` or meter subscription lasts without renewal.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Period of the `/meters/1` stream (the console sends about 20 a second).
+pub const METER_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Access to the console's current values, by canonical parameter path.
+pub trait Values {
+    /// The current value of `path`.
+    fn get(&self, path: &str) -> Option<f32>;
+    /// Store `value` (already inside the parameter's range); returns the stored value.
+    ///
+    /// # Errors
+    /// A one-line reason when the value was refused (read-only client, unknown path).
+    fn set(&mut self, path: &str, value: f32) -> Result<f32, String>;
+}
+
+/// What the daemon says about itself in `/xinfo`, `/info` and `/status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerInfo {
+    /// The address the client reached us on (`192.168.1.20`).
+    pub ip: String,
+    /// The console name apps show.
+    pub name: String,
+}
+
+/// A subscription request carried by a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `/xremote`: start or renew the sender's 10 s feedback subscription.
+    XRemote,
+    /// Stream `/meters/1` to the sender on address `reply` for 10 s.
+    Meters { reply: String },
+    /// `/renew`: renew the sender's meter subscriptions.
+    RenewMeters,
+    /// `/unsubscribe`: end the sender's subscriptions.
+    Unsubscribe,
+}
+
+/// What one incoming message asks of the server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    /// Messages to send back to the sender, in order.
+    pub replies: Vec<OscMessage>,
+    pub action: Option<Action>,
+    /// Why the message did nothing (unknown address, bad argument), for counting and logs;
+    /// the console itself never answers errors.
+    pub error: Option<String>,
+    /// True when the message changed a value (the server may then feed it back to others).
+    pub changed: bool,
+}
+
+impl Response {
+    fn reply(msg: OscMessage) -> Self {
+        Self {
+            replies: vec![msg],
+            ..Self::default()
+        }
+    }
+
+    fn action(a: Action) -> Self {
+        Self {
+            action: Some(a),
+            ..Self::default()
+        }
+    }
+
+    fn error(e: impl Into<String>) -> Self {
+        Self {
+            error: Some(e.into()),
+            ..Self::default()
+        }
+    }
+}
+
+fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
+    OscMessage {
+        addr: addr.to_string(),
+        args,
+    }
+}
+
+fn s(v: &str) -> OscType {
+    OscType::String(v.to_string())
+}
+
+/// The X-Air dialect over one parameter tree.
+#[derive(Debug, Clone)]
+pub struct Xair {
+    map: XairMap,
+}
+
+impl Xair {
+    /// The dialect for the address space `map` (built from the current tree).
+    pub fn new(map: XairMap) -> Self {
+        Self { map }
+    }
+
+    /// The address space.
+    pub fn map(&self) -> &XairMap {
+        &self.map
+    }
+
+    /// Handle one message from a client.
+    pub fn incoming(&self, m: &OscMessage, values: &mut dyn Values, info: &ServerInfo) -> Response {
+        match m.addr.as_str() {
+            "/xinfo" => Response::reply(msg(
+                "/xinfo",
+                vec![s(&info.ip), s(&info.name), s(MODEL), s(FIRMWARE)],
+            )),
+            "/info" => Response::reply(msg(
+                "/info",
+                vec![s(SERVER_VERSION), s(&info.name), s(MODEL), s(FIRMWARE)],
+            )),
+            "/status" => Response::reply(msg(
+                "/status",
+                vec![s("active"), s(&info.ip), s(&info.name)],
+            )),
+            "/xremote" | "/xremotenfb" => Response::action(Action::XRemote),
+            "/renew" => Response::action(Action::RenewMeters),
+            "/unsubscribe" => Response::action(Action::Unsubscribe),
+            "/meters" => match m.args.first() {
+                Some(OscType::String(id)) if id == meters::METERS_1 => {
+                    Response::action(Action::Meters { reply: id.clone() })
+                }
+                Some(OscType::String(id)) => Response::error(format!("{id}: meter not provided")),
+                _ => Response::error("/meters: expected a meter id string"),
+            },
+            "/batchsubscribe" => match (m.args.first(), m.args.get(1)) {
+                (Some(OscType::String(alias)), Some(OscType::String(id)))
+                    if id == meters::METERS_1 =>
+                {
+                    let reply = if alias.starts_with('/') {
+                        alias.clone()
+                    } else {
+                        format!("/{alias}")
+                    };
+                    Response::action(Action::Meters { reply })
+                }
+                (_, Some(OscType::String(id))) => {
+                    Response::error(format!("{id}: meter not provided"))
+                }
+                _ => Response::error("/batchsubscribe: expected alias and meter id strings"),
+            },
+            addr => match self.map.binding(addr) {
+                None => Response::error(format!("{addr}: no such address")),
+                Some(b) => match m.args.first() {
+                    None => match self.value(b, values) {
+                        Some(v) => Response::reply(msg(addr, vec![v.to_osc()])),
+                        None => Response::error(format!("{addr}: no value")),
+                    },
+                    Some(arg) => self.set(addr, b, arg, values),
+                },
+            },
+        }
+    }
+
+    /// The console's current value of binding `b`.
+    fn value(&self, b: &Binding, values: &dyn Values) -> Option<XVal> {
+        match b {
+            Binding::Param { path, conv, .. } => values.get(path).map(|v| conv.to_xair(v)),
+            Binding::EqOn { bands } => Some(XVal::Int(i32::from(
+                bands
+                    .iter()
+                    .any(|p| values.get(p).is_some_and(|v| v >= 0.5)),
+            ))),
+            Binding::Name(n) => Some(XVal::Str(n.clone())),
+            Binding::Fixed(v) => Some(v.clone()),
+        }
+    }
+
+    fn set(&self, addr: &str, b: &Binding, arg: &OscType, values: &mut dyn Values) -> Response {
+        match b {
+            Binding::Param { path, conv, spec } => {
+                let ours = match conv.to_ours(arg) {
+                    Ok(v) => spec.sanitize(v),
+                    Err(e) => return Response::error(format!("{addr}: {e}")),
+                };
+                let before = values.get(path);
+                match values.set(path, ours) {
+                    Ok(stored) => {
+                        let shown = conv.to_xair(stored);
+                        let mut r = if same(&shown, arg) {
+                            Response::default()
+                        } else {
+                            Response::reply(msg(addr, vec![shown.to_osc()]))
+                        };
+                        r.changed = before != Some(stored);
+                        r
+                    }
+                    Err(e) => Response::error(format!("{addr}: {e}")),
+                }
+            }
+            Binding::EqOn { bands } => {
+                let v = match Conv::Switch.to_ours(arg) {
+                    Ok(v) => v,
+                    Err(e) => return Response::error(format!("{addr}: {e}")),
+                };
+                let mut r = Response::default();
+                for p in bands {
+                    let before = values.get(p);
+                    match values.set(p, v) {
+                        Ok(stored) => r.changed |= before != Some(stored),
+                        Err(e) => r.error = Some(format!("{addr}: {e}")),
+                    }
+                }
+                r
+            }
+            Binding::Name(_) | Binding::Fixed(_) => {
+                let mut r = self.value(b, values).map_or_else(Response::default, |v| {
+                    Response::reply(msg(addr, vec![v.to_osc()]))
+                });
+                r.error = Some(format!("{addr}: read-only"));
+                r
+            }
+        }
+    }
+
+    /// The console messages that show a change of our parameter `path` (canonical) to
+    /// `value`. `values` answers the other bands of an EQ switch.
+    pub fn feedback(&self, path: &str, value: f32, values: &dyn Values) -> Vec<OscMessage> {
+        self.map
+            .mirrors(path)
+            .iter()
+            .map(|m| match m {
+                Mirror::Value { addr, conv } => msg(addr, vec![conv.to_xair(value).to_osc()]),
+                Mirror::EqOn { addr, bands } => {
+                    let on = value >= 0.5
+                        || bands
+                            .iter()
+                            .filter(|p| p.as_str() != path)
+                            .any(|p| values.get(p).is_some_and(|v| v >= 0.5));
+                    msg(addr, vec![OscType::Int(i32::from(on))])
+                }
+            })
+            .collect()
+    }
+
+    /// Every address with its current value, in console order.
+    pub fn snapshot(&self, values: &dyn Values) -> Vec<OscMessage> {
+        self.map
+            .addresses()
+            .filter_map(|a| {
+                let b = self.map.binding(a)?;
+                Some(msg(a, vec![self.value(b, values)?.to_osc()]))
+            })
+            .collect()
+    }
+
+    /// The `/meters/1` message for a subscriber that asked for it on `reply`.
+    pub fn meters(&self, reply: &str, m: &Meters) -> OscMessage {
+        meters::meters_1_message(reply, m)
+    }
+}
+
+/// True when the value the console shows equals the argument the client sent (floats within
+/// 1e-4 after clamping to 0..1, ints exactly).
+fn same(shown: &XVal, sent: &OscType) -> bool {
+    let Some(sent) = XVal::number(sent) else {
+        return false;
+    };
+    match shown {
+        XVal::Float(f) => (f - sent.clamp(0.0, 1.0)).abs() <= 1e-4,
+        XVal::Int(i) => *i as f32 == sent.round(),
+        XVal::Str(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
