@@ -1,5 +1,8 @@
 //! The X-Air address space over our parameter tree (SPEC §6): which console address names
-//! which parameter, through which [`Conv`].
+//! which parameter, through which [`Conv`] ([`binding`]), where a change of one of ours shows
+//! on the console ([`mirror`]), and every address of a tree ([`addresses`]). Nothing is
+//! cached: each call reads the tree it is given (lookups are a few string splits and one or
+//! two [`ParamTree::resolve`] calls), so a reloaded tree is picked up at once.
 //!
 //! Strips are numbered as the console numbers them: channels `/ch/01`..`/ch/16` in session
 //! order, buses (aux and group alike) `/bus/1`..`/bus/6` in session order, the master `/lr`.
@@ -44,10 +47,8 @@
 //! (`"LR"`), and `/ch/NN/mix/MM/level` towards a group bus (channels reach a group through their
 //! `output`, not a send: always 0.0, i.e. -inf).
 
-use std::collections::HashMap;
-
 use super::convert::{Conv, XVal};
-use crate::params::{Key, ParamSpec, ParamTree, Target};
+use crate::params::{ParamSpec, ParamTree, Target};
 
 /// How many channels the console addresses (`/ch/01..16`).
 pub const XAIR_CHANNELS: usize = 16;
@@ -79,22 +80,15 @@ pub enum Binding {
 pub enum Mirror {
     /// At this address, through this conversion.
     Value { addr: String, conv: Conv },
-    /// In this `…/eq/on` (whose value depends on every band of the strip).
+    /// In this `…/eq/on`, whose value depends on every band of the strip (`bands`).
     EqOn { addr: String, bands: Vec<String> },
 }
 
-/// The X-Air address space of one parameter tree (rebuild it when the tree is reloaded).
-#[derive(Debug, Clone, Default)]
-pub struct XairMap {
-    by_addr: HashMap<String, Binding>,
-    by_path: HashMap<String, Vec<Mirror>>,
-    /// Every address, in console order (strips, then controls): the snapshot order.
-    order: Vec<String>,
-}
+/// Per-strip address families: X-Air suffix, our suffix, conversion.
+type Family = (&'static str, &'static str, Conv);
 
-/// The per-strip address families shared by channels, buses and `/lr`: X-Air suffix, our
-/// suffix, conversion. `{B}` is an EQ band number 1..4.
-const EQ_BAND: &[(&str, &str, Conv)] = &[
+/// `eq/B/…` (B = 1..4).
+const EQ_BAND: &[Family] = &[
     ("type", "type", Conv::EqType),
     (
         "f",
@@ -115,7 +109,8 @@ const EQ_BAND: &[(&str, &str, Conv)] = &[
     ("q", "q", Conv::Log { lo: 10.0, hi: 0.3 }),
 ];
 
-const DYN: &[(&str, &str, Conv)] = &[
+/// Compressor: channels, buses and the master.
+const DYN: &[Family] = &[
     ("dyn/on", "comp/on", Conv::Switch),
     (
         "dyn/thr",
@@ -145,7 +140,7 @@ const DYN: &[(&str, &str, Conv)] = &[
 ];
 
 /// Channel-only families.
-const CHANNEL: &[(&str, &str, Conv)] = &[
+const CHANNEL: &[Family] = &[
     ("mix/fader", "fader_db", Conv::Fader),
     ("mix/on", "mute", Conv::OnInverted),
     ("mix/pan", "pan", Conv::Pan),
@@ -194,193 +189,226 @@ const CHANNEL: &[(&str, &str, Conv)] = &[
 ];
 
 /// Bus-only families.
-const BUS: &[(&str, &str, Conv)] = &[
+const BUS: &[Family] = &[
     ("mix/fader", "fader_db", Conv::Fader),
     ("mix/on", "mute", Conv::OnInverted),
 ];
 
-/// The strip names of a tree, in session order: channels and buses.
-fn strip_names(tree: &ParamTree) -> (Vec<String>, Vec<String>) {
-    let mut ch: Vec<(u16, String)> = Vec::new();
-    let mut bus: Vec<(u16, String)> = Vec::new();
-    for p in tree.params() {
-        if p.addr.key != Key::FaderDb {
-            continue;
-        }
-        let name = |prefix: &str| {
-            p.path
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix("/fader_db"))
-                .map(str::to_owned)
-        };
-        match p.addr.target {
-            Target::Channel(i) => ch.extend(name("ch/").map(|n| (i, n))),
-            Target::Bus(i) => bus.extend(name("bus/").map(|n| (i, n))),
-            Target::Master => {}
-        }
-    }
-    ch.sort();
-    bus.sort();
-    (
-        ch.into_iter().map(|(_, n)| n).collect(),
-        bus.into_iter().map(|(_, n)| n).collect(),
-    )
+/// Master-only families (our master has no mute: `/lr/mix/on` is fixed).
+const MASTER: &[Family] = &[("mix/fader", "fader_db", Conv::Fader)];
+
+/// Which kind of strip an X-Air prefix names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Channel,
+    Bus,
+    Master,
 }
 
-struct Builder<'t> {
-    tree: &'t ParamTree,
-    map: XairMap,
+fn families(kind: Kind) -> impl Iterator<Item = &'static Family> {
+    let own = match kind {
+        Kind::Channel => CHANNEL,
+        Kind::Bus => BUS,
+        Kind::Master => MASTER,
+    };
+    own.iter().chain(DYN)
 }
 
-impl Builder<'_> {
-    fn insert(&mut self, addr: String, binding: Binding) {
-        match &binding {
-            Binding::Param { path, conv, .. } => {
-                self.map
-                    .by_path
-                    .entry(path.clone())
-                    .or_default()
-                    .push(Mirror::Value {
-                        addr: addr.clone(),
-                        conv: *conv,
-                    });
-            }
-            Binding::EqOn { bands } => {
-                for b in bands {
-                    self.map
-                        .by_path
-                        .entry(b.clone())
-                        .or_default()
-                        .push(Mirror::EqOn {
-                            addr: addr.clone(),
-                            bands: bands.clone(),
-                        });
-                }
-            }
-            Binding::Name(_) | Binding::Fixed(_) => {}
-        }
-        self.map.order.push(addr.clone());
-        self.map.by_addr.insert(addr, binding);
-    }
-
-    /// Bind `xprefix/xsuffix` to `prefix/suffix` when the tree has that parameter.
-    fn bind(&mut self, xprefix: &str, prefix: &str, xsuffix: &str, suffix: &str, conv: Conv) {
-        let path = format!("{prefix}/{suffix}");
-        if let Some(id) = self.tree.resolve(&path) {
-            let p = self.tree.get(id);
-            let binding = Binding::Param {
-                path: p.path.clone(),
-                conv,
-                spec: p.spec,
-            };
-            self.insert(format!("{xprefix}/{xsuffix}"), binding);
-        }
-    }
-
-    fn table(&mut self, xprefix: &str, prefix: &str, table: &[(&str, &str, Conv)]) {
-        for &(xs, s, conv) in table {
-            self.bind(xprefix, prefix, xs, s, conv);
-        }
-    }
-
-    /// `eq/on` and `eq/B/*`, when the strip has an EQ.
-    fn eq(&mut self, xprefix: &str, prefix: &str) {
-        let bands: Vec<String> = (1..=XAIR_EQ_BANDS)
-            .filter_map(|b| self.tree.resolve(&format!("{prefix}/eq/{b}/on")))
-            .map(|id| self.tree.get(id).path.clone())
-            .collect();
-        if bands.is_empty() {
-            return;
-        }
-        self.insert(format!("{xprefix}/eq/on"), Binding::EqOn { bands });
-        for b in 1..=XAIR_EQ_BANDS {
-            for &(xs, s, conv) in EQ_BAND {
-                self.bind(
-                    xprefix,
-                    prefix,
-                    &format!("eq/{b}/{xs}"),
-                    &format!("eq/{b}/{s}"),
-                    conv,
-                );
-            }
-        }
-    }
+/// Our path prefix (`ch/kick`, `bus/verb`, `master`) of the strip at 1-based position `n`.
+fn strip_prefix(tree: &ParamTree, kind: Kind, n: usize) -> Option<String> {
+    let probe = match kind {
+        Kind::Channel => format!("ch/{n}/fader_db"),
+        Kind::Bus => format!("bus/{n}/fader_db"),
+        Kind::Master => return Some("master".into()),
+    };
+    let id = tree.resolve(&probe)?;
+    tree.get(id)
+        .path
+        .strip_suffix("/fader_db")
+        .map(str::to_owned)
 }
 
-impl XairMap {
-    /// The address space of `tree`.
-    pub fn build(tree: &ParamTree) -> Self {
-        let (channels, buses) = strip_names(tree);
-        let buses: Vec<String> = buses.into_iter().take(XAIR_BUSES).collect();
-        let mut b = Builder {
-            tree,
-            map: XairMap::default(),
-        };
-        for (i, name) in channels.iter().take(XAIR_CHANNELS).enumerate() {
-            let xp = format!("/ch/{:02}", i + 1);
-            let p = format!("ch/{name}");
-            b.insert(format!("{xp}/config/name"), Binding::Name(name.clone()));
-            b.table(&xp, &p, CHANNEL);
-            for (bi, bus) in buses.iter().enumerate() {
-                let addr = format!("{xp}/mix/{:02}/level", bi + 1);
-                match tree.resolve(&format!("{p}/sends/{bus}/level_db")) {
-                    Some(id) => b.insert(
-                        addr,
-                        Binding::Param {
-                            path: tree.get(id).path.clone(),
-                            conv: Conv::Fader,
-                            spec: tree.get(id).spec,
-                        },
-                    ),
-                    None => b.insert(addr, Binding::Fixed(XVal::Float(0.0))),
-                }
-            }
-            b.eq(&xp, &p);
-            b.table(&xp, &p, DYN);
+/// A strip number as the console writes it (`01` for channels, `1` for buses) → 1..=max.
+fn number(s: &str, digits: usize, max: usize) -> Option<usize> {
+    if s.len() != digits || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: usize = s.parse().ok()?;
+    (1..=max).contains(&n).then_some(n)
+}
+
+/// `/ch/NN/rest`, `/bus/N/rest`, `/lr/rest` → (kind, our prefix, rest).
+fn split<'a>(tree: &ParamTree, addr: &'a str) -> Option<(Kind, String, &'a str)> {
+    let (head, rest) = addr.strip_prefix('/')?.split_once('/')?;
+    let (kind, n, rest) = match head {
+        "lr" => return Some((Kind::Master, "master".into(), rest)),
+        "ch" => {
+            let (nn, rest) = rest.split_once('/')?;
+            (Kind::Channel, number(nn, 2, XAIR_CHANNELS)?, rest)
         }
-        for (i, name) in buses.iter().enumerate() {
-            let xp = format!("/bus/{}", i + 1);
-            let p = format!("bus/{name}");
-            b.insert(format!("{xp}/config/name"), Binding::Name(name.clone()));
-            b.table(&xp, &p, BUS);
-            b.eq(&xp, &p);
-            b.table(&xp, &p, DYN);
+        "bus" => {
+            let (n, rest) = rest.split_once('/')?;
+            (Kind::Bus, number(n, 1, XAIR_BUSES)?, rest)
         }
-        b.insert(
-            "/lr/config/name".into(),
-            Binding::Fixed(XVal::Str("LR".into())),
+        _ => return None,
+    };
+    Some((kind, strip_prefix(tree, kind, n)?, rest))
+}
+
+fn param(tree: &ParamTree, path: &str, conv: Conv) -> Option<Binding> {
+    let p = tree.get(tree.resolve(path)?);
+    Some(Binding::Param {
+        path: p.path.clone(),
+        conv,
+        spec: p.spec,
+    })
+}
+
+/// The canonical paths of a strip's EQ band switches.
+fn eq_bands(tree: &ParamTree, prefix: &str) -> Vec<String> {
+    (1..=XAIR_EQ_BANDS)
+        .filter_map(|b| tree.resolve(&format!("{prefix}/eq/{b}/on")))
+        .map(|id| tree.get(id).path.clone())
+        .collect()
+}
+
+/// What the console address `addr` (`/ch/01/mix/fader`) names in `tree`; None when the console
+/// has no such address or our session has no such strip.
+pub fn binding(tree: &ParamTree, addr: &str) -> Option<Binding> {
+    let (kind, prefix, rest) = split(tree, addr)?;
+    match (kind, rest) {
+        (Kind::Master, "config/name") => return Some(Binding::Fixed(XVal::Str("LR".into()))),
+        (Kind::Master, "mix/on") => return Some(Binding::Fixed(XVal::Int(1))),
+        (_, "config/name") => return Some(Binding::Name(prefix.split_once('/')?.1.to_owned())),
+        _ => {}
+    }
+    if let Some(&(_, ours, conv)) = families(kind).find(|f| f.0 == rest) {
+        return param(tree, &format!("{prefix}/{ours}"), conv);
+    }
+    if let Some(eq) = rest.strip_prefix("eq/") {
+        if eq == "on" {
+            let bands = eq_bands(tree, &prefix);
+            return (!bands.is_empty()).then_some(Binding::EqOn { bands });
+        }
+        let (b, x) = eq.split_once('/')?;
+        let b = number(b, 1, XAIR_EQ_BANDS)?;
+        let &(_, ours, conv) = EQ_BAND.iter().find(|f| f.0 == x)?;
+        return param(tree, &format!("{prefix}/eq/{b}/{ours}"), conv);
+    }
+    if kind == Kind::Channel {
+        let (mm, tail) = rest.strip_prefix("mix/")?.split_once('/')?;
+        if tail != "level" {
+            return None;
+        }
+        let bus = strip_prefix(tree, Kind::Bus, number(mm, 2, XAIR_BUSES)?)?;
+        let bus = bus.strip_prefix("bus/")?;
+        return param(tree, &format!("{prefix}/sends/{bus}/level_db"), Conv::Fader)
+            .or(Some(Binding::Fixed(XVal::Float(0.0))));
+    }
+    None
+}
+
+/// Where a change of our parameter `path` shows on the console; None when it has no X-Air
+/// address (solo, saturation, effects, strips past the console's count, ...).
+pub fn mirror(tree: &ParamTree, path: &str) -> Option<Mirror> {
+    let p = tree.get(tree.resolve(path)?);
+    let (kind, xprefix) = match p.addr.target {
+        Target::Channel(i) if usize::from(i) < XAIR_CHANNELS => {
+            (Kind::Channel, format!("/ch/{:02}", i + 1))
+        }
+        Target::Bus(i) if usize::from(i) < XAIR_BUSES => (Kind::Bus, format!("/bus/{}", i + 1)),
+        Target::Master => (Kind::Master, "/lr".to_string()),
+        _ => return None,
+    };
+    // `ch/kick/eq/1/q` → prefix `ch/kick`, suffix `eq/1/q` (names never contain `/`).
+    let (prefix, suffix) = match kind {
+        Kind::Master => ("master", p.path.strip_prefix("master/")?),
+        _ => {
+            let (k, rest) = p.path.split_once('/')?;
+            let (name, suffix) = rest.split_once('/')?;
+            (&p.path[..k.len() + 1 + name.len()], suffix)
+        }
+    };
+    if let Some(&(x, _, conv)) = families(kind).find(|f| f.1 == suffix) {
+        return Some(Mirror::Value {
+            addr: format!("{xprefix}/{x}"),
+            conv,
+        });
+    }
+    if let Some(eq) = suffix.strip_prefix("eq/") {
+        let (b, ours) = eq.split_once('/')?;
+        if ours == "on" {
+            return Some(Mirror::EqOn {
+                addr: format!("{xprefix}/eq/on"),
+                bands: eq_bands(tree, prefix),
+            });
+        }
+        let &(x, _, conv) = EQ_BAND.iter().find(|f| f.1 == ours)?;
+        return Some(Mirror::Value {
+            addr: format!("{xprefix}/eq/{b}/{x}"),
+            conv,
+        });
+    }
+    if kind == Kind::Channel {
+        let (bus, tail) = suffix.strip_prefix("sends/")?.split_once('/')?;
+        if tail != "level_db" {
+            return None;
+        }
+        let bus = tree.get(tree.resolve(&format!("bus/{bus}/fader_db"))?);
+        if let Target::Bus(j) = bus.addr.target
+            && usize::from(j) < XAIR_BUSES
+        {
+            return Some(Mirror::Value {
+                addr: format!("{xprefix}/mix/{:02}/level", j + 1),
+                conv: Conv::Fader,
+            });
+        }
+    }
+    None
+}
+
+/// Every console address `tree` backs, in console order: channels, buses, `/lr`; per strip
+/// the name, the families, the sends, the EQ, the compressor.
+pub fn addresses(tree: &ParamTree) -> Vec<String> {
+    let count = |kind, max| {
+        (1..=max)
+            .take_while(|&n| strip_prefix(tree, kind, n).is_some())
+            .count()
+    };
+    let (channels, buses) = (
+        count(Kind::Channel, XAIR_CHANNELS),
+        count(Kind::Bus, XAIR_BUSES),
+    );
+    let mut strips: Vec<(Kind, String)> = Vec::new();
+    strips.extend((1..=channels).map(|n| (Kind::Channel, format!("/ch/{n:02}"))));
+    strips.extend((1..=buses).map(|n| (Kind::Bus, format!("/bus/{n}"))));
+    strips.push((Kind::Master, "/lr".into()));
+    let mut out = Vec::new();
+    for (kind, xp) in strips {
+        out.push(format!("{xp}/config/name"));
+        out.extend(
+            families(kind)
+                .filter(|f| f.0.starts_with("mix/"))
+                .map(|f| format!("{xp}/{}", f.0)),
         );
-        b.bind("/lr", "master", "mix/fader", "fader_db", Conv::Fader);
-        b.insert("/lr/mix/on".into(), Binding::Fixed(XVal::Int(1)));
-        b.eq("/lr", "master");
-        b.table("/lr", "master", DYN);
-        b.map
+        if kind == Kind::Master {
+            out.push("/lr/mix/on".into());
+        }
+        if kind == Kind::Channel {
+            out.extend((1..=buses).map(|m| format!("{xp}/mix/{m:02}/level")));
+        }
+        out.extend(
+            families(kind)
+                .filter(|f| !f.0.starts_with("mix/"))
+                .map(|f| format!("{xp}/{}", f.0)),
+        );
+        out.push(format!("{xp}/eq/on"));
+        for b in 1..=XAIR_EQ_BANDS {
+            out.extend(EQ_BAND.iter().map(|f| format!("{xp}/eq/{b}/{}", f.0)));
+        }
     }
-
-    /// What `addr` (`/ch/01/mix/fader`) names, if the console has it.
-    pub fn binding(&self, addr: &str) -> Option<&Binding> {
-        self.by_addr.get(addr)
-    }
-
-    /// Where a change of our parameter `path` (canonical) shows on the console.
-    pub fn mirrors(&self, path: &str) -> &[Mirror] {
-        self.by_path.get(path).map_or(&[], Vec::as_slice)
-    }
-
-    /// Every address, in console order.
-    pub fn addresses(&self) -> impl Iterator<Item = &str> {
-        self.order.iter().map(String::as_str)
-    }
-
-    /// How many addresses there are.
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// True for an empty address space.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
+    out.retain(|a| binding(tree, a).is_some());
+    out
 }
 
 #[cfg(test)]
@@ -418,40 +446,57 @@ master:
         ParamTree::build(&s)
     }
 
-    fn param(map: &XairMap, addr: &str) -> (String, Conv) {
-        match map.binding(addr) {
-            Some(Binding::Param { path, conv, .. }) => (path.clone(), *conv),
+    fn bound(t: &ParamTree, addr: &str) -> (String, Conv) {
+        match binding(t, addr) {
+            Some(Binding::Param { path, conv, .. }) => (path, conv),
             other => panic!("{addr}: {other:?}"),
         }
     }
 
     #[test]
     fn strips_are_numbered_in_session_order() {
-        let map = XairMap::build(&tree());
-        assert_eq!(param(&map, "/ch/01/mix/fader").0, "ch/kick/fader_db");
-        assert_eq!(param(&map, "/ch/02/mix/fader").0, "ch/snare/fader_db");
-        assert_eq!(param(&map, "/bus/1/mix/fader").0, "bus/drums/fader_db");
-        assert_eq!(param(&map, "/bus/2/mix/on").0, "bus/verb/mute");
-        assert_eq!(param(&map, "/lr/mix/fader").0, "master/fader_db");
+        let t = tree();
+        assert_eq!(bound(&t, "/ch/01/mix/fader").0, "ch/kick/fader_db");
+        assert_eq!(bound(&t, "/ch/02/mix/fader").0, "ch/snare/fader_db");
+        assert_eq!(bound(&t, "/bus/1/mix/fader").0, "bus/drums/fader_db");
+        assert_eq!(bound(&t, "/bus/2/mix/on").0, "bus/verb/mute");
+        assert_eq!(bound(&t, "/lr/mix/fader").0, "master/fader_db");
         assert_eq!(
-            map.binding("/ch/01/config/name"),
-            Some(&Binding::Name("kick".into()))
+            binding(&t, "/ch/01/config/name"),
+            Some(Binding::Name("kick".into()))
         );
         assert_eq!(
-            map.binding("/bus/2/config/name"),
-            Some(&Binding::Name("verb".into()))
+            binding(&t, "/bus/2/config/name"),
+            Some(Binding::Name("verb".into()))
         );
-        assert!(map.binding("/ch/03/mix/fader").is_none(), "only 2 channels");
-        assert!(map.binding("/bus/3/mix/fader").is_none(), "only 2 buses");
-        assert!(
-            map.binding("/ch/1/mix/fader").is_none(),
-            "the console pads to 2 digits"
-        );
+        for addr in [
+            "/ch/03/mix/fader",  // only 2 channels
+            "/bus/3/mix/fader",  // only 2 buses
+            "/ch/1/mix/fader",   // the console pads channels to 2 digits
+            "/bus/01/mix/fader", // and not buses
+            "/ch/00/mix/fader",
+            "/ch/17/mix/fader",
+            "/ch/01/mix/07/level", // FX sends: not ours
+            "/ch/01/mix/02/pan",
+            "/ch/01/eq/5/g",
+            "/ch/01/eq/1/x",
+            "/ch/01",
+            "/ch/01/",
+            "/ch//mix/fader",
+            "ch/01/mix/fader",
+            "/",
+            "",
+            "/lr/gate/on",
+            "/bus/1/preamp/hpon",
+            "/ch/+1/mix/fader",
+        ] {
+            assert_eq!(binding(&t, addr), None, "{addr}");
+        }
     }
 
     #[test]
     fn every_family_is_bound_to_the_documented_parameter() {
-        let map = XairMap::build(&tree());
+        let t = tree();
         let cases = [
             ("/ch/01/mix/on", "ch/kick/mute", Conv::OnInverted),
             ("/ch/01/mix/pan", "ch/kick/pan", Conv::Pan),
@@ -474,23 +519,21 @@ master:
             ("/lr/eq/1/g", "master/eq/1/gain_db", EQ_BAND[2].2),
         ];
         for (addr, path, conv) in cases {
-            assert_eq!(param(&map, addr), (path.to_string(), conv), "{addr}");
+            assert_eq!(bound(&t, addr), (path.to_string(), conv), "{addr}");
         }
         // A channel's send to a group bus is not a send in our model.
         assert_eq!(
-            map.binding("/ch/01/mix/01/level"),
-            Some(&Binding::Fixed(XVal::Float(0.0)))
+            binding(&t, "/ch/01/mix/01/level"),
+            Some(Binding::Fixed(XVal::Float(0.0)))
         );
         assert_eq!(
-            map.binding("/lr/mix/on"),
-            Some(&Binding::Fixed(XVal::Int(1)))
+            binding(&t, "/lr/mix/on"),
+            Some(Binding::Fixed(XVal::Int(1)))
         );
-        // Gates and preamps are channel-only.
-        assert!(map.binding("/bus/1/gate/on").is_none());
-        match map.binding("/ch/01/eq/on") {
+        match binding(&t, "/ch/01/eq/on") {
             Some(Binding::EqOn { bands }) => assert_eq!(
                 bands,
-                &(1..=4)
+                (1..=4)
                     .map(|b| format!("ch/kick/eq/{b}/on"))
                     .collect::<Vec<_>>()
             ),
@@ -501,36 +544,89 @@ master:
     #[test]
     fn every_bound_parameter_mirrors_back_to_its_address() {
         let t = tree();
-        let map = XairMap::build(&t);
+        let all = addresses(&t);
         let mut n = 0;
-        for addr in map.addresses() {
-            match map.binding(addr).unwrap() {
+        for addr in &all {
+            match binding(&t, addr).unwrap() {
                 Binding::Param { path, conv, .. } => {
-                    assert!(t.resolve(path).is_some(), "{path}");
-                    assert!(
-                        map.mirrors(path).contains(&Mirror::Value {
-                            addr: addr.to_string(),
-                            conv: *conv
+                    assert_eq!(
+                        mirror(&t, &path),
+                        Some(Mirror::Value {
+                            addr: addr.clone(),
+                            conv
                         }),
                         "{addr} <- {path}"
                     );
+                    // Positional and canonical paths mirror alike.
                     n += 1;
                 }
                 Binding::EqOn { bands } => {
-                    for b in bands {
-                        assert!(
-                            map.mirrors(b)
-                                .iter()
-                                .any(|m| matches!(m, Mirror::EqOn { addr: a, .. } if a == addr))
+                    for b in &bands {
+                        assert_eq!(
+                            mirror(&t, b),
+                            Some(Mirror::EqOn {
+                                addr: addr.clone(),
+                                bands: bands.clone()
+                            })
                         );
                     }
                 }
                 _ => {}
             }
         }
-        // Per channel: 3 mix + 6 gate + 3 preamp + 16 eq + 7 dyn = 35, + 1 aux send on each;
+        // Per channel: 3 mix + 6 gate + 3 preamp + 16 eq + 7 dyn = 35, + 1 aux send each;
         // per bus: 2 mix + 16 eq + 7 dyn = 25; lr: fader + 16 eq + 7 dyn = 24.
         assert_eq!(n, 2 * 36 + 2 * 25 + 24);
-        assert!(map.mirrors("ch/kick/solo").is_empty());
+        // Names (4), the group send (2), /lr/mix/on, the EQ switches (5) complete the list.
+        assert_eq!(all.len(), n + 4 + 1 + 2 + 1 + 5);
+        let unique: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len());
+        assert_eq!(all[0], "/ch/01/config/name");
+        assert_eq!(all.last().map(String::as_str), Some("/lr/eq/4/q"));
+        for path in [
+            "ch/kick/solo",
+            "ch/kick/saturation/drive_db",
+            "bus/verb/fx/reverb/decay_s",
+            "ch/kick/sends/verb/pre_fader",
+            "master/limiter/ceiling_dbtp",
+            "nonsense",
+        ] {
+            assert_eq!(mirror(&t, path), None, "{path}");
+        }
+        assert_eq!(
+            mirror(&t, "ch/2/fader_db"),
+            Some(Mirror::Value {
+                addr: "/ch/02/mix/fader".into(),
+                conv: Conv::Fader
+            })
+        );
+    }
+
+    #[test]
+    fn strips_past_the_consoles_count_have_no_address() {
+        let mut yaml = String::from("version: 1\nchannels:\n");
+        for n in 1..=18 {
+            yaml.push_str(&format!("  - name: c{n}\n"));
+        }
+        yaml.push_str("buses:\n");
+        for n in 1..=7 {
+            yaml.push_str(&format!("  - {{ name: b{n}, kind: aux }}\n"));
+        }
+        let s = crate::session::parse_str(&yaml, Path::new("/nonexistent/x.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = ParamTree::build(&s);
+        assert_eq!(bound(&t, "/ch/16/mix/fader").0, "ch/c16/fader_db");
+        assert_eq!(bound(&t, "/bus/6/mix/fader").0, "bus/b6/fader_db");
+        assert_eq!(
+            bound(&t, "/ch/16/mix/06/level").0,
+            "ch/c16/sends/b6/level_db"
+        );
+        assert_eq!(mirror(&t, "ch/c17/fader_db"), None);
+        assert_eq!(mirror(&t, "bus/b7/fader_db"), None);
+        assert_eq!(mirror(&t, "ch/c1/sends/b7/level_db"), None);
+        let all = addresses(&t);
+        assert!(all.iter().any(|a| a == "/ch/16/mix/06/level"));
+        assert!(!all.iter().any(|a| a.starts_with("/ch/17")));
+        assert!(!all.iter().any(|a| a.starts_with("/bus/7")));
     }
 }

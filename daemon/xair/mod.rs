@@ -7,7 +7,8 @@
 //! lease, rate limit or allow list; the shared UDP server does that and calls in here.
 //!
 //! - [`convert`]: value conversions (fader law, switches, pan, linear/log floats, enums).
-//! - [`address`]: the address space of one parameter tree ([`XairMap`]).
+//! - [`address`]: the address space over a parameter tree ([`address::binding`],
+//!   [`address::mirror`], [`address::addresses`]).
 //! - [`meters`]: the `/meters/1` blob.
 //! - [`Xair`]: one message in → [`Response`]; a change of ours → the console's feedback
 //!   messages; the full snapshot.
@@ -32,10 +33,11 @@ pub mod meters;
 
 use rosc::{OscMessage, OscType};
 
-pub use address::{Binding, Mirror, XairMap};
+pub use address::{Binding, Mirror};
 pub use convert::{Conv, XVal};
 
 use crate::engine::Meters;
+use crate::params::ParamTree;
 
 /// The model the daemon reports (`/xinfo`, `/info`): the 18-input X-Air.
 pub const MODEL: &str = "XR18";
@@ -128,25 +130,19 @@ fn s(v: &str) -> OscType {
     OscType::String(v.to_string())
 }
 
-/// The X-Air dialect over one parameter tree.
-#[derive(Debug, Clone)]
-pub struct Xair {
-    map: XairMap,
-}
+/// The X-Air dialect. Stateless: every call reads the parameter tree it is given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Xair;
 
 impl Xair {
-    /// The dialect for the address space `map` (built from the current tree).
-    pub fn new(map: XairMap) -> Self {
-        Self { map }
-    }
-
-    /// The address space.
-    pub fn map(&self) -> &XairMap {
-        &self.map
-    }
-
     /// Handle one message from a client.
-    pub fn incoming(&self, m: &OscMessage, values: &mut dyn Values, info: &ServerInfo) -> Response {
+    pub fn incoming(
+        &self,
+        tree: &ParamTree,
+        m: &OscMessage,
+        values: &mut dyn Values,
+        info: &ServerInfo,
+    ) -> Response {
         match m.addr.as_str() {
             "/xinfo" => Response::reply(msg(
                 "/xinfo",
@@ -186,107 +182,55 @@ impl Xair {
                 }
                 _ => Response::error("/batchsubscribe: expected alias and meter id strings"),
             },
-            addr => match self.map.binding(addr) {
+            addr => match address::binding(tree, addr) {
                 None => Response::error(format!("{addr}: no such address")),
                 Some(b) => match m.args.first() {
-                    None => match self.value(b, values) {
+                    None => match value(&b, values) {
                         Some(v) => Response::reply(msg(addr, vec![v.to_osc()])),
                         None => Response::error(format!("{addr}: no value")),
                     },
-                    Some(arg) => self.set(addr, b, arg, values),
+                    Some(arg) => set(addr, &b, arg, values),
                 },
             },
         }
     }
 
-    /// The console's current value of binding `b`.
-    fn value(&self, b: &Binding, values: &dyn Values) -> Option<XVal> {
-        match b {
-            Binding::Param { path, conv, .. } => values.get(path).map(|v| conv.to_xair(v)),
-            Binding::EqOn { bands } => Some(XVal::Int(i32::from(
-                bands
-                    .iter()
-                    .any(|p| values.get(p).is_some_and(|v| v >= 0.5)),
-            ))),
-            Binding::Name(n) => Some(XVal::Str(n.clone())),
-            Binding::Fixed(v) => Some(v.clone()),
-        }
-    }
-
-    fn set(&self, addr: &str, b: &Binding, arg: &OscType, values: &mut dyn Values) -> Response {
-        match b {
-            Binding::Param { path, conv, spec } => {
-                let ours = match conv.to_ours(arg) {
-                    Ok(v) => spec.sanitize(v),
-                    Err(e) => return Response::error(format!("{addr}: {e}")),
+    /// The console message that shows a change of our parameter `path` to `value`; None when
+    /// the console has no address for it. An EQ band switch shows in `…/eq/on`, which reads 1
+    /// while any band is on: with `values` the other bands are read; without, a band turned
+    /// off shows nothing (the switch may still be on).
+    pub fn feedback(
+        &self,
+        tree: &ParamTree,
+        path: &str,
+        value: f32,
+        values: Option<&dyn Values>,
+    ) -> Option<OscMessage> {
+        match address::mirror(tree, path)? {
+            Mirror::Value { addr, conv } => Some(msg(&addr, vec![conv.to_xair(value).to_osc()])),
+            Mirror::EqOn { addr, bands } => {
+                let on = if value >= 0.5 {
+                    true
+                } else {
+                    let values = values?;
+                    let canonical = tree.get(tree.resolve(path)?).path.as_str();
+                    bands
+                        .iter()
+                        .filter(|p| p.as_str() != canonical)
+                        .any(|p| values.get(p).is_some_and(|v| v >= 0.5))
                 };
-                let before = values.get(path);
-                match values.set(path, ours) {
-                    Ok(stored) => {
-                        let shown = conv.to_xair(stored);
-                        let mut r = if same(&shown, arg) {
-                            Response::default()
-                        } else {
-                            Response::reply(msg(addr, vec![shown.to_osc()]))
-                        };
-                        r.changed = before != Some(stored);
-                        r
-                    }
-                    Err(e) => Response::error(format!("{addr}: {e}")),
-                }
-            }
-            Binding::EqOn { bands } => {
-                let v = match Conv::Switch.to_ours(arg) {
-                    Ok(v) => v,
-                    Err(e) => return Response::error(format!("{addr}: {e}")),
-                };
-                let mut r = Response::default();
-                for p in bands {
-                    let before = values.get(p);
-                    match values.set(p, v) {
-                        Ok(stored) => r.changed |= before != Some(stored),
-                        Err(e) => r.error = Some(format!("{addr}: {e}")),
-                    }
-                }
-                r
-            }
-            Binding::Name(_) | Binding::Fixed(_) => {
-                let mut r = self.value(b, values).map_or_else(Response::default, |v| {
-                    Response::reply(msg(addr, vec![v.to_osc()]))
-                });
-                r.error = Some(format!("{addr}: read-only"));
-                r
+                Some(msg(&addr, vec![OscType::Int(i32::from(on))]))
             }
         }
-    }
-
-    /// The console messages that show a change of our parameter `path` (canonical) to
-    /// `value`. `values` answers the other bands of an EQ switch.
-    pub fn feedback(&self, path: &str, value: f32, values: &dyn Values) -> Vec<OscMessage> {
-        self.map
-            .mirrors(path)
-            .iter()
-            .map(|m| match m {
-                Mirror::Value { addr, conv } => msg(addr, vec![conv.to_xair(value).to_osc()]),
-                Mirror::EqOn { addr, bands } => {
-                    let on = value >= 0.5
-                        || bands
-                            .iter()
-                            .filter(|p| p.as_str() != path)
-                            .any(|p| values.get(p).is_some_and(|v| v >= 0.5));
-                    msg(addr, vec![OscType::Int(i32::from(on))])
-                }
-            })
-            .collect()
     }
 
     /// Every address with its current value, in console order.
-    pub fn snapshot(&self, values: &dyn Values) -> Vec<OscMessage> {
-        self.map
-            .addresses()
+    pub fn snapshot(&self, tree: &ParamTree, values: &dyn Values) -> Vec<OscMessage> {
+        address::addresses(tree)
+            .into_iter()
             .filter_map(|a| {
-                let b = self.map.binding(a)?;
-                Some(msg(a, vec![self.value(b, values)?.to_osc()]))
+                let v = value(&address::binding(tree, &a)?, values)?;
+                Some(msg(&a, vec![v.to_osc()]))
             })
             .collect()
     }
@@ -294,6 +238,67 @@ impl Xair {
     /// The `/meters/1` message for a subscriber that asked for it on `reply`.
     pub fn meters(&self, reply: &str, m: &Meters) -> OscMessage {
         meters::meters_1_message(reply, m)
+    }
+}
+
+/// The console's current value of binding `b`.
+fn value(b: &Binding, values: &dyn Values) -> Option<XVal> {
+    match b {
+        Binding::Param { path, conv, .. } => values.get(path).map(|v| conv.to_xair(v)),
+        Binding::EqOn { bands } => Some(XVal::Int(i32::from(
+            bands
+                .iter()
+                .any(|p| values.get(p).is_some_and(|v| v >= 0.5)),
+        ))),
+        Binding::Name(n) => Some(XVal::Str(n.clone())),
+        Binding::Fixed(v) => Some(v.clone()),
+    }
+}
+
+fn set(addr: &str, b: &Binding, arg: &OscType, values: &mut dyn Values) -> Response {
+    match b {
+        Binding::Param { path, conv, spec } => {
+            let ours = match conv.to_ours(arg) {
+                Ok(v) => spec.sanitize(v),
+                Err(e) => return Response::error(format!("{addr}: {e}")),
+            };
+            let before = values.get(path);
+            match values.set(path, ours) {
+                Ok(stored) => {
+                    let shown = conv.to_xair(stored);
+                    let mut r = if same(&shown, arg) {
+                        Response::default()
+                    } else {
+                        Response::reply(msg(addr, vec![shown.to_osc()]))
+                    };
+                    r.changed = before != Some(stored);
+                    r
+                }
+                Err(e) => Response::error(format!("{addr}: {e}")),
+            }
+        }
+        Binding::EqOn { bands } => {
+            let v = match Conv::Switch.to_ours(arg) {
+                Ok(v) => v,
+                Err(e) => return Response::error(format!("{addr}: {e}")),
+            };
+            let mut r = Response::default();
+            for p in bands {
+                let before = values.get(p);
+                match values.set(p, v) {
+                    Ok(stored) => r.changed |= before != Some(stored),
+                    Err(e) => r.error = Some(format!("{addr}: {e}")),
+                }
+            }
+            r
+        }
+        Binding::Name(_) | Binding::Fixed(_) => {
+            let mut r = value(b, values).map_or_else(Response::default, |v| {
+                Response::reply(msg(addr, vec![v.to_osc()]))
+            });
+            r.error = Some(format!("{addr}: read-only"));
+            r
+        }
     }
 }
 

@@ -56,8 +56,20 @@ fn info() -> ServerInfo {
     }
 }
 
-fn xair() -> Xair {
-    Xair::new(XairMap::build(&tree()))
+/// The dialect and the tree it serves.
+struct Rig {
+    x: Xair,
+    t: crate::params::ParamTree,
+}
+
+impl Rig {
+    fn incoming(&self, msg: &OscMessage, st: &mut Store) -> Response {
+        self.x.incoming(&self.t, msg, st, &info())
+    }
+}
+
+fn xair() -> Rig {
+    Rig { x: Xair, t: tree() }
 }
 
 fn m(addr: &str, args: Vec<OscType>) -> OscMessage {
@@ -68,8 +80,8 @@ fn m(addr: &str, args: Vec<OscType>) -> OscMessage {
 }
 
 /// Query `addr` and return its single argument.
-fn query(x: &Xair, st: &mut Store, addr: &str) -> OscType {
-    let r = x.incoming(&m(addr, vec![]), st, &info());
+fn query(x: &Rig, st: &mut Store, addr: &str) -> OscType {
+    let r = x.incoming(&m(addr, vec![]), st);
     assert_eq!(r.error, None, "{addr}");
     assert_eq!(r.replies.len(), 1, "{addr}");
     assert_eq!(r.replies[0].addr, addr);
@@ -96,7 +108,7 @@ fn info_replies_have_the_consoles_shape() {
     let x = xair();
     let mut st = Store::new();
     let strs = |addr: &str, st: &mut Store| -> Vec<String> {
-        let r = x.incoming(&m(addr, vec![]), st, &info());
+        let r = x.incoming(&m(addr, vec![]), st);
         assert_eq!(r.replies.len(), 1);
         assert_eq!(r.replies[0].addr, addr);
         r.replies[0]
@@ -382,7 +394,7 @@ fn every_family_round_trips_through_our_values() {
     ];
     for c in &cases {
         let mut st = Store::new();
-        let r = x.incoming(&m(c.addr, vec![c.sent.clone()]), &mut st, &info());
+        let r = x.incoming(&m(c.addr, vec![c.sent.clone()]), &mut st);
         assert_eq!(r.error, None, "{}", c.addr);
         let stored = st.values[c.path];
         let tol = (c.ours.abs() * 1e-5).max(1e-5);
@@ -416,21 +428,27 @@ fn every_family_round_trips_through_our_values() {
 fn eq_switch_sets_every_band_and_reads_any() {
     let x = xair();
     let mut st = Store::new();
-    let r = x.incoming(&m("/ch/02/eq/on", vec![OscType::Int(1)]), &mut st, &info());
+    let r = x.incoming(&m("/ch/02/eq/on", vec![OscType::Int(1)]), &mut st);
     assert!(r.changed);
     for b in 1..=4 {
         assert_eq!(st.values[&format!("ch/snare/eq/{b}/on")], 1.0);
     }
     assert_eq!(int(&query(&x, &mut st, "/ch/02/eq/on")), 1);
-    x.incoming(&m("/ch/02/eq/on", vec![OscType::Int(0)]), &mut st, &info());
+    x.incoming(&m("/ch/02/eq/on", vec![OscType::Int(0)]), &mut st);
     assert_eq!(int(&query(&x, &mut st, "/ch/02/eq/on")), 0);
     // Feedback of one band: the switch reads 1 while any band is on.
     st.values.insert("ch/snare/eq/3/on".into(), 1.0);
-    let fb = x.feedback("ch/snare/eq/3/on", 1.0, &st);
-    assert_eq!(fb, [m("/ch/02/eq/on", vec![OscType::Int(1)])]);
+    let fb = x.x.feedback(&x.t, "ch/snare/eq/3/on", 1.0, None);
+    assert_eq!(fb, Some(m("/ch/02/eq/on", vec![OscType::Int(1)])));
     st.values.insert("ch/snare/eq/3/on".into(), 0.0);
-    let fb = x.feedback("ch/snare/eq/3/on", 0.0, &st);
-    assert_eq!(fb, [m("/ch/02/eq/on", vec![OscType::Int(0)])]);
+    let fb = x.x.feedback(&x.t, "ch/snare/eq/3/on", 0.0, Some(&st));
+    assert_eq!(fb, Some(m("/ch/02/eq/on", vec![OscType::Int(0)])));
+    // Without the other bands' values, a band turned off says nothing.
+    assert_eq!(x.x.feedback(&x.t, "ch/snare/eq/3/on", 0.0, None), None);
+    // With another band on, the switch stays on.
+    st.values.insert("ch/snare/eq/1/on".into(), 1.0);
+    let fb = x.x.feedback(&x.t, "ch/snare/eq/3/on", 0.0, Some(&st));
+    assert_eq!(fb, Some(m("/ch/02/eq/on", vec![OscType::Int(1)])));
 }
 
 #[test]
@@ -450,7 +468,7 @@ fn read_only_addresses_answer_their_value_and_change_nothing() {
             OscType::Float(0.0),
         ),
     ] {
-        let r = x.incoming(&m(addr, vec![sent]), &mut st, &info());
+        let r = x.incoming(&m(addr, vec![sent]), &mut st);
         assert_eq!(r.replies, [m(addr, vec![shown])], "{addr}");
         assert!(!r.changed);
         assert!(r.error.is_some_and(|e| e.contains("read-only")));
@@ -475,7 +493,7 @@ fn bad_input_changes_nothing_and_says_why() {
         m("/batchsubscribe", vec![OscType::Int(1)]),
         m("/ch/02/eq/on", vec![OscType::Float(f32::INFINITY)]),
     ] {
-        let r = x.incoming(&msg, &mut st, &info());
+        let r = x.incoming(&msg, &mut st);
         assert!(r.error.is_some(), "{msg:?}");
         assert!(r.replies.is_empty(), "{msg:?}");
         assert!(!r.changed);
@@ -483,11 +501,7 @@ fn bad_input_changes_nothing_and_says_why() {
     assert_eq!(st.values, before);
     // A client the store refuses (read-only) gets an error and no reply.
     st.read_only = true;
-    let r = x.incoming(
-        &m("/ch/01/mix/fader", vec![OscType::Float(0.5)]),
-        &mut st,
-        &info(),
-    );
+    let r = x.incoming(&m("/ch/01/mix/fader", vec![OscType::Float(0.5)]), &mut st);
     assert!(r.error.is_some_and(|e| e.contains("read-only")));
     assert_eq!(st.values, before);
 }
@@ -496,7 +510,7 @@ fn bad_input_changes_nothing_and_says_why() {
 fn subscriptions_are_actions_for_the_server() {
     let x = xair();
     let mut st = Store::new();
-    let act = |msg: OscMessage, st: &mut Store| x.incoming(&msg, st, &info()).action;
+    let act = |msg: OscMessage, st: &mut Store| x.incoming(&msg, st).action;
     assert_eq!(act(m("/xremote", vec![]), &mut st), Some(Action::XRemote));
     assert_eq!(
         act(m("/xremotenfb", vec![]), &mut st),
@@ -537,38 +551,43 @@ fn subscriptions_are_actions_for_the_server() {
 }
 
 #[test]
-fn feedback_shows_changes_at_every_mirror() {
+fn feedback_shows_changes_at_their_console_address() {
     let x = xair();
-    let st = Store::new();
+    let fb = |path: &str, v: f32| x.x.feedback(&x.t, path, v, None);
     assert_eq!(
-        x.feedback("ch/kick/fader_db", 0.0, &st),
-        [m("/ch/01/mix/fader", vec![OscType::Float(0.75)])]
-    );
-    assert_eq!(
-        x.feedback("ch/snare/mute", 1.0, &st),
-        [m("/ch/02/mix/on", vec![OscType::Int(0)])]
+        fb("ch/kick/fader_db", 0.0),
+        Some(m("/ch/01/mix/fader", vec![OscType::Float(0.75)]))
     );
     assert_eq!(
-        x.feedback("master/fader_db", -10.0, &st),
-        [m("/lr/mix/fader", vec![OscType::Float(0.5)])]
+        fb("ch/snare/mute", 1.0),
+        Some(m("/ch/02/mix/on", vec![OscType::Int(0)]))
     );
     assert_eq!(
-        x.feedback("ch/kick/sends/verb/level_db", -30.0, &st),
-        [m("/ch/01/mix/02/level", vec![OscType::Float(0.25)])]
+        fb("master/fader_db", -10.0),
+        Some(m("/lr/mix/fader", vec![OscType::Float(0.5)]))
     );
-    assert!(x.feedback("ch/kick/solo", 1.0, &st).is_empty());
-    assert!(
-        x.feedback("bus/verb/fx/reverb/decay_s", 2.0, &st)
-            .is_empty()
+    assert_eq!(
+        fb("ch/kick/sends/verb/level_db", -30.0),
+        Some(m("/ch/01/mix/02/level", vec![OscType::Float(0.25)]))
     );
+    assert_eq!(
+        fb("ch/kick/eq/2/gain_db", 7.5),
+        Some(m("/ch/01/eq/2/g", vec![OscType::Float(0.75)]))
+    );
+    assert_eq!(
+        fb("bus/drums/comp/ratio", 4.0),
+        Some(m("/bus/1/dyn/ratio", vec![OscType::Int(6)]))
+    );
+    assert_eq!(fb("ch/kick/solo", 1.0), None);
+    assert_eq!(fb("bus/verb/fx/reverb/decay_s", 2.0), None);
 }
 
 #[test]
 fn snapshot_lists_every_address_once_with_its_value() {
     let x = xair();
     let mut st = Store::new();
-    let snap = x.snapshot(&st);
-    assert_eq!(snap.len(), x.map().len());
+    let snap = x.x.snapshot(&x.t, &st);
+    assert_eq!(snap.len(), super::address::addresses(&x.t).len());
     let mut seen = std::collections::HashSet::new();
     for msg in &snap {
         assert!(seen.insert(msg.addr.clone()), "{} twice", msg.addr);
