@@ -15,6 +15,8 @@
 //! - [`demo`]: the demo song's stems and session.
 //! - [`audio`]: the audio backends (JACK, cpal, null) that drive the engine live.
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
+//! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
+//!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
 //! - [`xair`]: the X-Air OSC dialect (SPEC §6): the console's address space and value
@@ -34,6 +36,7 @@ pub mod dsp;
 pub mod engine;
 pub mod media;
 pub mod meter;
+pub mod osc;
 pub mod params;
 pub mod render;
 pub mod service;

@@ -678,7 +678,16 @@ impl ConsoleHandle {
         self.touch_sync(path, touched, origin)
     }
 
-    fn touch_sync(&self, path: &str, touched: bool, origin: Origin) -> Result<(), ControlError> {
+    /// [`ConsoleHandle::touch`] for code outside the runtime or in synchronous handlers.
+    ///
+    /// # Errors
+    /// Unknown path.
+    pub fn touch_sync(
+        &self,
+        path: &str,
+        touched: bool,
+        origin: Origin,
+    ) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
         let id = g.resolve(path)?;
         let changed = if touched {
@@ -881,6 +890,14 @@ impl ConsoleHandle {
     /// # Errors
     /// An empty name, one longer than 64 characters or with control characters.
     pub async fn scene_save(&self, name: &str) -> Result<(), ControlError> {
+        self.scene_save_sync(name)
+    }
+
+    /// [`ConsoleHandle::scene_save`] for synchronous handlers (OSC dialects).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::scene_save`].
+    pub fn scene_save_sync(&self, name: &str) -> Result<(), ControlError> {
         check_scene_name(name)?;
         let mut g = self.shared.lock();
         let scene: BTreeMap<String, f32> = g
@@ -901,6 +918,14 @@ impl ConsoleHandle {
     /// # Errors
     /// No such scene.
     pub async fn scene_recall(&self, name: &str) -> Result<(), ControlError> {
+        self.scene_recall_sync(name)
+    }
+
+    /// [`ConsoleHandle::scene_recall`] for synchronous handlers (OSC dialects).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::scene_recall`].
+    pub fn scene_recall_sync(&self, name: &str) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
         let scene = g
             .scenes

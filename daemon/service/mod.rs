@@ -7,7 +7,8 @@
 //! 3. Start the audio backend with an engine factory: every engine it builds (at start, when
 //!    JACK comes back, on a rate change) is attached to the console and given the console's
 //!    current values before it plays, so nothing is lost across rebuilds.
-//! 4. Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
+//! 4. Start the OSC surfaces ([`crate::osc::start_surfaces`]; surfaces are read at start,
+//!    a reload does not rebind them). Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
 //!    to the console.
 //! 5. SIGHUP re-reads the session: errors are logged as `FILE:LINE:COL` and the running
 //!    config stays; a valid file's differences are swapped in without stopping audio.
@@ -224,6 +225,10 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         })
     };
 
+    // OSC surfaces (native and X-Air), each on its own task; one that can't bind is logged.
+    let surfaces = live.lock().expect("session lock").session.surfaces.clone();
+    let osc_tasks = crate::osc::start_surfaces(&surfaces, &handle, &shutdown).await;
+
     let stats = audio.stats();
     let (n_ch, n_bus) = {
         let l = live.lock().expect("session lock");
@@ -295,6 +300,9 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     shutdown.cancel();
     let _ = stats_task.await;
     let _ = status_task.await;
+    for t in osc_tasks {
+        let _ = t.await;
+    }
     // The console flushes its state on the way out.
     let _ = console_task.await;
     match Arc::try_unwrap(audio) {

@@ -1,0 +1,321 @@
+//! The native OSC dialect (SPEC §5): the address is `/` + the parameter path.
+//!
+//! | message | effect |
+//! |---|---|
+//! | `/ch/kick/fader_db ,f -6` | set (also `,i`, `,d`, `,h`, `,T`/`,F`; `,s "-inf"` closes a fader; choice names like `,s "bell"`) |
+//! | `/ch/kick/fader_db` | query: the reply is the same address with the current value |
+//! | `/subscribe [,i SECONDS]` | feedback lease (default 10 s, 0 ends it); answers a full snapshot |
+//! | `/unsubscribe` | end the lease |
+//! | `/PATH/touch ,i 1\|0` | touch / release a control |
+//! | `/meters/subscribe [,i SECONDS]`, `/meters/unsubscribe` | meter stream |
+//! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
+//! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | answered with `/error`: no transport yet |
+//! | `/PATH/automation ,s MODE` | answered with `/error`: automation arrives later |
+//!
+//! Every refusal answers `/error ,ss ADDRESS MESSAGE` to the sender and changes nothing.
+//! Feedback and snapshots are `/PATH ,f VALUE` (a closed fader is `-inf`). Meter bundles carry
+//! `/meters/ch/NAME`, `/meters/bus/NAME` `,ffff PEAK_DBFS RMS_DBFS COMP_GR_DB GATE_GR_DB`
+//! (peak and RMS: the louder side; silence reads [`METER_FLOOR_DB`]) and
+//! `/meters/master ,ffff PEAK RMS COMP_GR LIMITER_GR`.
+
+use std::time::Duration;
+
+use rosc::{OscMessage, OscPacket, OscType};
+
+use super::{ClientCx, Dialect, bundles, error_reply};
+use crate::control::{Change, ConsoleHandle};
+use crate::engine::{Meters, StripMeters};
+use crate::params::spec::Unit;
+use crate::params::{ParamTree, Target};
+
+/// Lease when `/subscribe` gives none.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// Longest lease granted.
+pub const MAX_LEASE: Duration = Duration::from_secs(3600);
+/// What silent meters read (dBFS).
+pub const METER_FLOOR_DB: f32 = -144.0;
+
+/// The automation modes of `/PATH/automation`.
+pub const AUTOMATION_MODES: [&str; 6] = ["off", "read", "touch", "latch", "write", "trim"];
+
+/// The native dialect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Native;
+
+fn reply(addr: &str, value: f32) -> OscPacket {
+    OscPacket::Message(OscMessage {
+        addr: addr.to_string(),
+        args: vec![OscType::Float(value)],
+    })
+}
+
+/// Lease seconds from `[,i SECONDS]` (also float); None for a bad argument.
+fn lease(args: &[OscType]) -> Option<Option<Duration>> {
+    let secs = match args.first() {
+        None => return Some(Some(DEFAULT_LEASE)),
+        Some(OscType::Int(i)) => f64::from(*i),
+        Some(OscType::Float(f)) => f64::from(*f),
+        Some(OscType::Long(l)) => *l as f64,
+        Some(OscType::Double(d)) => *d,
+        _ => return None,
+    };
+    if secs <= 0.0 {
+        return Some(None);
+    }
+    Some(Some(Duration::from_secs_f64(secs).min(MAX_LEASE)))
+}
+
+/// A number from one argument (bools as 0/1).
+fn number(a: &OscType) -> Option<f32> {
+    match a {
+        OscType::Float(f) => Some(*f),
+        OscType::Double(d) => Some(*d as f32),
+        OscType::Int(i) => Some(*i as f32),
+        OscType::Long(l) => Some(*l as f32),
+        OscType::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+fn text(args: &[OscType]) -> Option<&str> {
+    match args {
+        [OscType::String(s)] => Some(s),
+        _ => None,
+    }
+}
+
+fn meter_db(v: f32) -> f32 {
+    if v.is_nan() {
+        METER_FLOOR_DB
+    } else {
+        v.clamp(METER_FLOOR_DB, 60.0)
+    }
+}
+
+/// A gain reduction (dB, ≥ 0) fit for the wire: NaN reads 0.
+fn gr_db(v: f32) -> f32 {
+    if v.is_nan() { 0.0 } else { v.clamp(0.0, 200.0) }
+}
+
+fn strip_meter(addr: String, m: &StripMeters, last: f32) -> OscMessage {
+    let peak = m.peak_db[0].max(m.peak_db[1]);
+    let rms = m.rms_db[0].max(m.rms_db[1]);
+    OscMessage {
+        addr,
+        args: vec![
+            OscType::Float(meter_db(peak)),
+            OscType::Float(meter_db(rms)),
+            OscType::Float(gr_db(m.comp_gr_db)),
+            OscType::Float(gr_db(last)),
+        ],
+    }
+}
+
+/// Strip names of the tree, by kind, in session order.
+fn strip_names(tree: &ParamTree) -> (Vec<String>, Vec<String>) {
+    let (mut ch, mut bus) = (Vec::<String>::new(), Vec::<String>::new());
+    for p in tree.params() {
+        let (list, i) = match p.addr.target {
+            Target::Channel(i) => (&mut ch, i as usize),
+            Target::Bus(i) => (&mut bus, i as usize),
+            Target::Master => continue,
+        };
+        if list.len() == i
+            && let Some(name) = p.path.split('/').nth(1)
+        {
+            list.push(name.to_string());
+        }
+    }
+    (ch, bus)
+}
+
+impl Native {
+    fn set(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        let path = &msg.addr[1..];
+        let Some(id) = cx.tree().resolve(path) else {
+            return vec![error_reply(&msg.addr, "no such parameter")];
+        };
+        let spec = cx.tree().get(id).spec;
+        let value = match msg.args.as_slice() {
+            [a] => match (number(a), a) {
+                (Some(v), _) => Some(v),
+                (None, OscType::String(s)) => match (s.trim(), spec.unit) {
+                    ("-inf", _) => Some(f32::NEG_INFINITY),
+                    (s, Unit::Choice(names)) => {
+                        names.iter().position(|n| *n == s).map(|i| i as f32)
+                    }
+                    (s, _) => s.parse::<f32>().ok().filter(|v| v.is_finite()),
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(value) = value else {
+            let want = match spec.unit {
+                Unit::Choice(names) => format!("one number (or one of {})", names.join("|")),
+                _ => "one number (,f)".to_string(),
+            };
+            return vec![error_reply(
+                &msg.addr,
+                &format!("wrong type: expected {want}"),
+            )];
+        };
+        match cx.set(path, value) {
+            Ok(_) => vec![],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+
+    fn query(&self, msg: &OscMessage, cx: &ClientCx<'_>) -> Vec<OscPacket> {
+        match cx.console().get_sync(&msg.addr[1..]) {
+            Ok(v) => vec![reply(&msg.addr, v)],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+
+    fn touch(&self, msg: &OscMessage, path: &str, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        let on = match msg.args.as_slice() {
+            [a] => number(a).map(|v| v != 0.0),
+            _ => None,
+        };
+        let Some(on) = on else {
+            return vec![error_reply(&msg.addr, "wrong type: expected ,i 1|0")];
+        };
+        match cx.touch(path, on) {
+            Ok(()) => vec![],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+
+    fn scene(&self, msg: &OscMessage, save: bool, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        let Some(name) = text(&msg.args) else {
+            return vec![error_reply(&msg.addr, "wrong type: expected ,s NAME")];
+        };
+        if let Err(e) = cx.check_write() {
+            return vec![error_reply(&msg.addr, &e.to_string())];
+        }
+        let r = if save {
+            cx.console().scene_save_sync(name)
+        } else {
+            cx.console().scene_recall_sync(name)
+        };
+        match r {
+            Ok(()) => vec![],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+}
+
+impl Dialect for Native {
+    fn name(&self) -> &'static str {
+        "osc"
+    }
+
+    fn oscquery(&self) -> bool {
+        true
+    }
+
+    fn incoming(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        let a = msg.addr.as_str();
+        match a {
+            "/subscribe" => match lease(&msg.args) {
+                Some(Some(d)) => {
+                    cx.subscribe(d);
+                    bundles(self.snapshot(cx.console(), cx.tree()))
+                }
+                Some(None) => {
+                    cx.unsubscribe();
+                    vec![]
+                }
+                None => vec![error_reply(a, "wrong type: expected ,i SECONDS")],
+            },
+            "/unsubscribe" => {
+                cx.unsubscribe();
+                vec![]
+            }
+            "/meters/subscribe" => match lease(&msg.args) {
+                Some(Some(d)) => {
+                    cx.subscribe_meters(d);
+                    vec![]
+                }
+                Some(None) => {
+                    cx.unsubscribe_meters();
+                    vec![]
+                }
+                None => vec![error_reply(a, "wrong type: expected ,i SECONDS")],
+            },
+            "/meters/unsubscribe" => {
+                cx.unsubscribe_meters();
+                vec![]
+            }
+            "/scene/save" => self.scene(msg, true, cx),
+            "/scene/recall" => self.scene(msg, false, cx),
+            "/transport/play" | "/transport/stop" | "/transport/locate" => vec![error_reply(
+                a,
+                "no transport yet: file sources play looped from the daemon's start",
+            )],
+            _ => {
+                if let Some(path) = a.strip_suffix("/touch")
+                    && cx.tree().resolve(path).is_some()
+                {
+                    return self.touch(msg, path, cx);
+                }
+                if let Some(path) = a.strip_suffix("/automation")
+                    && cx.tree().resolve(path).is_some()
+                {
+                    return match text(&msg.args) {
+                        Some(m) if AUTOMATION_MODES.contains(&m) => {
+                            vec![error_reply(a, "automation is not available yet")]
+                        }
+                        _ => vec![error_reply(
+                            a,
+                            "wrong type: expected ,s off|read|touch|latch|write|trim",
+                        )],
+                    };
+                }
+                if msg.args.is_empty() {
+                    self.query(msg, cx)
+                } else {
+                    self.set(msg, cx)
+                }
+            }
+        }
+    }
+
+    fn feedback(&self, change: &Change, _tree: &ParamTree) -> Option<OscMessage> {
+        Some(OscMessage {
+            addr: format!("/{}", change.path),
+            args: vec![OscType::Float(change.value)],
+        })
+    }
+
+    fn snapshot(&self, console: &ConsoleHandle, tree: &ParamTree) -> Vec<OscMessage> {
+        tree.params()
+            .iter()
+            .filter_map(|p| {
+                let v = console.get_sync(&p.path).ok()?;
+                Some(OscMessage {
+                    addr: format!("/{}", p.path),
+                    args: vec![OscType::Float(v)],
+                })
+            })
+            .collect()
+    }
+
+    fn meters(&self, m: &Meters, tree: &ParamTree) -> Vec<OscPacket> {
+        let (ch, bus) = strip_names(tree);
+        let mut msgs = Vec::new();
+        for (name, s) in ch.iter().zip(&m.channels) {
+            msgs.push(strip_meter(format!("/meters/ch/{name}"), s, s.gate_gr_db));
+        }
+        for (name, s) in bus.iter().zip(&m.buses) {
+            msgs.push(strip_meter(format!("/meters/bus/{name}"), s, s.gate_gr_db));
+        }
+        msgs.push(strip_meter(
+            "/meters/master".into(),
+            &m.master,
+            m.limiter_gr_db,
+        ));
+        bundles(msgs)
+    }
+}
