@@ -2,16 +2,18 @@
 //! Behringer X-Air / Midas MR console, over our parameter tree, so the apps and libraries made
 //! for those mixers can drive faderbridge.
 //!
-//! This module is pure protocol logic: OSC messages in, replies and subscription requests out,
-//! with the console's values read and written through the [`Values`] trait. It owns no socket,
-//! lease, rate limit or allow list; the shared UDP server does that and calls in here.
+//! This module is protocol logic: OSC messages in, replies and subscription requests out, with
+//! the console's values read and written through the [`Values`] trait. It owns no socket,
+//! lease, rate limit or allow list; the shared UDP server ([`crate::osc`]) does that and calls
+//! in here through [`dialect::XairDialect`].
 //!
 //! - [`convert`]: value conversions (fader law, switches, pan, linear/log floats, enums).
 //! - [`address`]: the address space over a parameter tree ([`address::binding`],
 //!   [`address::mirror`], [`address::addresses`]).
 //! - [`meters`]: the `/meters/1` blob.
 //! - [`Xair`]: one message in → [`Response`]; a change of ours → the console's feedback
-//!   messages; the full snapshot.
+//!   message; the full snapshot.
+//! - [`dialect`]: [`Xair`] as a [`crate::osc::Dialect`] on the shared OSC server.
 //!
 //! # Protocol summary (what the console does, and so what we do)
 //! - `/xinfo` → `/xinfo ,ssss IP NAME MODEL FIRMWARE`; `/info` → `/info ,ssss SERVER_VERSION
@@ -29,12 +31,14 @@
 
 pub mod address;
 pub mod convert;
+pub mod dialect;
 pub mod meters;
 
 use rosc::{OscMessage, OscType};
 
 pub use address::{Binding, Mirror};
 pub use convert::{Conv, XVal};
+pub use dialect::XairDialect;
 
 use crate::engine::Meters;
 use crate::params::ParamTree;
