@@ -128,3 +128,26 @@ impl Dialect for XairDialect {
         vec![OscPacket::Message(Xair.meters(METERS_1, meters))]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xinfo_reports_the_listen_ip_or_the_route_to_the_client() {
+        let client: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        assert_eq!(
+            XairDialect::new("192.168.1.20:10024").ip_for(client),
+            "192.168.1.20"
+        );
+        // Listening on every interface: the local address towards the client.
+        assert_eq!(
+            XairDialect::new("0.0.0.0:10024").ip_for(client),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            XairDialect::new("not an address").ip_for(client),
+            "127.0.0.1"
+        );
+    }
+}
