@@ -14,9 +14,11 @@
 //!
 //! Every refusal answers `/error ,ss ADDRESS MESSAGE` to the sender and changes nothing.
 //! Feedback and snapshots are `/PATH ,f VALUE` (a closed fader is `-inf`). Meter bundles carry
-//! `/meters/ch/NAME`, `/meters/bus/NAME` `,ffff PEAK_DBFS RMS_DBFS COMP_GR_DB GATE_GR_DB`
-//! (peak and RMS: the louder side; silence reads [`METER_FLOOR_DB`]) and
-//! `/meters/master ,ffff PEAK RMS COMP_GR LIMITER_GR`.
+//! `/meters/ch/N`, `/meters/bus/N` (1-based positions, like `ch/N/...`, so one tablet layout
+//! fits every session) `,ffff PEAK_DBFS RMS_DBFS COMP_GR_DB GATE_GR_DB` (peak and RMS: the
+//! louder side; silence reads [`METER_FLOOR_DB`]) and
+//! `/meters/master ,ffff PEAK RMS COMP_GR LIMITER_GR`. The engine has no live loudness meter
+//! yet, so LUFS and true peak are not in the stream.
 
 use std::time::Duration;
 
@@ -25,8 +27,8 @@ use rosc::{OscMessage, OscPacket, OscType};
 use super::{ClientCx, Dialect, bundles, error_reply};
 use crate::control::{Change, ConsoleHandle};
 use crate::engine::{Meters, StripMeters};
+use crate::params::ParamTree;
 use crate::params::spec::Unit;
-use crate::params::{ParamTree, Target};
 
 /// Lease when `/subscribe` gives none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -111,31 +113,16 @@ fn strip_meter(addr: String, m: &StripMeters, last: f32) -> OscMessage {
     }
 }
 
-/// Strip names of the tree, by kind, in session order.
-fn strip_names(tree: &ParamTree) -> (Vec<String>, Vec<String>) {
-    let (mut ch, mut bus) = (Vec::<String>::new(), Vec::<String>::new());
-    for p in tree.params() {
-        let (list, i) = match p.addr.target {
-            Target::Channel(i) => (&mut ch, i as usize),
-            Target::Bus(i) => (&mut bus, i as usize),
-            Target::Master => continue,
-        };
-        if list.len() == i
-            && let Some(name) = p.path.split('/').nth(1)
-        {
-            list.push(name.to_string());
-        }
-    }
-    (ch, bus)
-}
-
 impl Native {
     fn set(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
         let path = &msg.addr[1..];
-        let Some(id) = cx.tree().resolve(path) else {
-            return vec![error_reply(&msg.addr, "no such parameter")];
+        // Engine statistics are not in the tree: the console answers them (read-only).
+        let Some(spec) = cx.tree().resolve(path).map(|id| cx.tree().get(id).spec) else {
+            return match cx.set(path, 0.0) {
+                Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+                Ok(_) => vec![],
+            };
         };
-        let spec = cx.tree().get(id).spec;
         let value = match msg.args.as_slice() {
             [a] => match (number(a), a) {
                 (Some(v), _) => Some(v),
@@ -302,14 +289,21 @@ impl Dialect for Native {
             .collect()
     }
 
-    fn meters(&self, m: &Meters, tree: &ParamTree) -> Vec<OscPacket> {
-        let (ch, bus) = strip_names(tree);
+    fn meters(&self, m: &Meters, _tree: &ParamTree) -> Vec<OscPacket> {
         let mut msgs = Vec::new();
-        for (name, s) in ch.iter().zip(&m.channels) {
-            msgs.push(strip_meter(format!("/meters/ch/{name}"), s, s.gate_gr_db));
+        for (i, s) in m.channels.iter().enumerate() {
+            msgs.push(strip_meter(
+                format!("/meters/ch/{}", i + 1),
+                s,
+                s.gate_gr_db,
+            ));
         }
-        for (name, s) in bus.iter().zip(&m.buses) {
-            msgs.push(strip_meter(format!("/meters/bus/{name}"), s, s.gate_gr_db));
+        for (i, s) in m.buses.iter().enumerate() {
+            msgs.push(strip_meter(
+                format!("/meters/bus/{}", i + 1),
+                s,
+                s.gate_gr_db,
+            ));
         }
         msgs.push(strip_meter(
             "/meters/master".into(),

@@ -1,0 +1,778 @@
+//! The native OSC surface end to end (SPEC §5): the real daemon on the null backend, driven
+//! over real UDP sockets. Set/query, feedback to subscribers but never to the sender, lease
+//! expiry, touch hold-back (explicit and implicit), coalescing, timed bundles, meters, scenes,
+//! OSCQuery, malformed input, the allow and read-only lists, and a proptest of the decoder.
+
+mod osc_client;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant, SystemTime};
+
+use osc_client::{Client, Daemon, encode, float, msg};
+use proptest::prelude::*;
+use rosc::{OscBundle, OscPacket, OscTime, OscType};
+
+const SESSION: &str = r#"version: 1
+channels:
+  - { name: kick, source: { input: 1 }, fader_db: -3 }
+  - { name: snare, source: { input: 2 } }
+  - { name: bass, source: { input: 3 }, eq: [ { type: bell, freq: 400, gain_db: -2, q: 1 } ] }
+buses:
+  - { name: verb, kind: aux, fx: { reverb: { decay_s: 1.5 } } }
+surfaces:
+  - { kind: osc, listen: "127.0.0.1:{PORT}" }
+"#;
+
+fn start(tag: &str) -> Daemon {
+    Daemon::start(tag, SESSION, &["--backend", "null"])
+}
+
+fn f(v: f32) -> Vec<OscType> {
+    vec![OscType::Float(v)]
+}
+
+fn errors(ms: &[(Instant, rosc::OscMessage)]) -> Vec<String> {
+    ms.iter()
+        .filter(|(_, m)| m.addr == "/error")
+        .map(|(_, m)| format!("{:?}", m.args))
+        .collect()
+}
+
+#[test]
+fn set_then_query_by_name_and_position() {
+    let d = start("setq");
+    let c = Client::new(d.addr());
+    assert_eq!(c.query("/ch/kick/fader_db"), -3.0, "session value");
+    c.send("/ch/kick/fader_db", f(-6.5));
+    assert_eq!(c.query("/ch/kick/fader_db"), -6.5);
+    // By position; the reply keeps the address the client used.
+    assert_eq!(c.query("/ch/1/fader_db"), -6.5);
+    // Other argument types.
+    c.send("/ch/snare/mute", vec![OscType::Bool(true)]);
+    assert_eq!(c.query("/ch/snare/mute"), 1.0);
+    c.send("/ch/bass/eq/1/type", vec![OscType::String("notch".into())]);
+    assert_eq!(c.query("/ch/bass/eq/1/type"), 3.0);
+    c.send("/ch/snare/fader_db", vec![OscType::String("-inf".into())]);
+    assert_eq!(c.query("/ch/snare/fader_db"), f32::NEG_INFINITY);
+    c.send("/ch/snare/pan", vec![OscType::Int(1)]);
+    assert_eq!(c.query("/ch/snare/pan"), 1.0);
+}
+
+#[test]
+fn errors_answer_the_sender_and_change_nothing() {
+    let d = start("errors");
+    let c = Client::new(d.addr());
+    let cases: [(&str, Vec<OscType>, &str); 7] = [
+        ("/ch/kick/fader_db", f(20.0), "out of range -inf..10"),
+        ("/ch/nope/fader_db", f(0.0), "no such parameter"),
+        (
+            "/ch/kick/fader_db",
+            vec![OscType::String("loud".into())],
+            "wrong type",
+        ),
+        (
+            "/ch/kick/fader_db",
+            vec![OscType::Float(1.0), OscType::Float(2.0)],
+            "wrong type",
+        ),
+        ("/engine/xruns", f(0.0), "read-only"),
+        (
+            "/scene/recall",
+            vec![OscType::String("nope".into())],
+            "no scene named",
+        ),
+        (
+            "/ch/kick/fader_db/touch",
+            vec![OscType::String("x".into())],
+            "wrong type",
+        ),
+    ];
+    for (addr, args, want) in cases {
+        c.send(addr, args);
+        let m = c
+            .wait_for("/error", Duration::from_secs(2))
+            .unwrap_or_else(|| {
+                panic!("no /error for {addr}");
+            });
+        assert_eq!(m.args[0], OscType::String(addr.into()));
+        let OscType::String(text) = &m.args[1] else {
+            panic!("{m:?}")
+        };
+        assert!(text.contains(want), "{addr}: {text:?} lacks {want:?}");
+    }
+    assert_eq!(c.query("/ch/kick/fader_db"), -3.0, "nothing changed");
+    for (addr, args) in [
+        ("/transport/play", vec![]),
+        ("/transport/locate", f(3.0)),
+        (
+            "/ch/kick/fader_db/automation",
+            vec![OscType::String("touch".into())],
+        ),
+    ] {
+        c.send(addr, args);
+        let m = c.wait_for("/error", Duration::from_secs(2)).expect(addr);
+        assert_eq!(m.args[0], OscType::String(addr.into()));
+    }
+}
+
+#[test]
+fn two_subscribers_see_a_change_once_and_the_sender_sees_nothing() {
+    let d = start("fanout");
+    let (a, b, s) = (
+        Client::new(d.addr()),
+        Client::new(d.addr()),
+        Client::new(d.addr()),
+    );
+    // The snapshot has one message per parameter (3 channels + 1 bus + master, several
+    // dozen); count it against OSCQuery's parameter count below.
+    let snap = a.subscribe(10);
+    assert!(snap > 50, "snapshot of {snap} messages");
+    assert_eq!(b.subscribe(10), snap);
+    assert_eq!(s.subscribe(10), snap);
+    s.send("/ch/snare/fader_db", f(-12.0));
+    for (name, c) in [("a", &a), ("b", &b)] {
+        let got = c.collect(Duration::from_millis(400));
+        let hits: Vec<f32> = got
+            .iter()
+            .filter(|(_, m)| m.addr == "/ch/snare/fader_db")
+            .map(|(_, m)| float(m))
+            .collect();
+        assert_eq!(hits, vec![-12.0], "client {name}: {got:?}");
+    }
+    let echo = s.collect(Duration::from_millis(300));
+    assert!(echo.is_empty(), "the sender got its own echo: {echo:?}");
+    // A change from another surface (a scene recall) reaches the sender too.
+    s.send("/scene/save", vec![OscType::String("x".into())]);
+    s.send("/ch/snare/fader_db", f(-20.0));
+    a.drain(Duration::from_millis(100));
+    s.send("/scene/recall", vec![OscType::String("x".into())]);
+    let m = s
+        .wait_for("/ch/snare/fader_db", Duration::from_secs(1))
+        .expect("scene recall feedback to the client that asked");
+    assert_eq!(float(&m), -12.0);
+}
+
+#[test]
+fn a_lapsed_lease_stops_feedback_and_renewal_resends_the_snapshot() {
+    let d = start("lease");
+    let (a, s) = (Client::new(d.addr()), Client::new(d.addr()));
+    let snap = a.subscribe(1);
+    let t0 = Instant::now();
+    s.send("/ch/kick/fader_db", f(-10.0));
+    assert!(
+        a.wait_for("/ch/kick/fader_db", Duration::from_millis(500))
+            .is_some()
+    );
+    // Past the 1 s lease (the wait is the lease itself, not synchronisation).
+    std::thread::sleep(Duration::from_millis(1200).saturating_sub(t0.elapsed()));
+    s.send("/ch/kick/fader_db", f(-11.0));
+    let late = a.collect(Duration::from_millis(400));
+    assert!(late.is_empty(), "feedback after the lease: {late:?}");
+    // Renewing sends the whole snapshot again, with the current value.
+    a.send("/subscribe", vec![OscType::Int(2)]);
+    let again = a.collect(Duration::from_millis(300));
+    assert_eq!(again.len(), snap);
+    let kick = again
+        .iter()
+        .find(|(_, m)| m.addr == "/ch/kick/fader_db")
+        .unwrap();
+    assert_eq!(float(&kick.1), -11.0);
+    // /unsubscribe ends it at once.
+    a.send("/unsubscribe", vec![]);
+    a.drain(Duration::from_millis(50));
+    s.send("/ch/kick/fader_db", f(-12.0));
+    assert!(a.collect(Duration::from_millis(300)).is_empty());
+}
+
+#[test]
+fn touched_controls_are_held_back_until_release() {
+    let d = start("touch");
+    let (a, s) = (Client::new(d.addr()), Client::new(d.addr()));
+    a.subscribe(10);
+    a.send("/ch/kick/fader_db/touch", vec![OscType::Int(1)]);
+    // Make sure the touch is in before the other client moves.
+    assert_eq!(a.query("/ch/kick/fader_db"), -3.0);
+    s.send("/ch/kick/fader_db", f(-20.0));
+    s.send("/ch/snare/fader_db", f(-21.0));
+    let during = a.collect(Duration::from_millis(400));
+    let addrs: Vec<&str> = during.iter().map(|(_, m)| m.addr.as_str()).collect();
+    assert_eq!(addrs, ["/ch/snare/fader_db"], "only the untouched control");
+    a.send("/ch/kick/fader_db/touch", vec![OscType::Int(0)]);
+    let after = a.collect(Duration::from_millis(400));
+    let vals: Vec<f32> = after.iter().map(|(_, m)| float(m)).collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1.addr, "/ch/kick/fader_db");
+    assert_eq!(vals, [-20.0], "the current value, once, on release");
+}
+
+#[test]
+fn a_client_without_touch_messages_gets_an_implicit_one_second_touch() {
+    let d = start("implicit");
+    let (a, s) = (Client::new(d.addr()), Client::new(d.addr()));
+    a.subscribe(10);
+    let t_move = Instant::now();
+    a.send("/ch/kick/fader_db", f(-5.0));
+    assert_eq!(a.query("/ch/kick/fader_db"), -5.0);
+    s.send("/ch/kick/fader_db", f(-7.0));
+    let m = a
+        .wait_for("/ch/kick/fader_db", Duration::from_secs(2))
+        .expect("the value after the implicit touch ends");
+    let waited = t_move.elapsed();
+    assert_eq!(float(&m), -7.0);
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1400),
+        "released after {waited:?}, expected about 1 s after the move"
+    );
+    assert!(
+        a.collect(Duration::from_millis(300)).is_empty(),
+        "once only"
+    );
+    // Its own moves never come back, even after the implicit touch ends.
+    a.send("/ch/snare/fader_db", f(-9.0));
+    assert!(a.collect(Duration::from_millis(1300)).is_empty());
+}
+
+#[test]
+fn a_thousand_fader_moves_in_a_second_reach_another_subscriber_coalesced() {
+    let d = start("coalesce");
+    let (a, s) = (Client::new(d.addr()), Client::new(d.addr()));
+    a.subscribe(10);
+    let n = 1000;
+    let last = -1.5f32;
+    let t0 = Instant::now();
+    let collector = std::thread::spawn(move || a.collect(Duration::from_millis(1600)));
+    for i in 0..n {
+        let v = if i == n - 1 {
+            last
+        } else {
+            -60.0 + 50.0 * i as f32 / n as f32
+        };
+        s.send("/ch/kick/fader_db", f(v));
+        // Spread over one second.
+        let due = t0 + Duration::from_micros(1000 * (i + 1) as u64);
+        while Instant::now() < due {
+            std::thread::yield_now();
+        }
+    }
+    let got = collector.join().unwrap();
+    let kick: Vec<f32> = got
+        .iter()
+        .filter(|(_, m)| m.addr == "/ch/kick/fader_db")
+        .map(|(_, m)| float(m))
+        .collect();
+    // feedback_hz 30 → about 31 in one second, plus the last one after it.
+    assert!(
+        (20..=35).contains(&kick.len()),
+        "{} updates for 1000 moves",
+        kick.len()
+    );
+    assert_eq!(
+        *kick.last().unwrap(),
+        last,
+        "the last update is the final value"
+    );
+}
+
+#[test]
+fn a_bundle_with_a_future_time_tag_applies_at_that_time() {
+    let d = start("bundle");
+    let (a, s) = (Client::new(d.addr()), Client::new(d.addr()));
+    a.subscribe(10);
+    let due = SystemTime::now() + Duration::from_millis(400);
+    let t0 = Instant::now();
+    s.send_packet(&OscPacket::Bundle(OscBundle {
+        timetag: OscTime::try_from(due).unwrap(),
+        content: vec![
+            msg("/ch/kick/fader_db", f(-30.0)),
+            msg("/ch/snare/fader_db", f(-31.0)),
+        ],
+    }));
+    assert_eq!(s.query("/ch/kick/fader_db"), -3.0, "not yet");
+    let m = a
+        .wait_for("/ch/kick/fader_db", Duration::from_secs(2))
+        .unwrap();
+    let at = t0.elapsed();
+    assert_eq!(float(&m), -30.0);
+    assert!(
+        at >= Duration::from_millis(390) && at < Duration::from_millis(600),
+        "applied after {at:?}"
+    );
+    assert_eq!(
+        s.query("/ch/snare/fader_db"),
+        -31.0,
+        "every message, in order"
+    );
+    // An immediate bundle applies at once, in order: the later message wins.
+    s.send_packet(&OscPacket::Bundle(OscBundle {
+        timetag: OscTime {
+            seconds: 0,
+            fractional: 1,
+        },
+        content: vec![
+            msg("/ch/bass/fader_db", f(-1.0)),
+            msg("/ch/bass/fader_db", f(-2.0)),
+        ],
+    }));
+    assert_eq!(s.query("/ch/bass/fader_db"), -2.0);
+}
+
+#[test]
+fn meters_stream_to_meter_subscribers() {
+    let d = start("meters");
+    let c = Client::new(d.addr());
+    c.send("/meters/subscribe", vec![OscType::Int(2)]);
+    let t0 = Instant::now();
+    let got = c.collect(Duration::from_millis(600));
+    let kick: Vec<_> = got
+        .iter()
+        .filter(|(_, m)| m.addr == "/meters/ch/1")
+        .collect();
+    // The console publishes meters every 33 ms.
+    assert!(kick.len() >= 10, "{} meter updates in 600 ms", kick.len());
+    let m = &kick[0].1;
+    assert_eq!(m.args.len(), 4);
+    // The null backend's inputs are silent: peak and RMS read the floor, no reduction.
+    assert_eq!(float(m), -144.0);
+    // Strips by position, like `ch/N/...`; nothing past the last strip.
+    for name in [
+        "/meters/ch/2",
+        "/meters/ch/3",
+        "/meters/bus/1",
+        "/meters/master",
+    ] {
+        assert!(got.iter().any(|(_, m)| m.addr == name), "no {name}");
+    }
+    assert!(!got.iter().any(|(_, m)| m.addr == "/meters/ch/4"));
+    c.send("/meters/unsubscribe", vec![]);
+    c.drain(Duration::from_millis(100));
+    assert!(c.collect(Duration::from_millis(200)).is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+fn http_get(port: u16, target: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let status: u16 = r.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = r
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+fn leaves<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    if v.get("TYPE").is_some() {
+        out.push(v);
+    }
+    if let Some(c) = v.get("CONTENTS").and_then(|c| c.as_object()) {
+        c.values().for_each(|n| leaves(n, out));
+    }
+}
+
+#[test]
+fn oscquery_tree_lists_every_parameter_and_each_is_settable_in_range() {
+    let d = start("oscquery");
+    let (status, body) = http_get(d.port, "/");
+    assert_eq!(status, 200);
+    let root: serde_json::Value = serde_json::from_str(&body).expect("GET / is JSON");
+    let mut params = Vec::new();
+    leaves(&root, &mut params);
+    let c = Client::new(d.addr());
+    let snapshot = c.subscribe(10);
+    c.send("/unsubscribe", vec![]);
+    let writable: Vec<_> = params.iter().filter(|p| p["ACCESS"] == 3).collect();
+    assert_eq!(writable.len(), snapshot, "one node per parameter");
+    assert_eq!(
+        params.len() - writable.len(),
+        3,
+        "three read-only engine stats"
+    );
+    for p in writable {
+        let path = p["FULL_PATH"].as_str().unwrap();
+        assert_eq!(p["TYPE"], "f", "{path}");
+        let range = &p["RANGE"][0];
+        let max = range["MAX"].as_f64().unwrap() as f32;
+        // The middle of the range (stepped values: the top), or the top for open ranges.
+        let v = match range["MIN"].as_f64() {
+            Some(min) if range.get("VALS").is_none() && p["UNIT"][0] != "boolean" => {
+                (min as f32 + max) / 2.0
+            }
+            _ => max,
+        };
+        c.send(path, f(v));
+        let got = c.query(path);
+        assert!(
+            (got - v).abs() <= 1e-3 * v.abs().max(1.0),
+            "{path}: set {v}, read {got}"
+        );
+    }
+    let (_, info) = http_get(d.port, "/?HOST_INFO");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["OSC_PORT"], d.port);
+    assert_eq!(info["OSC_TRANSPORT"], "UDP");
+    let (status, node) = http_get(d.port, "/ch/kick/fader_db");
+    assert_eq!(status, 200);
+    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    assert_eq!(node["FULL_PATH"], "/ch/kick/fader_db");
+    assert_eq!(node["UNIT"][0], "dB");
+    assert_eq!(node["RANGE"][0]["MAX"], 10.0);
+    assert!(node["RANGE"][0].get("MIN").is_none(), "open to -inf");
+    let (_, value) = http_get(d.port, "/ch/kick/fader_db?VALUE");
+    let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(
+        value["VALUE"][0].as_f64().unwrap() as f32,
+        c.query("/ch/kick/fader_db")
+    );
+    assert_eq!(http_get(d.port, "/ch/nope").0, 404);
+}
+
+/// Pad an OSC string.
+fn ostr(s: &[u8]) -> Vec<u8> {
+    let mut b = s.to_vec();
+    b.push(0);
+    while b.len() % 4 != 0 {
+        b.push(0);
+    }
+    b
+}
+
+fn raw_msg(addr: &[u8], tags: &[u8], args: &[u8]) -> Vec<u8> {
+    let mut b = ostr(addr);
+    b.extend(ostr(tags));
+    b.extend_from_slice(args);
+    b
+}
+
+fn raw_bundle(elems: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = ostr(b"#bundle");
+    b.extend([0, 0, 0, 0, 0, 0, 0, 1]);
+    for e in elems {
+        b.extend((e.len() as u32).to_be_bytes());
+        b.extend_from_slice(e);
+    }
+    b
+}
+
+fn nested(depth: usize) -> Vec<u8> {
+    let mut p = raw_msg(b"/ch/kick/fader_db", b",f", &10.0f32.to_be_bytes());
+    for _ in 0..depth {
+        p = raw_bundle(&[p]);
+    }
+    p
+}
+
+/// Crafted bad packets: each would set `/ch/kick/fader_db` (to +10) if it were accepted.
+fn malformed() -> Vec<(&'static str, Vec<u8>)> {
+    let good = raw_msg(b"/ch/kick/fader_db", b",f", &10.0f32.to_be_bytes());
+    let mut v: Vec<(&'static str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("one byte", b"/".to_vec()),
+        ("address without terminator", b"/ch/kick/fader_db".to_vec()),
+        ("truncated argument", good[..good.len() - 2].to_vec()),
+        ("argument missing", good[..good.len() - 4].to_vec()),
+        (
+            "trailing garbage",
+            [good.clone(), vec![1, 2, 3, 4]].concat(),
+        ),
+        (
+            "no leading slash",
+            raw_msg(b"ch/kick/fader_db", b",f", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "type tags without comma",
+            raw_msg(b"/ch/kick/fader_db", b"f", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "unknown type tag",
+            raw_msg(b"/ch/kick/fader_db", b",q", &10.0f32.to_be_bytes()),
+        ),
+        ("infinitum tag", raw_msg(b"/ch/kick/fader_db", b",I", &[])),
+        (
+            "unbalanced array",
+            raw_msg(b"/ch/kick/fader_db", b",[f", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "close without open",
+            raw_msg(b"/ch/kick/fader_db", b",]f", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "deep arrays",
+            raw_msg(
+                b"/ch/kick/fader_db",
+                &[b",".as_slice(), &[b'['; 200], b"f", &[b']'; 200]].concat(),
+                &10.0f32.to_be_bytes(),
+            ),
+        ),
+        (
+            "more tags than data",
+            raw_msg(b"/ch/kick/fader_db", b",ffff", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "non-UTF-8 address",
+            raw_msg(b"/ch/kick/\xff\xfe", b",f", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "non-UTF-8 string argument",
+            raw_msg(b"/ch/kick/fader_db", b",s", &ostr(b"\xc3\x28")),
+        ),
+        (
+            "non-UTF-8 type tags",
+            raw_msg(b"/ch/kick/fader_db", b",\xff", &10.0f32.to_be_bytes()),
+        ),
+        (
+            "NaN",
+            raw_msg(b"/ch/kick/fader_db", b",f", &f32::NAN.to_be_bytes()),
+        ),
+        (
+            "+inf",
+            raw_msg(b"/ch/kick/fader_db", b",f", &f32::INFINITY.to_be_bytes()),
+        ),
+        (
+            "-inf",
+            raw_msg(
+                b"/ch/kick/fader_db",
+                b",f",
+                &f32::NEG_INFINITY.to_be_bytes(),
+            ),
+        ),
+        (
+            "NaN double",
+            raw_msg(b"/ch/kick/fader_db", b",d", &f64::NAN.to_be_bytes()),
+        ),
+        (
+            "inf double",
+            raw_msg(b"/ch/kick/fader_db", b",d", &f64::INFINITY.to_be_bytes()),
+        ),
+        (
+            "NaN in array",
+            raw_msg(b"/ch/kick/fader_db", b",[f]", &f32::NAN.to_be_bytes()),
+        ),
+        (
+            "blob longer than packet",
+            raw_msg(b"/ch/kick/fader_db", b",b", &1000u32.to_be_bytes()),
+        ),
+        (
+            "string without terminator",
+            raw_msg(b"/ch/kick/fader_db", b",s", b"abcd"),
+        ),
+        ("bundle without time tag", ostr(b"#bundle")),
+        ("bundle element too long", {
+            let mut b = raw_bundle(&[good.clone()]);
+            b.truncate(b.len() - 4);
+            b
+        }),
+        (
+            "bundle element size 0",
+            [raw_bundle(&[]), vec![0, 0, 0, 0]].concat(),
+        ),
+        ("bundle element size unaligned", {
+            let mut b = raw_bundle(&[]);
+            b.extend(5u32.to_be_bytes());
+            b.extend([0u8; 5]);
+            b
+        }),
+        ("bundle element huge size", {
+            let mut b = raw_bundle(&[]);
+            b.extend(u32::MAX.to_be_bytes());
+            b.extend(&good);
+            b
+        }),
+        (
+            "bundle with a bad message",
+            raw_bundle(&[
+                good.clone(),
+                raw_msg(b"/ch/kick/fader_db", b",f", &f32::NAN.to_be_bytes()),
+            ]),
+        ),
+        ("bundles nested 5 deep", nested(5)),
+        ("bundles nested 300 deep", nested(300)),
+        (
+            "bundle of 300 messages",
+            raw_bundle(&vec![good.clone(); 300]),
+        ),
+        ("bad bundle tag", {
+            let mut b = raw_bundle(&[good.clone()]);
+            b[1] = b'B';
+            b
+        }),
+        (
+            "oversize (9000 bytes)",
+            raw_msg(
+                b"/ch/kick/fader_db",
+                b",fb",
+                &[
+                    10.0f32.to_be_bytes().as_slice(),
+                    &8900u32.to_be_bytes(),
+                    &[0u8; 8900],
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "random bytes",
+            (0..64u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    v.push(("a lone time tag", vec![0, 0, 0, 0, 0, 0, 0, 1]));
+    v
+}
+
+#[test]
+fn malformed_packets_are_refused_and_good_ones_keep_working() {
+    let d = start("malformed");
+    let (bad, watch) = (Client::new(d.addr()), Client::new(d.addr()));
+    watch.subscribe(30);
+    let cases = malformed();
+    assert!(cases.len() >= 30);
+    for (i, (name, bytes)) in cases.iter().enumerate() {
+        bad.send_raw(bytes);
+        // A good packet right after: answered, and the value is untouched.
+        assert_eq!(bad.query("/ch/kick/fader_db"), -3.0, "after {name}");
+        // A good set from the same client still works.
+        let v = -40.0 + i as f32 * 0.5;
+        bad.send("/ch/snare/fader_db", f(v));
+        assert_eq!(bad.query("/ch/snare/fader_db"), v, "after {name}");
+    }
+    // The subscriber saw exactly the good sets, nothing else.
+    let seen = watch.collect(Duration::from_millis(300));
+    assert!(
+        seen.iter().all(|(_, m)| m.addr == "/ch/snare/fader_db"),
+        "unexpected feedback {seen:?}"
+    );
+    assert!(errors(&seen).is_empty());
+}
+
+#[test]
+fn a_disallowed_source_changes_nothing_and_read_only_clients_cannot_set() {
+    let session = SESSION.replace(
+        r#"listen: "127.0.0.1:{PORT}" }"#,
+        r#"listen: "0.0.0.0:{PORT}", allow: ["127.0.0.1/32", "127.0.0.3/32"], read_only: ["127.0.0.3/32"] }"#,
+    );
+    let d = Daemon::start("allow", &session, &["--backend", "null"]);
+    let ok = Client::new(d.addr());
+    ok.subscribe(10);
+    let outsider = Client::bound("127.0.0.2", d.addr());
+    outsider.send("/ch/kick/fader_db", f(5.0));
+    outsider.send("/ch/kick/fader_db", vec![]);
+    outsider.send("/subscribe", vec![OscType::Int(10)]);
+    assert!(
+        outsider.collect(Duration::from_millis(300)).is_empty(),
+        "a disallowed source got an answer"
+    );
+    assert_eq!(
+        ok.query("/ch/kick/fader_db"),
+        -3.0,
+        "a disallowed set changed the value"
+    );
+    let ro = Client::bound("127.0.0.3", d.addr());
+    assert_eq!(
+        ro.query("/ch/kick/fader_db"),
+        -3.0,
+        "read-only clients may query"
+    );
+    ro.send("/ch/kick/fader_db", f(5.0));
+    let e = ro
+        .wait_for("/error", Duration::from_secs(1))
+        .expect("/error");
+    assert_eq!(
+        e.args[1],
+        OscType::String("this client is read-only".into())
+    );
+    ro.send("/scene/save", vec![OscType::String("x".into())]);
+    assert!(ro.wait_for("/error", Duration::from_secs(1)).is_some());
+    assert_eq!(ok.query("/ch/kick/fader_db"), -3.0);
+    // Read-only clients do get feedback.
+    ro.subscribe(10);
+    ok.send("/ch/kick/fader_db", f(-4.0));
+    let m = ro
+        .wait_for("/ch/kick/fader_db", Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(float(&m), -4.0);
+    let stray = ok.collect(Duration::from_millis(100));
+    assert!(errors(&stray).is_empty());
+}
+
+#[test]
+fn random_packets_never_stop_the_server() {
+    let d = start("fuzz");
+    let c = Client::new(d.addr());
+    let good = encode(&msg("/ch/kick/fader_db", f(-3.0)));
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..2000 {
+        // Mutate a good packet (flip bytes, cut, extend) or send noise.
+        let mut p = if i % 3 == 0 {
+            (0..(next() % 80) as usize).map(|_| next() as u8).collect()
+        } else {
+            good.clone()
+        };
+        for _ in 0..(next() % 4) {
+            if !p.is_empty() {
+                let at = (next() as usize) % p.len();
+                p[at] = next() as u8;
+            }
+        }
+        if next() % 4 == 0 {
+            p.truncate((next() as usize) % (p.len() + 1));
+        }
+        c.send_raw(&p);
+    }
+    // Everything that decoded was either refused or a valid set of the kick fader (some
+    // answered with /error); the server still answers.
+    c.drain(Duration::from_millis(300));
+    let v = c.query("/ch/kick/fader_db");
+    assert!(v.is_finite() || v == f32::NEG_INFINITY);
+    c.send("/ch/kick/fader_db", f(-8.0));
+    assert_eq!(c.query("/ch/kick/fader_db"), -8.0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any bytes: an error or messages, never a panic; whatever decodes is finite.
+    #[test]
+    fn decoder_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(msgs) = faderbridge::osc::decode::decode(&bytes) {
+            prop_assert!(msgs.len() <= faderbridge::osc::decode::MAX_MESSAGES);
+            for t in msgs {
+                prop_assert!(t.msg.addr.starts_with('/'));
+                for a in &t.msg.args {
+                    if let OscType::Float(f) = a { prop_assert!(f.is_finite()); }
+                }
+            }
+        }
+    }
+
+    /// Good messages survive any single-byte change without a panic, and round trip intact.
+    #[test]
+    fn decoder_round_trips_good_messages_and_survives_mutations(
+        addr in "/[a-z]{1,8}(/[a-z0-9_]{1,8}){0,3}",
+        vals in proptest::collection::vec(-1e6f32..1e6, 0..6),
+        at in any::<usize>(),
+        byte in any::<u8>(),
+    ) {
+        let args: Vec<OscType> = vals.iter().map(|v| OscType::Float(*v)).collect();
+        let p = msg(&addr, args.clone());
+        let bytes = encode(&p);
+        let got = faderbridge::osc::decode::decode(&bytes).unwrap();
+        prop_assert_eq!(got.len(), 1);
+        prop_assert_eq!(&got[0].msg.addr, &addr);
+        prop_assert_eq!(&got[0].msg.args, &args);
+        let mut m = bytes.clone();
+        let i = at % m.len();
+        m[i] = byte;
+        let _ = faderbridge::osc::decode::decode(&m);
+        let _ = faderbridge::osc::decode::decode(&m[..i]);
+    }
+}
