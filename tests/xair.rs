@@ -5,6 +5,7 @@
 //! echoed to the sender), lease expiry and renewal, and the `/meters/1` blob of a known tone.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,15 +66,22 @@ impl Daemon {
             .replace("{XPORT}", &xp.to_string())
             .replace("{OPORT}", &op.to_string());
         std::fs::write(&file, text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
-            .arg("run")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_faderbridge"));
+        cmd.arg("run")
             .arg(&file)
             .args(["--backend", "null", "--state-dir"])
             .arg(dir.join("state"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe. The daemon dies with the test process even when
+        // that is killed before `Drop` runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn daemon");
         let d = Daemon {
             child,
             xair: SocketAddr::from(([127, 0, 0, 1], xp)),
