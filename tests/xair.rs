@@ -417,6 +417,17 @@ fn xremote_feeds_back_changes_from_native_osc_and_other_xair_clients() {
     );
     // The change is stored in our units: eq gain 0.75 on ±15 dB is +7.5 dB.
     assert!(same_db(o.query_f("/ch/kick/eq/2/gain_db"), 7.5));
+    // The console's EQ switch follows our per-band switches: on while any band is on.
+    o.send("/ch/snare/eq/2/on", f(1.0));
+    let m = a
+        .wait_for("/ch/02/eq/on", Duration::from_secs(2))
+        .expect("eq on");
+    assert_eq!(m.args, i(1));
+    o.send("/ch/snare/eq/2/on", f(0.0));
+    let m = a
+        .wait_for("/ch/02/eq/on", Duration::from_secs(2))
+        .expect("eq off");
+    assert_eq!(m.args, i(0));
     // A client that never sent /xremote gets nothing.
     let c = d.xair_client();
     c.query("/ch/01/mix/fader");

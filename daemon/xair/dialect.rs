@@ -8,9 +8,11 @@
 //! - `/meters ,s "/meters/1"` (or `/batchsubscribe`) starts a 10 s meter lease; the server
 //!   streams `/meters/1` blobs at the console's meter rate. Every subscriber gets them on
 //!   `/meters/1` (an alias given to `/batchsubscribe` is not honoured).
+//! - An EQ band switched off shows in `…/eq/on` as 0 only when no other band is on.
 //! - Errors get no reply (the console never answers one); they are logged at debug level.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::OnceLock;
 
 use rosc::{OscMessage, OscPacket};
 
@@ -24,11 +26,14 @@ use crate::params::ParamTree;
 pub const CONSOLE_NAME: &str = "faderbridge";
 
 /// The X-Air dialect of one `kind: xair` surface.
-#[derive(Debug, Clone)]
 pub struct XairDialect {
     /// The surface's `listen` address: its IP is what `/xinfo` and `/status` report, unless it
     /// is unspecified (`0.0.0.0`), in which case the local address towards the client is.
     listen: Option<SocketAddr>,
+    /// The console, kept from the first message: feedback of one EQ band switch reads the
+    /// other bands to tell whether the console's `…/eq/on` is still on. (Feedback only goes
+    /// to clients that sent `/xremote`, so it is always set by then.)
+    console: OnceLock<ConsoleHandle>,
 }
 
 impl XairDialect {
@@ -36,6 +41,7 @@ impl XairDialect {
     pub fn new(listen: &str) -> Self {
         Self {
             listen: listen.parse().ok(),
+            console: OnceLock::new(),
         }
     }
 
@@ -91,6 +97,7 @@ impl Dialect for XairDialect {
     }
 
     fn incoming(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+        self.console.get_or_init(|| cx.console().clone());
         let info = ServerInfo {
             ip: self.ip_for(cx.addr()),
             name: CONSOLE_NAME.into(),
@@ -117,7 +124,13 @@ impl Dialect for XairDialect {
     }
 
     fn feedback(&self, change: &Change, tree: &ParamTree) -> Option<OscMessage> {
-        Xair.feedback(tree, &change.path, change.value, None)
+        let values = self.console.get().map(ConsoleValues);
+        Xair.feedback(
+            tree,
+            &change.path,
+            change.value,
+            values.as_ref().map(|v| v as &dyn Values),
+        )
     }
 
     fn snapshot(&self, console: &ConsoleHandle, tree: &ParamTree) -> Vec<OscMessage> {

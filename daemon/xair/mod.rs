@@ -26,6 +26,8 @@
 //!   differs from the one sent (clamped to our range, or an EQ type we map to another), the
 //!   stored value is sent back so the app shows the truth. Names are read-only here: a rename
 //!   is answered with the current name.
+//! - `/config/chlink`, `/config/buslink` (and each `/1-2` pair) read 0: nothing is linked
+//!   (our stereo sources are single channels).
 //! - `/meters ,s "/meters/1"` and `/batchsubscribe ,ss ALIAS "/meters/1" …` subscribe to the
 //!   `/meters/1` blob (on `/meters/1`, or on ALIAS); `/renew` renews meter subscriptions.
 
@@ -36,7 +38,7 @@ pub mod meters;
 
 use rosc::{OscMessage, OscType};
 
-pub use address::{Binding, Mirror};
+pub use address::{Binding, Mirror, XAIR_BUSES, XAIR_CHANNELS};
 pub use convert::{Conv, XVal};
 pub use dialect::XairDialect;
 
@@ -163,6 +165,15 @@ impl Xair {
             "/xremote" | "/xremotenfb" => Response::action(Action::XRemote),
             "/renew" => Response::action(Action::RenewMeters),
             "/unsubscribe" => Response::action(Action::Unsubscribe),
+            // Stereo links: our stereo sources are single channels, so no pair is linked.
+            // Apps read these to lay out their strips (the container form answers every pair).
+            "/config/chlink" => {
+                Response::reply(msg(&m.addr, vec![OscType::Int(0); XAIR_CHANNELS / 2]))
+            }
+            "/config/buslink" => {
+                Response::reply(msg(&m.addr, vec![OscType::Int(0); XAIR_BUSES / 2]))
+            }
+            addr if link_pair(addr) => Response::reply(msg(addr, vec![OscType::Int(0)])),
             "/meters" => match m.args.first() {
                 Some(OscType::String(id)) if id == meters::METERS_1 => {
                     Response::action(Action::Meters { reply: id.clone() })
@@ -304,6 +315,18 @@ fn set(addr: &str, b: &Binding, arg: &OscType, values: &mut dyn Values) -> Respo
             r
         }
     }
+}
+
+/// `/config/chlink/1-2` .. `/config/chlink/15-16`, `/config/buslink/1-2` .. `/5-6`.
+fn link_pair(addr: &str) -> bool {
+    let (pairs, rest) = if let Some(r) = addr.strip_prefix("/config/chlink/") {
+        (XAIR_CHANNELS / 2, r)
+    } else if let Some(r) = addr.strip_prefix("/config/buslink/") {
+        (XAIR_BUSES / 2, r)
+    } else {
+        return false;
+    };
+    (0..pairs).any(|p| rest == format!("{}-{}", 2 * p + 1, 2 * p + 2))
 }
 
 /// True when the value the console shows equals the argument the client sent (floats within

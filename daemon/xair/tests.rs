@@ -599,3 +599,23 @@ fn snapshot_lists_every_address_once_with_its_value() {
         m("/ch/01/config/name", vec![OscType::String("kick".into())])
     );
 }
+
+#[test]
+fn stereo_links_read_unlinked() {
+    let x = xair();
+    let mut st = Store::new();
+    let r = x.incoming(&m("/config/chlink", vec![]), &mut st);
+    assert_eq!(r.replies, [m("/config/chlink", vec![OscType::Int(0); 8])]);
+    let r = x.incoming(&m("/config/buslink", vec![]), &mut st);
+    assert_eq!(r.replies, [m("/config/buslink", vec![OscType::Int(0); 3])]);
+    assert_eq!(int(&query(&x, &mut st, "/config/chlink/15-16")), 0);
+    assert_eq!(int(&query(&x, &mut st, "/config/buslink/5-6")), 0);
+    for bad in [
+        "/config/chlink/2-3",
+        "/config/chlink/17-18",
+        "/config/buslink/7-8",
+    ] {
+        let r = x.incoming(&m(bad, vec![]), &mut st);
+        assert!(r.replies.is_empty() && r.error.is_some(), "{bad}");
+    }
+}
