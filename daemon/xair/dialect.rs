@@ -6,8 +6,9 @@
 //!   clients, scenes, ...), coalesced per address at the surface's `feedback_hz`. Unlike the
 //!   native `/subscribe`, no snapshot is sent: X-Air apps read the console with queries.
 //! - `/meters ,s "/meters/1"` (or `/batchsubscribe`) starts a 10 s meter lease; the server
-//!   streams `/meters/1` blobs at the console's meter rate. Every subscriber gets them on
-//!   `/meters/1` (an alias given to `/batchsubscribe` is not honoured).
+//!   streams `/meters/1` blobs at the control plane's meter rate (about 30 a second; the
+//!   console sends about 20). Every subscriber gets them on `/meters/1` (an alias given to
+//!   `/batchsubscribe` is not honoured).
 //! - An EQ band switched off shows in `…/eq/on` as 0 only when no other band is on.
 //! - Errors get no reply (the console never answers one); they are logged at debug level.
 
@@ -98,8 +99,13 @@ impl Dialect for XairDialect {
 
     fn incoming(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
         self.console.get_or_init(|| cx.console().clone());
+        // Only `/xinfo` and `/status` report our IP (finding it may cost a system call).
+        let ip = match msg.addr.as_str() {
+            "/xinfo" | "/status" => self.ip_for(cx.addr()),
+            _ => String::new(),
+        };
         let info = ServerInfo {
-            ip: self.ip_for(cx.addr()),
+            ip,
             name: CONSOLE_NAME.into(),
         };
         // The server's tree outlives the context: copy the reference out so the context can

@@ -53,8 +53,6 @@ pub const FIRMWARE: &str = "1.17";
 pub const SERVER_VERSION: &str = "V0.04";
 /// How long an `/xremote` or meter subscription lasts without renewal.
 pub const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
-/// Period of the `/meters/1` stream (the console sends about 20 a second).
-pub const METER_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Access to the console's current values, by canonical parameter path.
 pub trait Values {
