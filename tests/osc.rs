@@ -434,7 +434,7 @@ fn oscquery_tree_lists_every_parameter_and_each_is_settable_in_range() {
 fn ostr(s: &[u8]) -> Vec<u8> {
     let mut b = s.to_vec();
     b.push(0);
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
     b
@@ -561,7 +561,7 @@ fn malformed() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("bundle without time tag", ostr(b"#bundle")),
         ("bundle element too long", {
-            let mut b = raw_bundle(&[good.clone()]);
+            let mut b = raw_bundle(std::slice::from_ref(&good));
             b.truncate(b.len() - 4);
             b
         }),
@@ -595,7 +595,7 @@ fn malformed() -> Vec<(&'static str, Vec<u8>)> {
             raw_bundle(&vec![good.clone(); 300]),
         ),
         ("bad bundle tag", {
-            let mut b = raw_bundle(&[good.clone()]);
+            let mut b = raw_bundle(std::slice::from_ref(&good));
             b[1] = b'B';
             b
         }),

@@ -4,6 +4,7 @@
 //! the native dialect sends for that session, or a subscription command.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use faderbridge::params::ParamTree;
 use faderbridge::session;
@@ -12,12 +13,14 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/tablet")
 }
 
+/// The demo session as the daemon runs it (written with its stems, then loaded).
 fn demo_tree() -> (ParamTree, usize, usize) {
-    let s = session::parse_str(
-        faderbridge::demo::SESSION_YAML,
-        Path::new("examples/demo/session.yaml"),
-    )
-    .expect("demo session parses");
+    static DEMO: OnceLock<PathBuf> = OnceLock::new();
+    let file = DEMO.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("fb-layouts-{}", std::process::id()));
+        faderbridge::demo::ensure(&d).expect("demo written")
+    });
+    let s = session::load(file).expect("demo session loads");
     (ParamTree::build(&s), s.channels.len(), s.buses.len())
 }
 

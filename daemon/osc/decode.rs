@@ -265,7 +265,7 @@ mod tests {
         raw.extend(std::iter::repeat_n(b'[', 10_000));
         raw.extend(std::iter::repeat_n(b']', 10_000));
         raw.extend([0u8; 4]);
-        while raw.len() % 4 != 0 {
+        while !raw.len().is_multiple_of(4) {
             raw.push(0);
         }
         assert!(matches!(decode(&raw), Err(DecodeError::BadTypeTags(_))));
