@@ -21,6 +21,8 @@
 //!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
 //! - [`service`]: the daemon (`faderbridge run`): lifecycle, signals, reload, systemd.
+//! - [`xair`]: the X-Air OSC dialect (SPEC §6): the console's address space and value
+//!   formats over the parameter tree, as pure protocol logic.
 //!
 //! # Lifecycle of a render
 //! 1. [`session::load`] parses and validates the session file.
@@ -44,3 +46,4 @@ pub mod render;
 pub mod service;
 pub mod session;
 pub mod state;
+pub mod xair;

@@ -93,13 +93,10 @@ pub trait Dialect: Send + Sync + 'static {
 pub fn dialect_for(surface: &Surface) -> Option<(NetSurface, Arc<dyn Dialect>)> {
     match surface {
         Surface::Osc(net) => Some((net.clone(), Arc::new(native::Native))),
-        Surface::Xair(net) => {
-            tracing::warn!(
-                "xair surface on {}: the X-Air dialect is not in this build yet; not served",
-                net.listen
-            );
-            None
-        }
+        Surface::Xair(net) => Some((
+            net.clone(),
+            Arc::new(crate::xair::XairDialect::new(&net.listen)),
+        )),
         _ => None,
     }
 }
