@@ -18,6 +18,8 @@ use crate::meter::Loudness;
 use crate::params::ParamTree;
 use crate::session::{self, SessionError, model::Session, model::Source};
 
+/// Frames per engine block in a render (or the session's block if that is larger).
+const RENDER_BLOCK: usize = 4096;
 /// Frames per chunk handed from the engine to the measuring/writing thread.
 const SINK_CHUNK: usize = 16_384;
 /// Chunks that may wait for that thread before the engine waits for it.
@@ -183,7 +185,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     let stems = load_stems(&session)?;
     let tree = ParamTree::build(&session);
     let rate = session.engine.sample_rate;
-    let block = session.engine.block;
+    // Offline there is no period to keep short: large blocks spread each block's fixed costs
+    // (the filters' pipeline fill, parameter checks, the strip threads' hand-over) over more
+    // frames. Every processor works per sample, so the mix does not depend on the block size
+    // (the compressor's detector pairs samples within a block: that moves its gain by float
+    // rounding, ~1e-7 relative).
+    let block = session.engine.block.max(RENDER_BLOCK);
     let mut engine = Engine::build(&session, &tree, &stems, rate as f32, block).map_err(|e| {
         RenderError::Build {
             file: session.file.clone(),
@@ -200,6 +207,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
         return Err(RenderError::Range(session.file.clone()));
     }
     let frames = end - start;
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        engine.split_strips_offline();
+    }
     let latency = engine.latency() as u64;
     engine.locate(start);
 
@@ -227,15 +237,17 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<[Vec<f32>; 2]>(SINK_QUEUE);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<[Vec<f32>; 2]>();
     let (loudness, writer) = std::thread::scope(|s| {
-        let sink = s.spawn(move || -> Result<(Loudness, AtomicWavWriter), RenderError> {
-            for [l, r] in full_rx {
-                loudness.process(&[&l, &r]);
-                writer.write_planar(&[&l, &r]).map_err(RenderError::Write)?;
-                // The engine may have finished already; then the buffers just drop.
-                let _ = empty_tx.send([l, r]);
-            }
-            Ok((loudness, writer))
-        });
+        let sink = s.spawn(
+            move || -> Result<(Loudness, AtomicWavWriter), RenderError> {
+                for [l, r] in full_rx {
+                    loudness.process(&[&l, &r]);
+                    writer.write_planar(&[&l, &r]).map_err(RenderError::Write)?;
+                    // The engine may have finished already; then the buffers just drop.
+                    let _ = empty_tx.send([l, r]);
+                }
+                Ok((loudness, writer))
+            },
+        );
         let _ftz = DenormalGuard::new();
         let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; n_out];
         let mut to_skip = latency;

@@ -667,8 +667,14 @@ mod tests {
             let (yp, sp) = run::<NCH>(false, &src);
             assert_ne!(yw, src, "the filters did something");
             for (c, (a, b)) in yw.iter().zip(&yp).enumerate() {
-                let diff = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits());
-                assert_eq!(diff, None, "{NCH} channel(s), channel {c}: first difference");
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(
+                    diff, None,
+                    "{NCH} channel(s), channel {c}: first difference"
+                );
             }
             assert_eq!(sw, sp, "{NCH} channel(s): states after the run");
         }

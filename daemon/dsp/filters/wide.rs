@@ -15,11 +15,10 @@
 //! stages run one by one.
 
 use std::arch::x86_64::{
-    __m256, __m256i, _mm_cvtss_f32, _mm_shuffle_ps, _mm256_add_ps,
-    _mm256_and_si256, _mm256_blend_ps, _mm256_blendv_ps, _mm256_castps256_ps128,
-    _mm256_castsi256_ps, _mm256_cmpgt_epi32, _mm256_extractf128_ps, _mm256_mul_ps,
-    _mm256_permutevar8x32_ps, _mm256_set1_epi32, _mm256_setr_epi32, _mm256_setr_ps,
-    _mm256_sub_epi32, _mm256_sub_ps,
+    __m256, __m256i, _mm_cvtss_f32, _mm_shuffle_ps, _mm256_add_ps, _mm256_and_si256,
+    _mm256_blend_ps, _mm256_blendv_ps, _mm256_castps256_ps128, _mm256_castsi256_ps,
+    _mm256_cmpgt_epi32, _mm256_extractf128_ps, _mm256_mul_ps, _mm256_permutevar8x32_ps,
+    _mm256_set1_epi32, _mm256_setr_epi32, _mm256_setr_ps, _mm256_sub_epi32, _mm256_sub_ps,
 };
 
 use super::cascade::{FrameGain, LANES, LaneCoeffs, LaneState};
@@ -126,7 +125,9 @@ pub(super) fn run_fused<const NCH: usize, G: FrameGain>(
     });
     let mut g = *gain;
     let shift = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
-    let lag = _mm256_setr_epi32(LAG[0], LAG[1], LAG[2], LAG[3], LAG[4], LAG[5], LAG[6], LAG[7]);
+    let lag = _mm256_setr_epi32(
+        LAG[0], LAG[1], LAG[2], LAG[3], LAG[4], LAG[5], LAG[6], LAG[7],
+    );
     let n_vec = _mm256_set1_epi32(n as i32);
     let minus_one = _mm256_set1_epi32(-1);
 
