@@ -172,6 +172,14 @@ fn parts() {
         assert!(try_process_fused(&mut pass, &mut eq, c, &mut t));
         gate.finish(t);
     });
+    time_part("hpf + eq fused (no gate)", |c| {
+        assert!(try_process_fused(
+            &mut pass,
+            &mut eq,
+            c,
+            &mut faderbridge::dsp::filters::UnityGain
+        ));
+    });
     let mut comp = Compressor::new(SR);
     comp.set(-20.0, 3.0, 6.0, 10.0, 120.0, 0.0);
     comp.set_enabled(true);

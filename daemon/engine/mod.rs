@@ -115,6 +115,31 @@ fn fill_source(src: &SourceRt, pos: u64, inputs: Inputs<'_>, bufs: [&mut [f32]; 
     }
 }
 
+/// Run `strips` over `n` frames at transport `pos`, mixing into `master_in` and `bus_inputs`.
+fn run_strips(
+    strips: &mut [ChannelStrip],
+    n: usize,
+    pos: u64,
+    inputs: Inputs<'_>,
+    master_in: &mut [Vec<f32>; 2],
+    bus_inputs: &mut [[Vec<f32>; 2]],
+) {
+    for ch in strips {
+        match ch.output {
+            Output::Master => {
+                let [l, r] = master_in;
+                ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], bus_inputs);
+            }
+            Output::Bus(b) => {
+                // Take the destination's buffers out so the strip can also write sends.
+                let [mut l, mut r] = std::mem::take(&mut bus_inputs[b]);
+                ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], bus_inputs);
+                bus_inputs[b] = [l, r];
+            }
+        }
+    }
+}
+
 /// Errors building an engine.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -186,6 +211,11 @@ pub struct Engine {
     loop_len: Option<u64>,
     /// False while the transport is stopped: file sources are silent and the position holds.
     playing: bool,
+    /// Offline only ([`Engine::split_strips_offline`]): the strips from this index on run on
+    /// a helper thread, mixing into `helper_main` and `helper_bus`, added in afterwards.
+    helper_from: Option<usize>,
+    helper_main: [Vec<f32>; 2],
+    helper_bus: Vec<[Vec<f32>; 2]>,
 }
 
 impl Engine {
@@ -306,6 +336,9 @@ impl Engine {
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
             loop_len: None,
             playing: true,
+            helper_from: None,
+            helper_main: [Vec::new(), Vec::new()],
+            helper_bus: Vec::new(),
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -313,6 +346,21 @@ impl Engine {
         engine.update_solo();
         engine.snap();
         Ok(engine)
+    }
+
+    /// For the offline render only: run the second half of the channel strips on a helper
+    /// thread in every block (spawned per block, so this is for large blocks and never for
+    /// the audio thread). The two halves' sums are added afterwards, so the mix differs from
+    /// the one-thread order by float rounding only. Allocates.
+    pub fn split_strips_offline(&mut self) {
+        let n = self.channels.len();
+        if n < 2 {
+            return;
+        }
+        self.helper_from = Some(n / 2);
+        let z = || [vec![0.0; self.max_block], vec![0.0; self.max_block]];
+        self.helper_main = z();
+        self.helper_bus = (0..self.bus_inputs.len()).map(|_| z()).collect();
     }
 
     /// Create the parameter queue: the engine keeps the receiving end, the caller gets the
@@ -528,31 +576,46 @@ impl Engine {
         } else {
             u64::MAX
         };
-        for ch in &mut self.channels {
-            match ch.output {
-                Output::Master => {
-                    let [l, r] = &mut self.master_in;
-                    ch.process(
-                        n,
-                        pos,
-                        inputs,
-                        [&mut l[..n], &mut r[..n]],
-                        &mut self.bus_inputs,
-                    );
+        match self.helper_from {
+            Some(from) => {
+                let at = from.min(self.channels.len());
+                let (mine, theirs) = self.channels.split_at_mut(at);
+                let (hm, hb) = (&mut self.helper_main, &mut self.helper_bus);
+                for b in hb.iter_mut() {
+                    b[0][..n].fill(0.0);
+                    b[1][..n].fill(0.0);
                 }
-                Output::Bus(b) => {
-                    // Take the destination's buffers out so the strip can also write sends.
-                    let [mut l, mut r] = std::mem::take(&mut self.bus_inputs[b]);
-                    ch.process(
+                hm[0][..n].fill(0.0);
+                hm[1][..n].fill(0.0);
+                std::thread::scope(|s| {
+                    s.spawn(|| run_strips(theirs, n, pos, inputs, hm, hb));
+                    run_strips(
+                        mine,
                         n,
                         pos,
                         inputs,
-                        [&mut l[..n], &mut r[..n]],
+                        &mut self.master_in,
                         &mut self.bus_inputs,
                     );
-                    self.bus_inputs[b] = [l, r];
+                });
+                let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
+                    for (d, s) in d.iter_mut().zip(s) {
+                        d[..n].iter_mut().zip(&s[..n]).for_each(|(d, s)| *d += s);
+                    }
+                };
+                add(&mut self.master_in, &self.helper_main);
+                for (d, s) in self.bus_inputs.iter_mut().zip(&self.helper_bus) {
+                    add(d, s);
                 }
             }
+            None => run_strips(
+                &mut self.channels,
+                n,
+                pos,
+                inputs,
+                &mut self.master_in,
+                &mut self.bus_inputs,
+            ),
         }
 
         for &bi in &self.bus_order {

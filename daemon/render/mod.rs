@@ -18,6 +18,13 @@ use crate::meter::Loudness;
 use crate::params::ParamTree;
 use crate::session::{self, SessionError, model::Session, model::Source};
 
+/// Frames per engine block in a render (or the session's block if that is larger).
+const RENDER_BLOCK: usize = 4096;
+/// Frames per chunk handed from the engine to the measuring/writing thread.
+const SINK_CHUNK: usize = 16_384;
+/// Chunks that may wait for that thread before the engine waits for it.
+const SINK_QUEUE: usize = 4;
+
 /// What to render.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -178,7 +185,12 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     let stems = load_stems(&session)?;
     let tree = ParamTree::build(&session);
     let rate = session.engine.sample_rate;
-    let block = session.engine.block;
+    // Offline there is no period to keep short: large blocks spread each block's fixed costs
+    // (the filters' pipeline fill, parameter checks, the strip threads' hand-over) over more
+    // frames. Every processor works per sample, so the mix does not depend on the block size
+    // (the compressor's detector pairs samples within a block: that moves its gain by float
+    // rounding, ~1e-7 relative).
+    let block = session.engine.block.max(RENDER_BLOCK);
     let mut engine = Engine::build(&session, &tree, &stems, rate as f32, block).map_err(|e| {
         RenderError::Build {
             file: session.file.clone(),
@@ -195,6 +207,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
         return Err(RenderError::Range(session.file.clone()));
     }
     let frames = end - start;
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        engine.split_strips_offline();
+    }
     let latency = engine.latency() as u64;
     engine.locate(start);
 
@@ -215,30 +230,63 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     );
 
     let began = Instant::now();
-    let _ftz = DenormalGuard::new();
     let n_out = engine.output_ports().len();
-    let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; n_out];
-    let mut to_skip = latency;
-    let mut written: u64 = 0;
-    // Feed the engine until `frames` frames have come out past its latency.
-    while written < frames {
-        let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
-        engine.process(block, &[], &mut outs);
-        let skip = to_skip.min(block as u64) as usize;
-        to_skip -= skip as u64;
-        let take = ((block - skip) as u64).min(frames - written) as usize;
-        if take == 0 {
-            continue;
+    // The engine runs on this thread; measuring the loudness (true peak oversamples 4x) and
+    // writing run on a second one, a few chunks behind, so the two overlap on two cores.
+    // Chunks travel in a bounded queue and their buffers come back to be refilled.
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<[Vec<f32>; 2]>(SINK_QUEUE);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<[Vec<f32>; 2]>();
+    let (loudness, writer) = std::thread::scope(|s| {
+        let sink = s.spawn(
+            move || -> Result<(Loudness, AtomicWavWriter), RenderError> {
+                for [l, r] in full_rx {
+                    loudness.process(&[&l, &r]);
+                    writer.write_planar(&[&l, &r]).map_err(RenderError::Write)?;
+                    // The engine may have finished already; then the buffers just drop.
+                    let _ = empty_tx.send([l, r]);
+                }
+                Ok((loudness, writer))
+            },
+        );
+        let _ftz = DenormalGuard::new();
+        let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; n_out];
+        let mut to_skip = latency;
+        let mut written: u64 = 0;
+        let new_chunk = || [0, 1].map(|_| Vec::with_capacity(SINK_CHUNK + block));
+        let mut chunk = new_chunk();
+        // Feed the engine until `frames` frames have come out past its latency.
+        while written < frames {
+            let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
+            engine.process(block, &[], &mut outs);
+            let skip = to_skip.min(block as u64) as usize;
+            to_skip -= skip as u64;
+            let take = ((block - skip) as u64).min(frames - written) as usize;
+            if take == 0 {
+                continue;
+            }
+            for (c, side) in chunk.iter_mut().zip(&out_bufs) {
+                c.extend_from_slice(&side[skip..skip + take]);
+            }
+            written += take as u64;
+            if chunk[0].len() >= SINK_CHUNK || written == frames {
+                let next = match empty_rx.try_recv() {
+                    Ok(mut c) => {
+                        c.iter_mut().for_each(Vec::clear);
+                        c
+                    }
+                    Err(_) => new_chunk(),
+                };
+                if full_tx.send(std::mem::replace(&mut chunk, next)).is_err() {
+                    break; // the sink failed; its error is reported below
+                }
+                if let Some(bar) = &bar {
+                    bar.set_position(written);
+                }
+            }
         }
-        let l = &out_bufs[0][skip..skip + take];
-        let r = &out_bufs[1][skip..skip + take];
-        loudness.process(&[l, r]);
-        writer.write_planar(&[l, r]).map_err(RenderError::Write)?;
-        written += take as u64;
-        if let Some(bar) = &bar {
-            bar.set_position(written);
-        }
-    }
+        drop(full_tx);
+        sink.join().expect("render writer thread panicked")
+    })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

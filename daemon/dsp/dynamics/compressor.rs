@@ -183,6 +183,25 @@ impl Compressor {
     }
 
     fn process_chunk(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2, the only feature `process_chunk_avx2` is built with.
+            unsafe { self.process_chunk_avx2(chans, start, end) };
+            return;
+        }
+        self.process_chunk_impl(chans, start, end);
+    }
+
+    /// [`Self::process_chunk_impl`] compiled for AVX2: its vector passes run 8 lanes wide.
+    /// The arithmetic per sample is the same (no fused multiply-add), so is the result.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn process_chunk_avx2(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize) {
+        self.process_chunk_impl(chans, start, end);
+    }
+
+    #[inline(always)]
+    fn process_chunk_impl(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize) {
         let n = end - start;
         let gains = &mut self.scratch[..n];
         // 1. Linked sample peak.
@@ -217,15 +236,37 @@ impl Compressor {
             gains.fill(0.0);
         }
         // 3. Detector: the only serial part (see the module docs for the law). With r and
-        // y >= 0, `max`/`min` select exactly the documented branches.
+        // y >= 0, `max`/`min` select exactly the documented branches. Two samples per step:
+        // each stage is `v -> max(a, b·v + c)` (release) or `min(a, b·v + c)` (attack) with
+        // b >= 0, and two such maps compose into one of the same form, so the loop-carried
+        // chain is one multiply-add and one compare per *two* samples; the first sample of
+        // the pair comes off the chain. Exact in real arithmetic; in floats the composed
+        // form rounds differently by about 1e-7 relative (far below 1e-4 dB).
         let (aa, ar) = (self.alpha_attack, self.alpha_release);
         let (ca, cr) = (1.0 - aa, 1.0 - ar);
-        for g in gains.iter_mut() {
+        let (aa2, ar2) = (aa * aa, ar * ar);
+        let max = |a: f32, b: f32| if a > b { a } else { b };
+        let min = |a: f32, b: f32| if a < b { a } else { b };
+        let mut pairs = gains.chunks_exact_mut(2);
+        for p in &mut pairs {
+            let (t0, t1) = (p[0], p[1]);
+            let (c0, c1) = (cr * t0, cr * t1);
+            // Release: r0 = max(t0, ar·r + c0), r1 = max(t1, ar·r0 + c1) = max(a, ar²·r + c).
+            let (a, c) = (max(t1, ar * t0 + c1), ar * c0 + c1);
+            let r0 = max(t0, ar * r + c0);
+            let r1 = max(a, ar2 * r + c);
+            // Attack: y0 = min(r0, aa·y + e0), y1 = min(r1, aa·y0 + e1) = min(a, aa²·y + c).
+            let (e0, e1) = (ca * r0, ca * r1);
+            let (a, c) = (min(aa * r0 + e1, r1), aa * e0 + e1);
+            let y0 = min(aa * y + e0, r0);
+            let y1 = min(aa2 * y + c, a);
+            (p[0], p[1]) = (y0, y1);
+            (r, y) = (r1, y1);
+        }
+        for g in pairs.into_remainder() {
             let target = *g;
-            let fall = ar * r + cr * target;
-            r = if target > fall { target } else { fall };
-            let att = aa * y + ca * r;
-            y = if att < r { att } else { r };
+            r = max(target, ar * r + cr * target);
+            y = min(aa * y + ca * r, r);
             *g = y;
         }
         if y < DETECTOR_FLOOR_DB {
@@ -243,6 +284,7 @@ impl Compressor {
 
     /// Apply makeup and the on/off crossfade to the chunk's gains and the gains to `chans`;
     /// `unity`: the compressor's own gain is 1 throughout (`scratch` is not read).
+    #[inline(always)]
     fn finish_chunk(&mut self, chans: &mut [&mut [f32]], start: usize, end: usize, unity: bool) {
         let gains = &mut self.scratch[..end - start];
         if unity && !self.makeup.is_smoothing() && !self.enable.is_smoothing() {

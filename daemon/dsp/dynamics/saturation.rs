@@ -27,7 +27,7 @@ const GLIDE_MS: f32 = 20.0;
 const CLIP_U: f32 = 3.0;
 
 /// The shaper on an already driven sample, divided by the drive: `s(d·x)/d`.
-#[inline]
+#[inline(always)]
 fn shape(x: f32, d: f32) -> f32 {
     let u = (d * x).clamp(-CLIP_U, CLIP_U);
     let u2 = u * u;
@@ -104,6 +104,24 @@ impl Saturation {
 
     /// Saturate 1 or more equal-length channels in place. Real-time safe.
     pub fn process(&mut self, chans: &mut [&mut [f32]]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2, the only feature `process_avx2` is built with.
+            unsafe { self.process_avx2(chans) };
+            return;
+        }
+        self.process_impl(chans);
+    }
+
+    /// [`Self::process`] compiled for AVX2 (wider vectors; the same arithmetic and result).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn process_avx2(&mut self, chans: &mut [&mut [f32]]) {
+        self.process_impl(chans);
+    }
+
+    #[inline(always)]
+    fn process_impl(&mut self, chans: &mut [&mut [f32]]) {
         let Some(frames) = chans.iter().map(|c| c.len()).min() else {
             return;
         };

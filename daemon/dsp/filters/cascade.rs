@@ -23,20 +23,20 @@ type V = [f32; LANES];
 
 /// Coefficients of up to [`LANES`] sections, one per lane (unused lanes: identity).
 #[derive(Clone, Copy)]
-struct LaneCoeffs {
-    e1: V,
-    d2: V,
-    d3: V,
-    ma: V,
-    mb: V,
-    mc: V,
+pub(super) struct LaneCoeffs {
+    pub(super) e1: V,
+    pub(super) d2: V,
+    pub(super) d3: V,
+    pub(super) ma: V,
+    pub(super) mb: V,
+    pub(super) mc: V,
 }
 
 /// Per-lane states of one channel.
 #[derive(Clone, Copy, Default)]
-struct LaneState {
-    ic1: V,
-    ic2: V,
+pub(super) struct LaneState {
+    pub(super) ic1: V,
+    pub(super) ic2: V,
     /// Output of each lane at the previous step (the next lane's input).
     out: V,
 }
@@ -123,10 +123,11 @@ fn run_wavefront<const NCH: usize>(
     }
 }
 
-/// The steady sections gathered from a series of filters, [`LANES`] per group.
-struct Gathered {
-    coeffs: [LaneCoeffs; GROUPS],
-    states: [[LaneState; MAX_CHANNELS]; GROUPS],
+/// The steady sections gathered from a series of filters, [`LANES`] per group, `G` groups
+/// (the fused path needs one per stage, so it copies no more than that).
+struct Gathered<const G: usize> {
+    coeffs: [LaneCoeffs; G],
+    states: [[LaneState; MAX_CHANNELS]; G],
     /// Lane of the first section (the lanes before it stay identity).
     first: usize,
     /// One past the lane of the last section.
@@ -146,7 +147,7 @@ const IDENTITY_LANES: LaneCoeffs = LaneCoeffs {
     mc: [0.0; LANES],
 };
 
-impl Gathered {
+impl<const G: usize> Gathered<G> {
     fn new() -> Self {
         Self::starting_at(0)
     }
@@ -154,8 +155,8 @@ impl Gathered {
     /// Sections pushed from lane `first` on.
     fn starting_at(first: usize) -> Self {
         Self {
-            coeffs: [IDENTITY_LANES; GROUPS],
-            states: [[LaneState::default(); MAX_CHANNELS]; GROUPS],
+            coeffs: [IDENTITY_LANES; G],
+            states: [[LaneState::default(); MAX_CHANNELS]; G],
             first,
             len: first,
         }
@@ -215,7 +216,7 @@ pub fn process_series(pass: &mut [PassFilter], bands: &mut [EqBand], chans: &mut
         .filter(|b| !b.is_active())
         .for_each(|b| b.process(chans));
 
-    let mut g = Gathered::new();
+    let mut g = Gathered::<GROUPS>::new();
     for p in pass.iter().filter(|p| p.is_active()) {
         g.push(&p.sec1.c, &p.s1);
         if p.second_on {
@@ -312,8 +313,8 @@ pub fn try_process_fused(
         .filter(|b| !b.is_active())
         .for_each(|b| b.process(chans));
     let (mut gp, mut ge) = (
-        Gathered::starting_at(LANES - dp),
-        Gathered::starting_at(LANES - de),
+        Gathered::<1>::starting_at(LANES - dp),
+        Gathered::<1>::starting_at(LANES - de),
     );
     for p in pass.iter().filter(|p| p.is_active()) {
         gp.push(&p.sec1.c, &p.s1);
@@ -331,11 +332,11 @@ pub fn try_process_fused(
         if n == 2 {
             let (a, b) = chans.split_at_mut(1);
             let mut xs = [&mut a[0][..frames], &mut b[0][..frames]];
-            run_fused::<2, _>([c1, c2], [s1, s2], &mut xs, gain);
+            run_fused_best::<2, _>([c1, c2], [s1, s2], &mut xs, gain);
         } else {
             let mut one = [[s1[0]], [s2[0]]];
             let [o1, o2] = &mut one;
-            run_fused::<1, _>([c1, c2], [o1, o2], &mut [&mut chans[0][..frames]], gain);
+            run_fused_best::<1, _>([c1, c2], [o1, o2], &mut [&mut chans[0][..frames]], gain);
             (s1[0], s2[0]) = (one[0][0], one[1][0]);
         }
     }
@@ -352,6 +353,25 @@ pub fn try_process_fused(
         b.states = ge.pop(i);
     }
     true
+}
+
+/// The fastest fused loop this CPU runs: the 8-lane AVX2 one where available (bit-identical),
+/// else the portable [`run_fused`].
+#[inline]
+fn run_fused_best<const NCH: usize, G: FrameGain>(
+    c: [&LaneCoeffs; 2],
+    st: [&mut [LaneState; NCH]; 2],
+    xs: &mut [&mut [f32]; NCH],
+    gain: &mut G,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::wide::available() {
+        // SAFETY: `available` checked that this CPU has AVX2, the only requirement of the
+        // target feature `wide::run_fused` is compiled with.
+        unsafe { super::wide::run_fused(c, st, xs, gain) };
+        return;
+    }
+    run_fused(c, st, xs, gain);
 }
 
 /// The fused loop of [`try_process_fused`] (both stages [`LANES`] deep): stage 1 takes frame
@@ -566,6 +586,100 @@ mod tests {
                 assert_eq!(diff, None, "{ch} channel(s), channel {c}: first difference");
             }
         }
+    }
+
+    /// The AVX2 loop against the portable one, on the strip's filters and a gate, over blocks
+    /// of every length around the pipeline depths: same output bits, same states after.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_fused_loop_is_bit_identical_to_the_portable_one() {
+        use crate::dsp::dynamics::Gate;
+        if !super::super::wide::available() {
+            eprintln!("no AVX2 here: nothing to compare");
+            return;
+        }
+        fn run<const NCH: usize>(wide: bool, src: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<u32>) {
+            let mut s = set(NCH);
+            s.bands[1].set_enabled(false); // a 3-band EQ stage: one identity lane
+            s.bands[1].snap();
+            let mut gate = Gate::new(SR);
+            gate.set(-30.0, 40.0, 0.5, 10.0, 20.0);
+            gate.set_enabled(true);
+            gate.reset();
+            let (mut gp, mut ge) = (
+                Gathered::<1>::starting_at(LANES - 2),
+                Gathered::<1>::starting_at(LANES - 3),
+            );
+            gp.push(&s.pass[0].sec1.c, &s.pass[0].s1);
+            gp.push(&s.pass[0].sec2.c, &s.pass[0].s2);
+            for b in s.bands.iter().filter(|b| b.is_active()) {
+                ge.push(&b.sec.c, &b.states);
+            }
+            let mut y = src.to_vec();
+            let mut t = gate.ticker();
+            let (mut pos, mut i) = (0, 0);
+            let sizes = [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 64, 300, 5];
+            while pos < y[0].len() {
+                let len = sizes[i % sizes.len()].min(y[0].len() - pos);
+                let mut it = y.iter_mut();
+                let mut xs: [&mut [f32]; NCH] =
+                    std::array::from_fn(|_| &mut it.next().unwrap()[pos..pos + len]);
+                let (c, st) = ([&gp.coeffs[0], &ge.coeffs[0]], {
+                    let [a] = &mut gp.states;
+                    let [b] = &mut ge.states;
+                    let (a, b): (&mut [LaneState; NCH], &mut [LaneState; NCH]) = (
+                        (&mut a[..NCH]).try_into().unwrap(),
+                        (&mut b[..NCH]).try_into().unwrap(),
+                    );
+                    [a, b]
+                });
+                if wide {
+                    // SAFETY: `wide::available()` said this CPU has AVX2.
+                    unsafe { super::super::wide::run_fused(c, st, &mut xs, &mut t) };
+                } else {
+                    run_fused(c, st, &mut xs, &mut t);
+                }
+                pos += len;
+                i += 1;
+            }
+            gate.finish(t);
+            let mut bits: Vec<u32> = gp.states[0][..NCH]
+                .iter()
+                .chain(&ge.states[0][..NCH])
+                .flat_map(|l| l.ic1.iter().chain(&l.ic2).map(|v| v.to_bits()))
+                .collect();
+            bits.push(gate.gain_reduction_db().to_bits());
+            (y, bits)
+        }
+        fn check<const NCH: usize>() {
+            let n = 20_000;
+            // Bursts and near-silence so the gate opens, holds and closes.
+            let src: Vec<Vec<f32>> = (0..NCH)
+                .map(|c| {
+                    noise(c as u32 + 11, n)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| v * if (i / 2500) % 2 == 0 { 1.0 } else { 1e-3 })
+                        .collect()
+                })
+                .collect();
+            let (yw, sw) = run::<NCH>(true, &src);
+            let (yp, sp) = run::<NCH>(false, &src);
+            assert_ne!(yw, src, "the filters did something");
+            for (c, (a, b)) in yw.iter().zip(&yp).enumerate() {
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(
+                    diff, None,
+                    "{NCH} channel(s), channel {c}: first difference"
+                );
+            }
+            assert_eq!(sw, sp, "{NCH} channel(s): states after the run");
+        }
+        check::<1>();
+        check::<2>();
     }
 
     /// Level change in dB of a steady sine through the whole series (RMS after settling).

@@ -16,6 +16,8 @@
 use super::util::SmoothedGain;
 
 mod cascade;
+#[cfg(target_arch = "x86_64")]
+mod wide;
 
 pub use cascade::{FrameGain, LANES, UnityGain, process_series, try_process_fused};
 
