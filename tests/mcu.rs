@@ -473,3 +473,52 @@ fn mcu_meters_follow_the_engine() {
         "the silent strip stays dark"
     );
 }
+
+/// Seconds shown on the timecode display (digits 4 and 5 from the right, CC 0x43/0x44).
+fn timecode_seconds(s: &mcu_sim::DevState) -> Option<u32> {
+    let d = |cc: u8| {
+        s.rings
+            .get(&cc)
+            .map(|v| u32::from(v & 0x3F).wrapping_sub(0x30))
+    };
+    let (units, tens) = (d(0x43)?, d(0x44)?);
+    (units < 10 && tens < 10).then_some(tens * 10 + units)
+}
+
+#[test]
+fn mcu_transport_buttons_drive_the_transport() {
+    let dir = tempdir("transport");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let _d = Daemon::start(&dir, &session(&link));
+    handshake(&mut pty, &dev);
+    // Playing at start: PLAY lit, STOP dark, the timecode running.
+    dev.wait("PLAY lit", |s| {
+        (s.leds.get(&0x5E) == Some(&0x7F) && s.leds.get(&0x5D) == Some(&0)).then_some(())
+    });
+    dev.wait("a timecode", timecode_seconds);
+    // STOP: the LEDs swap and the position holds.
+    send(&mut pty, &[0x90, 0x5D, 0x7F, 0x90, 0x5D, 0x00]);
+    dev.wait("STOP lit", |s| {
+        (s.leds.get(&0x5D) == Some(&0x7F) && s.leds.get(&0x5E) == Some(&0)).then_some(())
+    });
+    let held = dev.wait("the held position", timecode_seconds);
+    // FAST FWD: 5 s further.
+    send(&mut pty, &[0x90, 0x5C, 0x7F, 0x90, 0x5C, 0x00]);
+    dev.wait("the position 5 s further", |s| {
+        (timecode_seconds(s) == Some((held + 5) % 60)).then_some(())
+    });
+    // REWIND twice: back to the start (clamped at 0).
+    send(&mut pty, &[0x90, 0x5B, 0x7F, 0x90, 0x5B, 0x00]);
+    send(&mut pty, &[0x90, 0x5B, 0x7F, 0x90, 0x5B, 0x00]);
+    dev.wait("the start", |s| {
+        (timecode_seconds(s) == Some(0)).then_some(())
+    });
+    // PLAY again.
+    send(&mut pty, &[0x90, 0x5E, 0x7F, 0x90, 0x5E, 0x00]);
+    dev.wait("PLAY lit again", |s| {
+        (s.leds.get(&0x5E) == Some(&0x7F)).then_some(())
+    });
+}
