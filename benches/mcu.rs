@@ -42,8 +42,12 @@ fn main() {
     for i in 1..=8 {
         session += &format!("  - {{ name: c{i}, source: {{ input: {i} }} }}\n");
     }
+    let osc_port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
     session += &format!(
-        "surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\" }}\n",
+        "surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\" }}\n  - {{ kind: osc, listen: \"127.0.0.1:{osc_port}\" }}\n",
         link.display()
     );
     std::fs::write(dir.join("s.yaml"), session).unwrap();
@@ -86,14 +90,56 @@ fn main() {
             }
         });
     }
+    // An OSC tablet subscribed to feedback: timestamps every fader value it is sent.
+    let feedback: Arc<Mutex<Vec<(u8, f32, Instant)>>> = Arc::default();
+    let osc = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    {
+        let osc = osc.try_clone().unwrap();
+        let feedback = feedback.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = osc.recv(&mut buf) {
+                let t = Instant::now();
+                let Ok((_, p)) = rosc::decoder::decode_udp(&buf[..n]) else {
+                    continue;
+                };
+                let mut stack = vec![p];
+                let mut f = feedback.lock().unwrap();
+                while let Some(p) = stack.pop() {
+                    match p {
+                        rosc::OscPacket::Message(m) => {
+                            let k = m
+                                .addr
+                                .strip_prefix("/ch/c")
+                                .and_then(|r| r.strip_suffix("/fader_db"))
+                                .and_then(|k| k.parse::<u8>().ok());
+                            if let (Some(k), Some(rosc::OscType::Float(v))) = (k, m.args.first()) {
+                                f.push((k - 1, *v, t));
+                            }
+                        }
+                        rosc::OscPacket::Bundle(b) => stack.extend(b.content),
+                    }
+                }
+            }
+        });
+    }
+    let subscribe = |secs: i32| {
+        let p = rosc::OscPacket::Message(rosc::OscMessage {
+            addr: "/subscribe".into(),
+            args: vec![rosc::OscType::Int(secs)],
+        });
+        let _ = osc.send_to(&rosc::encoder::encode(&p).unwrap(), ("127.0.0.1", osc_port));
+    };
     // Wait for the initial sync (8 faders at 0 dB).
     let deadline = Instant::now() + Duration::from_secs(20);
     while echoes.lock().unwrap().len() < 8 {
         assert!(Instant::now() < deadline, "no initial sync from the daemon");
         std::thread::sleep(Duration::from_millis(10));
     }
+    subscribe(i32::try_from(secs + 10).unwrap_or(i32::MAX));
     std::thread::sleep(Duration::from_millis(200));
     echoes.lock().unwrap().clear();
+    feedback.lock().unwrap().clear();
 
     // Moves: fader k walks through positions unique to it (k + 8 * step), paced at DIN rate.
     let period = Duration::from_micros(960);
@@ -116,6 +162,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let echoes = echoes.lock().unwrap().clone();
+    let feedback = feedback.lock().unwrap().clone();
     let _ = daemon.kill();
     let _ = daemon.wait();
 
@@ -154,6 +201,31 @@ fn main() {
         q(0.99),
         lat.last().copied().unwrap_or(f64::NAN)
     );
+    // OSC feedback: each value the tablet got, against the latest move of that fader to that
+    // value (feedback is coalesced per address at 30 Hz: not every move is sent, by design).
+    let db_of = |v: u16| faderbridge::params::spec::fader_pos_to_db(f32::from(v) / 16383.0);
+    let mut osc_lat: Vec<f64> = Vec::new();
+    for (k, v, t) in &feedback {
+        let m = sent
+            .iter()
+            .rev()
+            .filter(|(f, _, ts)| f == k && ts <= t)
+            .find(|(_, sv, _)| (db_of(*sv) - v).abs() < 1e-3);
+        if let Some((_, _, ts)) = m {
+            osc_lat.push(t.duration_since(*ts).as_secs_f64() * 1e3);
+        }
+    }
+    osc_lat.sort_by(|a, b| a.total_cmp(b));
+    if !osc_lat.is_empty() {
+        let q = |p: f64| osc_lat[((osc_lat.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "mcu → OSC: {} feedback messages, latency from the move p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            osc_lat.len(),
+            q(0.5),
+            q(0.99),
+            osc_lat.last().copied().unwrap_or(f64::NAN)
+        );
+    }
     drop(master);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -473,3 +473,171 @@ fn mcu_meters_follow_the_engine() {
         "the silent strip stays dark"
     );
 }
+
+/// Seconds shown on the timecode display (digits 4 and 5 from the right, CC 0x43/0x44).
+fn timecode_seconds(s: &mcu_sim::DevState) -> Option<u32> {
+    let d = |cc: u8| {
+        s.rings
+            .get(&cc)
+            .map(|v| u32::from(v & 0x3F).wrapping_sub(0x30))
+    };
+    let (units, tens) = (d(0x43)?, d(0x44)?);
+    (units < 10 && tens < 10).then_some(tens * 10 + units)
+}
+
+#[test]
+fn mcu_transport_buttons_drive_the_transport() {
+    let dir = tempdir("transport");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let _d = Daemon::start(&dir, &session(&link));
+    handshake(&mut pty, &dev);
+    // Playing at start: PLAY lit, STOP dark, the timecode running.
+    dev.wait("PLAY lit", |s| {
+        (s.leds.get(&0x5E) == Some(&0x7F) && s.leds.get(&0x5D) == Some(&0)).then_some(())
+    });
+    dev.wait("a timecode", timecode_seconds);
+    // STOP: the LEDs swap and the position holds.
+    send(&mut pty, &[0x90, 0x5D, 0x7F, 0x90, 0x5D, 0x00]);
+    dev.wait("STOP lit", |s| {
+        (s.leds.get(&0x5D) == Some(&0x7F) && s.leds.get(&0x5E) == Some(&0)).then_some(())
+    });
+    let held = dev.wait("the held position", timecode_seconds);
+    // FAST FWD: 5 s further.
+    send(&mut pty, &[0x90, 0x5C, 0x7F, 0x90, 0x5C, 0x00]);
+    dev.wait("the position 5 s further", |s| {
+        (timecode_seconds(s) == Some((held + 5) % 60)).then_some(())
+    });
+    // REWIND twice: back to the start (clamped at 0).
+    send(&mut pty, &[0x90, 0x5B, 0x7F, 0x90, 0x5B, 0x00]);
+    send(&mut pty, &[0x90, 0x5B, 0x7F, 0x90, 0x5B, 0x00]);
+    dev.wait("the start", |s| {
+        (timecode_seconds(s) == Some(0)).then_some(())
+    });
+    // PLAY again.
+    send(&mut pty, &[0x90, 0x5E, 0x7F, 0x90, 0x5E, 0x00]);
+    dev.wait("PLAY lit again", |s| {
+        (s.leds.get(&0x5E) == Some(&0x7F)).then_some(())
+    });
+}
+
+/// A UDP OSC client of the native address space.
+struct OscClient {
+    sock: std::net::UdpSocket,
+    server: std::net::SocketAddr,
+}
+
+impl OscClient {
+    fn new(server: std::net::SocketAddr) -> OscClient {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        OscClient { sock, server }
+    }
+
+    fn send(&self, addr: &str, args: Vec<rosc::OscType>) {
+        let p = rosc::OscPacket::Message(rosc::OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        self.sock
+            .send_to(&rosc::encoder::encode(&p).unwrap(), self.server)
+            .unwrap();
+    }
+
+    /// Messages received until `until` says stop (or fail after [`WAIT`]).
+    fn recv_until(&self, what: &str, mut until: impl FnMut(&rosc::OscMessage) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                continue;
+            };
+            let Ok((_, p)) = rosc::decoder::decode_udp(&buf[..n]) else {
+                continue;
+            };
+            let mut msgs = vec![p];
+            while let Some(p) = msgs.pop() {
+                match p {
+                    rosc::OscPacket::Message(m) => {
+                        if until(&m) {
+                            return;
+                        }
+                    }
+                    rosc::OscPacket::Bundle(b) => msgs.extend(b.content.into_iter().rev()),
+                }
+            }
+        }
+        panic!("OSC client: timed out waiting for {what}");
+    }
+}
+
+/// An MCU and an OSC tablet on the same strips stay in sync, and nothing loops back.
+#[test]
+fn mcu_and_osc_tablet_stay_in_sync() {
+    let dir = tempdir("osc");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let session = session(&link) + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n");
+    let mut d = Daemon::start(&dir, &session);
+    handshake(&mut pty, &dev);
+    wait_faders(&dev, "initial sync", &expected_bank1());
+    let tablet = OscClient::new(format!("127.0.0.1:{port}").parse().unwrap());
+    tablet.send("/subscribe", vec![rosc::OscType::Int(30)]);
+    // The subscription's snapshot carries the current value of ch1's fader (0 dB).
+    tablet.recv_until("the snapshot", |m| {
+        m.addr == "/ch/ch1/fader_db" && m.args == vec![rosc::OscType::Float(0.0)]
+    });
+
+    // MCU fader 1 to 4096 (-30 dB): the tablet sees it.
+    let t0 = Instant::now();
+    send(&mut pty, &[0xE0, 0x00, 0x20]);
+    tablet.recv_until("the MCU's move on the tablet", |m| {
+        m.addr == "/ch/ch1/fader_db"
+            && matches!(m.args.first(), Some(rosc::OscType::Float(v)) if (v + 30.0).abs() < 0.02)
+    });
+    let mcu_to_osc = t0.elapsed();
+
+    // Tablet moves ch2 to +10 dB: the MCU motor follows; the tablet gets no echo of it.
+    let n0 = dev.bends().len();
+    let t1 = Instant::now();
+    tablet.send("/ch/ch2/fader_db", vec![rosc::OscType::Float(10.0)]);
+    dev.wait("the motor of strip 2 at +10 dB", |s| {
+        s.bends[n0..].contains(&(1, 16383)).then_some(())
+    });
+    let osc_to_mcu = t1.elapsed();
+    // The MCU's own move came back to it exactly once (the echo), never again from the
+    // console; the tablet's move reached the MCU exactly once.
+    let bends = dev.bends();
+    assert_eq!(
+        bends.iter().filter(|b| **b == (0, 4096)).count(),
+        1,
+        "{bends:?}"
+    );
+    assert_eq!(
+        bends[n0..].iter().filter(|b| b.0 == 1).count(),
+        1,
+        "{bends:?}"
+    );
+    // The tablet never hears its own change: a later change made elsewhere arrives, and
+    // nothing about ch2 came before it.
+    d.set("ch/3/fader_db", 0.0);
+    let mut echoed = false;
+    tablet.recv_until("the change made elsewhere", |m| {
+        echoed |= m.addr == "/ch/ch2/fader_db";
+        m.addr == "/ch/ch3/fader_db"
+    });
+    assert!(!echoed, "the tablet got its own change back");
+    assert_eq!(d.get("ch/2/fader_db"), 10.0);
+    // Generous sanity bounds (the figures are in the README's benchmark).
+    assert!(mcu_to_osc < Duration::from_secs(1), "{mcu_to_osc:?}");
+    assert!(osc_to_mcu < Duration::from_secs(1), "{osc_to_mcu:?}");
+}

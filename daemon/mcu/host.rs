@@ -22,7 +22,7 @@ use super::profile::Profile;
 use super::protocol::{
     self as p, LCD_CELL, MASTER_FADER_CHANNEL, RingMode, cc, note, parse_sysex, sysex, sysex_msg,
 };
-use crate::control::{Change, ConsoleHandle, Origin};
+use crate::control::{Change, ConsoleHandle, Origin, Transport};
 use crate::engine::Meters;
 use crate::midi::MidiEvent;
 use crate::params::{ParamTree, Unit};
@@ -34,6 +34,8 @@ pub const VALUE_HOLD: Duration = Duration::from_millis(1500);
 /// Shortest time between two LCD updates of one unit (text changes are coalesced; on DIN MIDI
 /// every byte costs 320 µs and the motors come first).
 pub const LCD_INTERVAL: Duration = Duration::from_millis(40);
+/// How far REWIND / FAST FWD move the play position per press, in seconds.
+pub const SHUTTLE_S: f64 = 5.0;
 /// Control travel (0..1) per V-Pot tick.
 pub const VPOT_STEP: f32 = 0.01;
 
@@ -169,6 +171,8 @@ pub struct McuHost {
     selected: BTreeSet<String>,
     armed: BTreeSet<String>,
     auto_mode: HashMap<String, AutoMode>,
+    /// Play position from the last meter snapshot, in seconds.
+    position_s: f64,
     out: Vec<Out>,
 }
 
@@ -240,6 +244,7 @@ impl McuHost {
             selected: BTreeSet::new(),
             armed: BTreeSet::new(),
             auto_mode: HashMap::new(),
+            position_s: 0.0,
             out: Vec::new(),
         };
         h.rebuild(&h.console.tree());
@@ -608,6 +613,16 @@ impl McuHost {
                 note::CHANNEL_LEFT => self.bank = self.bank.saturating_sub(1),
                 note::CHANNEL_RIGHT => self.bank = (self.bank + 1).min(self.max_bank()),
                 note::FLIP => self.flip = !self.flip,
+                note::PLAY => self.transport(Transport::Play),
+                note::STOP => self.transport(Transport::Stop),
+                note::REWIND => {
+                    let to = (self.position_s - SHUTTLE_S).max(0.0);
+                    self.transport(Transport::Locate(to as f32));
+                }
+                note::FAST_FORWARD => {
+                    let to = self.position_s + SHUTTLE_S;
+                    self.transport(Transport::Locate(to as f32));
+                }
                 note::ASSIGN_PAN => self.mode = VpotMode::Pan,
                 note::ASSIGN_SEND => {
                     if !self.send_buses.is_empty() {
@@ -658,6 +673,24 @@ impl McuHost {
             }
         }
         self.refresh(now);
+    }
+
+    fn transport(&mut self, cmd: Transport) {
+        if let Err(e) = self.console.transport(cmd) {
+            tracing::info!("MCU transport: {e}");
+        }
+        if let Transport::Locate(s) = cmd {
+            self.position_s = f64::from(s);
+        }
+    }
+
+    fn transport_leds(&mut self) {
+        if !self.units[0].connected {
+            return;
+        }
+        let playing = self.console.playing();
+        self.led(0, note::PLAY, if playing { 0x7F } else { 0 });
+        self.led(0, note::STOP, if playing { 0 } else { 0x7F });
     }
 
     fn on_touch(&mut self, unit: usize, slot: usize, touched: bool, now: Instant) {
@@ -713,6 +746,10 @@ impl McuHost {
             }
         }
         self.timecode(m.position, sample_rate);
+        if sample_rate > 0 {
+            self.position_s = m.position as f64 / f64::from(sample_rate);
+        }
+        self.transport_leds();
     }
 
     /// Position on the main unit's display: hours (3), minutes, seconds, milliseconds (3).
@@ -881,6 +918,7 @@ impl McuHost {
             self.led(0, note::FLIP, if self.flip { blink } else { 0 });
             let first_sel = self.selected.iter().next().cloned();
             let am = first_sel.map_or(AutoMode::Off, |s| self.auto_mode(&s));
+            self.transport_leds();
             for (n, mode) in [
                 (note::AUTO_READ, AutoMode::Read),
                 (note::AUTO_WRITE, AutoMode::Write),
