@@ -641,3 +641,31 @@ fn mcu_and_osc_tablet_stay_in_sync() {
     assert!(mcu_to_osc < Duration::from_secs(1), "{mcu_to_osc:?}");
     assert!(osc_to_mcu < Duration::from_secs(1), "{osc_to_mcu:?}");
 }
+
+/// X-Touch colour scribble strips follow the strips' `color:` (white/cyan by default).
+#[test]
+fn xtouch_colour_strips_follow_the_session() {
+    let dir = tempdir("colour");
+    let link = dir.join("mcu");
+    let mut pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    let session = format!(
+        "version: 1\nchannels:\n  - {{ name: kick, color: red }}\n  - {{ name: snare, color: yellow }}\n  \
+         - {{ name: vox }}\nbuses:\n  - {{ name: verb, kind: aux }}\n  - {{ name: drums, kind: group, color: magenta }}\n\
+         surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\", profile: xtouch }}\n",
+        link.display()
+    );
+    let _d = Daemon::start(&dir, &session);
+    handshake(&mut pty, &dev);
+    // X-Touch colour SysEx (0x72): red, yellow, white (default), cyan (bus default), magenta,
+    // then three empty strips (off).
+    let colours = dev.wait("the colour SysEx", |s| {
+        s.sysex
+            .iter()
+            .rev()
+            .find(|(c, _)| *c == 0x72)
+            .map(|(_, d)| d.clone())
+    });
+    assert_eq!(colours, vec![1, 3, 7, 6, 5, 0, 0, 0]);
+}

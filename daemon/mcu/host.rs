@@ -26,6 +26,7 @@ use crate::control::{Change, ConsoleHandle, Origin, Transport};
 use crate::engine::Meters;
 use crate::midi::MidiEvent;
 use crate::params::{ParamTree, Unit};
+use crate::session::model::Color;
 
 /// Shortest time between two motor updates of one fader.
 pub const MOTOR_INTERVAL: Duration = Duration::from_millis(10);
@@ -78,6 +79,25 @@ struct StripRef {
     name: String,
     /// Index into `Meters::channels` or `Meters::buses`.
     meter: MeterRef,
+    /// X-Touch colour code (0 off, 1 red, 2 green, 3 yellow, 4 blue, 5 magenta, 6 cyan,
+    /// 7 white).
+    colour: u8,
+}
+
+/// The scribble-strip colour of a strip: its session colour, else white for channels and
+/// cyan for buses.
+fn colour_code(c: Option<Color>, bus: bool) -> u8 {
+    match c {
+        Some(Color::Red) => 1,
+        Some(Color::Green) => 2,
+        Some(Color::Yellow) => 3,
+        Some(Color::Blue) => 4,
+        Some(Color::Magenta) => 5,
+        Some(Color::Cyan) => 6,
+        Some(Color::White) => 7,
+        None if bus => 6,
+        None => 7,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -280,12 +300,14 @@ impl McuHost {
                 prefix: format!("ch/{n}"),
                 name: n.clone(),
                 meter: MeterRef::Channel(i),
+                colour: colour_code(tree.channel_colors().get(i).copied().flatten(), false),
             })
             .collect();
         strips.extend(tree.bus_names().iter().enumerate().map(|(i, n)| StripRef {
             prefix: format!("bus/{n}"),
             name: n.clone(),
             meter: MeterRef::Bus(i),
+            colour: colour_code(tree.bus_colors().get(i).copied().flatten(), true),
         }));
         self.send_buses = tree
             .bus_names()
@@ -944,11 +966,7 @@ impl McuHost {
         }
         if self.profile.colour {
             let colours: Vec<u8> = (0..strips)
-                .map(|slot| match self.strip_at(unit, slot) {
-                    None => 0,
-                    Some(s) if s.prefix.starts_with("bus/") => 4, // blue
-                    Some(_) => 7,                                 // white
-                })
+                .map(|slot| self.strip_at(unit, slot).map_or(0, |s| s.colour))
                 .collect();
             if self.units[unit].colours.as_ref() != Some(&colours) {
                 let id = self.units[unit].device_id;

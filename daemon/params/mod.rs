@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 pub use spec::{ParamSpec, Taper, Unit};
 
-use crate::session::model::{Comp, EqBand, EqType, Gate, PassFilter, Session, Slope};
+use crate::session::model::{Color, Comp, EqBand, EqType, Gate, PassFilter, Session, Slope};
 
 /// Which strip a parameter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +123,9 @@ pub struct ParamTree {
     /// Strip names in order, to resolve `ch/1/...` to `ch/kick/...`.
     channel_names: Vec<String>,
     bus_names: Vec<String>,
+    /// Strip colours (for surfaces that show one), in the same order as the names.
+    channel_colors: Vec<Option<Color>>,
+    bus_colors: Vec<Option<Color>>,
 }
 
 fn b(v: bool) -> f32 {
@@ -318,6 +321,8 @@ impl ParamTree {
         let mut tree = ParamTree {
             channel_names: session.channels.iter().map(|c| c.name.clone()).collect(),
             bus_names: session.buses.iter().map(|b| b.name.clone()).collect(),
+            channel_colors: session.channels.iter().map(|c| c.color).collect(),
+            bus_colors: session.buses.iter().map(|b| b.color).collect(),
             ..Default::default()
         };
         let aux: Vec<(usize, &str)> = session
@@ -458,6 +463,16 @@ impl ParamTree {
         &self.channel_names
     }
 
+    /// Channel colours in session order.
+    pub fn channel_colors(&self) -> &[Option<Color>] {
+        &self.channel_colors
+    }
+
+    /// Bus colours in session order.
+    pub fn bus_colors(&self) -> &[Option<Color>] {
+        &self.bus_colors
+    }
+
     /// Bus names in session order (`bus/1` is the first).
     pub fn bus_names(&self) -> &[String] {
         &self.bus_names
@@ -556,6 +571,7 @@ mod tests {
                 pre_fader: true,
             }],
             output: Output::Master,
+            color: None,
         };
         Session {
             file: "s.yaml".into(),
@@ -578,6 +594,7 @@ mod tests {
                 mute: false,
                 output: Output::Master,
                 outputs: vec![],
+                color: None,
             }],
             master: Master {
                 eq: vec![],

@@ -172,6 +172,40 @@ pub struct Channel {
     pub solo_safe: bool,
     pub sends: Vec<Send>,
     pub output: Output,
+    /// Colour shown by surfaces that have one (X-Touch scribble strips).
+    pub color: Option<Color>,
+}
+
+/// A strip colour, as colour scribble strips show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Magenta,
+    Cyan,
+    White,
+}
+
+impl Color {
+    /// Every colour by its session-file name.
+    pub const NAMES: [(&'static str, Color); 7] = [
+        ("red", Color::Red),
+        ("green", Color::Green),
+        ("yellow", Color::Yellow),
+        ("blue", Color::Blue),
+        ("magenta", Color::Magenta),
+        ("cyan", Color::Cyan),
+        ("white", Color::White),
+    ];
+
+    pub fn from_name(name: &str) -> Option<Color> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +250,8 @@ pub struct Bus {
     pub output: Output,
     /// Interface outputs (L, R) this bus feeds instead of `output`.
     pub outputs: Vec<PortRef>,
+    /// Colour shown by surfaces that have one.
+    pub color: Option<Color>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -267,6 +267,7 @@ pub struct RawChannel {
     pub solo_safe: Option<Flag>,
     pub sends: Option<Vec<Spanned<RawSend>>>,
     pub output: Option<Spanned<String>>,
+    pub color: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -315,6 +316,7 @@ pub struct RawBus {
     pub mute: Option<Flag>,
     pub output: Option<Spanned<String>>,
     pub outputs: Option<Spanned<Ports>>,
+    pub color: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
 use super::model::{
-    Bus, BusKind, Channel, Comp, DEFAULT_ALLOW, Delay, EngineSettings, EqBand, Gate, Insert,
+    Bus, BusKind, Channel, Color, Comp, DEFAULT_ALLOW, Delay, EngineSettings, EqBand, Gate, Insert,
     InsertLatency, Limiter, Master, NetSurface, Output, PassFilter, PortRef, Reverb, Saturation,
     Send, Session, Slope, Source, Surface,
 };
@@ -715,7 +715,26 @@ impl Ctx<'_> {
             solo_safe: self.toggle(p, t, "solo_safe", c.solo_safe.as_ref()),
             sends: self.sends(p, c.sends.as_ref(), index),
             output: self.output(&format!("{p}/output"), c.output.as_ref(), index, None),
+            color: self.color(p, c.color.as_ref()),
         }
+    }
+
+    /// `color:` of a strip.
+    fn color(&mut self, prefix: &str, v: Option<&Spanned<String>>) -> Option<Color> {
+        let v = v?;
+        let c = Color::from_name(&v.value);
+        if c.is_none() {
+            let names: Vec<&str> = Color::NAMES.iter().map(|(n, _)| *n).collect();
+            self.err(
+                &v.referenced,
+                format!(
+                    "{prefix}/color: {:?} is not a colour; use one of {}",
+                    v.value,
+                    names.join(", ")
+                ),
+            );
+        }
+        c
     }
 
     fn source(&mut self, prefix: &str, s: &Spanned<RawSource>) -> Source {
@@ -815,6 +834,7 @@ impl Ctx<'_> {
             mute: self.toggle(p, t, "mute", b.mute.as_ref()),
             output: self.output(&format!("{p}/output"), b.output.as_ref(), index, Some(i)),
             outputs,
+            color: self.color(p, b.color.as_ref()),
         }
     }
 
