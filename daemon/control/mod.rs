@@ -11,8 +11,10 @@
 //! (no I/O, no `.await`); the audio thread never takes it. Changes are broadcast while the
 //! lock is held, so every subscriber sees changes in the order they were stored and the last
 //! [`Change`] for a path always carries its current value. The [`Console::run`] task does the
-//! slow work: debounced state writes (on a blocking thread), meter snapshots at ~30 Hz and
-//! draining changes that did not fit into a full engine queue.
+//! slow work: debounced state writes (on a blocking thread), meter snapshots at ~30 Hz (with
+//! the master's loudness, measured there from the engine's tap, see
+//! [`ConsoleHandle::attach_loudness`]) and draining changes that did not fit into a full
+//! engine queue.
 //!
 //! # Engine lifecycle
 //! 1. `Console::new(tree, state)` restores saved values over the session's.
