@@ -1016,3 +1016,82 @@ fn oscquery_websocket_listen_streams_changes_of_listened_paths() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["EXTENSIONS"]["LISTEN"], true);
 }
+
+/// The last value of each master loudness message seen within `d`, in the order
+/// `lufs_m`, `lufs_s`, `lufs_i`, `true_peak` (None for one not seen).
+fn last_loudness(c: &Client, d: Duration) -> [Option<f32>; 4] {
+    let names = [
+        "/meters/master/lufs_m",
+        "/meters/master/lufs_s",
+        "/meters/master/lufs_i",
+        "/meters/master/true_peak",
+    ];
+    let mut out = [None; 4];
+    for (_, m) in c.collect(d) {
+        if let Some(i) = names.iter().position(|n| *n == m.addr) {
+            out[i] = Some(float(&m));
+        }
+    }
+    out
+}
+
+#[test]
+fn master_loudness_streams_with_the_meters() {
+    // EBU Tech 3341 case 1 as a stereo stem: 1 kHz at -23 dBFS on both channels (4 s, a whole
+    // number of cycles, so the live loop is seamless). It reads -23.0 LUFS momentary,
+    // short-term and integrated, and -23 dBTP.
+    let stem_dir = osc_client::tempdir("loudness-stem");
+    let stem = stem_dir.join("ebu.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let amp = 10f64.powf(-23.0 / 20.0);
+    let mut w = hound::WavWriter::create(&stem, spec).unwrap();
+    for i in 0..4 * 48000 {
+        let v = (amp * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 48000.0).sin()) as f32;
+        w.write_sample(v).unwrap();
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    let session = format!(
+        "version: 1\nchannels:\n  - {{ name: tone, source: {{ file: {} }} }}\nsurfaces:\n  - {{ kind: osc, listen: \"127.0.0.1:{{PORT}}\" }}\n",
+        stem.display()
+    );
+    let d = Daemon::start("loudness", &session, &["--backend", "null"]);
+    let c = Client::new(d.addr());
+    c.send("/meters/subscribe", vec![OscType::Int(60)]);
+    // A reset right away: integrated loudness then needs 400 ms of audio, so the stream reads
+    // the floor for a while.
+    c.send("/meters/reset", vec![]);
+    let early = last_loudness(&c, Duration::from_millis(150));
+    assert!(early[2].is_some(), "no /meters/master/lufs_i in the stream");
+    let t0 = Instant::now();
+    // Every value is within 0.3 dB once more than 3 s of the tone have been measured.
+    let ok = |v: Option<f32>| v.is_some_and(|v| (v + 23.0).abs() <= 0.3);
+    let mut last = [None; 4];
+    while t0.elapsed() < Duration::from_secs(10) {
+        last = last_loudness(&c, Duration::from_millis(100));
+        if t0.elapsed() > Duration::from_millis(3500) && last.iter().all(|v| ok(*v)) {
+            break;
+        }
+    }
+    assert!(
+        last.iter().all(|v| ok(*v)),
+        "M/S/I/TP {last:?}, want -23 ±0.3"
+    );
+    // An explicit reset: integrated loudness reads the floor until 400 ms have been measured.
+    c.send("/meters/reset", vec![]);
+    let t1 = Instant::now();
+    let mut floor_seen = false;
+    while t1.elapsed() < Duration::from_millis(300) && !floor_seen {
+        floor_seen = last_loudness(&c, Duration::from_millis(30))[2] == Some(-144.0);
+    }
+    assert!(floor_seen, "integrated did not restart on /meters/reset");
+    // A bad reset is refused.
+    c.send("/meters/reset", f(1.0));
+    let errs = c.collect(Duration::from_millis(200));
+    assert_eq!(errors(&errs).len(), 1, "{errs:?}");
+}

@@ -79,8 +79,16 @@ fn process_never_allocates_with_everything_active_and_parameters_moving() {
         .iter()
         .map(|p| rig.tree.resolve(p).expect(p))
         .collect();
+    // The master's loudness tap runs too; drained (off the guard) only every 1000 blocks, so
+    // the 1 s ring also overflows: of 1000 blocks = 64000 frames, 48000 fit, 16000 drop,
+    // three times in the 3000 blocks.
+    let mut loudness = faderbridge::engine::LoudnessMeter::new();
+    loudness.attach(rig.engine.loudness_tap());
     let mut peak = 0.0f32;
     for b in 0..frames / BLOCK {
+        if b % 1000 == 0 {
+            loudness.drain();
+        }
         // Every block, queue a change with a frame offset inside the block.
         let id = ids[b % ids.len()];
         let p = rig.tree.get(id);
@@ -115,6 +123,12 @@ fn process_never_allocates_with_everything_active_and_parameters_moving() {
     let m = rig.engine.meters();
     assert_eq!(m.channels.len(), 8);
     assert!(m.channels[0].peak_db[0] > -60.0);
+    let l = loudness.read();
+    assert_eq!(l.dropped_frames, 3 * (1000 * BLOCK as u64 - SR as u64));
+    assert!(
+        l.integrated_lufs.is_finite() && l.integrated_lufs < 0.0,
+        "{l:?}"
+    );
 }
 
 /// 256 mono inputs (four times the old 64-input cap), each a tone of its own frequency panned

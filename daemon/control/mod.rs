@@ -11,8 +11,10 @@
 //! (no I/O, no `.await`); the audio thread never takes it. Changes are broadcast while the
 //! lock is held, so every subscriber sees changes in the order they were stored and the last
 //! [`Change`] for a path always carries its current value. The [`Console::run`] task does the
-//! slow work: debounced state writes (on a blocking thread), meter snapshots at ~30 Hz and
-//! draining changes that did not fit into a full engine queue.
+//! slow work: debounced state writes (on a blocking thread), meter snapshots at ~30 Hz (with
+//! the master's loudness, measured there from the engine's tap, see
+//! [`ConsoleHandle::attach_loudness`]) and draining changes that did not fit into a full
+//! engine queue.
 //!
 //! # Engine lifecycle
 //! 1. `Console::new(tree, state)` restores saved values over the session's.
@@ -50,12 +52,13 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{EngineHandle, MeterBank, Meters};
+use crate::engine::{EngineHandle, LoudnessMeter, LoudnessTap, MeterBank, Meters};
 use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
-    StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, query_status, serve_status,
+    LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, query_status,
+    serve_status,
 };
 
 /// Minimum time between two state writes.
@@ -236,6 +239,9 @@ struct Shared {
     dirty: Notify,
     tree_tx: watch::Sender<Arc<ParamTree>>,
     meters_tx: watch::Sender<Arc<Meters>>,
+    /// The master's live loudness, fed by the running engine's tap. Its own lock: draining it
+    /// runs the loudness filters, too long for the state lock.
+    loudness: Mutex<LoudnessMeter>,
     next_surface: AtomicU32,
     started: Instant,
 }
@@ -245,6 +251,17 @@ impl Shared {
         // A panic while holding the lock leaves consistent data (every section is a few
         // assignments); keep going rather than poisoning every surface.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn loudness(&self) -> MutexGuard<'_, LoudnessMeter> {
+        self.loudness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Meters of `bank` with the master's loudness filled in (drains the loudness tap).
+    fn read_meters(&self, bank: Option<Arc<MeterBank>>) -> Meters {
+        let mut m = bank.map_or_else(Meters::default, |b| b.read());
+        m.loudness = self.loudness().read();
+        m
     }
 }
 
@@ -460,6 +477,7 @@ impl Console {
             dirty: Notify::new(),
             tree_tx,
             meters_tx,
+            loudness: Mutex::new(LoudnessMeter::new()),
             next_surface: AtomicU32::new(1),
             started: Instant::now(),
         });
@@ -531,8 +549,8 @@ impl Console {
                             e.meters.clone()
                         })
                     };
-                    if let Some(bank) = bank {
-                        sh.meters_tx.send_replace(Arc::new(bank.read()));
+                    if bank.is_some() {
+                        sh.meters_tx.send_replace(Arc::new(sh.read_meters(bank)));
                     }
                 }
             }
@@ -792,7 +810,21 @@ impl ConsoleHandle {
     /// The engine's meters now (read from its meter bank), or empty meters without an engine.
     pub fn meters(&self) -> Meters {
         let bank = self.shared.lock().engine.as_ref().map(|e| e.meters.clone());
-        bank.map_or_else(Meters::default, |b| b.read())
+        self.shared.read_meters(bank)
+    }
+
+    /// Measure the master's loudness from `tap` (made by `Engine::loudness_tap`) from now on:
+    /// call it with every engine built, next to [`ConsoleHandle::attach_engine`]. An engine
+    /// at the same sample rate carries the measurement on (integrated loudness keeps
+    /// counting); a new rate starts afresh. Allocates.
+    pub fn attach_loudness(&self, tap: LoudnessTap) {
+        self.shared.loudness().attach(tap);
+    }
+
+    /// Restart the master's loudness measurement: integrated loudness and true peak count
+    /// from now on. A transport locate to 0 does this too.
+    pub fn reset_loudness(&self) {
+        self.shared.loudness().reset();
     }
 
     /// Attach a freshly built engine (built from [`ConsoleHandle::tree`]): replaces any
@@ -847,6 +879,10 @@ impl ConsoleHandle {
             Transport::Play => g.playing = true,
             Transport::Stop => g.playing = false,
             Transport::Locate(_) => {}
+        }
+        drop(g);
+        if matches!(cmd, Transport::Locate(s) if s == 0.0) {
+            self.reset_loudness();
         }
         Ok(())
     }

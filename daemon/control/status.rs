@@ -94,6 +94,40 @@ pub struct SurfaceStatus {
     pub info: String,
 }
 
+/// The master's live loudness in a [`StatusReport`]; `-inf` means no measurement yet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoudnessStatus {
+    /// Momentary loudness (400 ms), LUFS.
+    #[serde(with = "crate::state::jnum")]
+    pub momentary_lufs: f32,
+    /// Short-term loudness (3 s), LUFS.
+    #[serde(with = "crate::state::jnum")]
+    pub short_term_lufs: f32,
+    /// Integrated loudness since the last reset, LUFS.
+    #[serde(with = "crate::state::jnum")]
+    pub integrated_lufs: f32,
+    /// Largest true peak since the last reset, dBTP.
+    #[serde(with = "crate::state::jnum")]
+    pub true_peak_dbtp: f32,
+}
+
+impl Default for LoudnessStatus {
+    fn default() -> Self {
+        Self::from(&crate::engine::MasterLoudness::default())
+    }
+}
+
+impl From<&crate::engine::MasterLoudness> for LoudnessStatus {
+    fn from(l: &crate::engine::MasterLoudness) -> Self {
+        Self {
+            momentary_lufs: l.momentary_lufs,
+            short_term_lufs: l.short_term_lufs,
+            integrated_lufs: l.integrated_lufs,
+            true_peak_dbtp: l.true_peak_dbtp,
+        }
+    }
+}
+
 /// Everything `faderbridge status` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -102,6 +136,9 @@ pub struct StatusReport {
     /// Master limiter gain reduction, dB.
     #[serde(with = "crate::state::jnum")]
     pub limiter_gr_db: f32,
+    /// The master's live loudness (absent from older daemons: reads `-inf`).
+    #[serde(default)]
+    pub loudness: LoudnessStatus,
     pub engine: EngineStats,
     /// False while no engine runs (backend gone, reload in progress).
     pub engine_attached: bool,
@@ -175,6 +212,7 @@ pub(super) fn build_report(
     StatusReport {
         strips: strips.into_iter().map(|(_, s)| s).collect(),
         limiter_gr_db: meters.limiter_gr_db,
+        loudness: LoudnessStatus::from(&meters.loudness),
         engine,
         engine_attached,
         surfaces,
@@ -269,6 +307,15 @@ impl fmt::Display for StatusReport {
             f,
             "master limiter gain reduction {} dB",
             db(self.limiter_gr_db)
+        )?;
+        let l = &self.loudness;
+        writeln!(
+            f,
+            "master loudness M {} S {} I {} LUFS, true peak {} dBTP",
+            db(l.momentary_lufs),
+            db(l.short_term_lufs),
+            db(l.integrated_lufs),
+            db(l.true_peak_dbtp)
         )?;
         writeln!(f)?;
         if self.surfaces.is_empty() {

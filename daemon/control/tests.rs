@@ -767,3 +767,143 @@ async fn status_get_and_bad_requests_over_the_socket() {
     stop.cancel();
     server.await.expect("join").expect("serve");
 }
+
+// --- live loudness -------------------------------------------------------------------------
+
+const STEREO: &str = r#"
+version: 1
+engine: { sample_rate: 48000, block: 64 }
+channels:
+  - { name: keys, source: { input: [1, 2] }, fader_db: 0.0 }
+master: { outputs: [1, 2] }
+"#;
+
+/// Peak amplitude of the EBU Tech 3341 test tone: -23 dBFS.
+fn amp_db(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+/// Feeds a 1 kHz sine of peak `amp` to both inputs of the stereo channel, block by block,
+/// continuing the phase from `*at`; drains the loudness tap every 100 blocks (133 ms) like
+/// the console's meter tick would.
+fn run_sine(h: &ConsoleHandle, engine: &mut Engine, seconds: f64, amp: f64, at: &mut u64) {
+    const N: usize = 64;
+    let blocks = (seconds * 48000.0 / N as f64).round() as usize;
+    let mut x = vec![0.0f32; N];
+    let (mut l, mut r) = (vec![0.0; N], vec![0.0; N]);
+    for b in 0..blocks {
+        for v in x.iter_mut() {
+            let t = *at as f64 / 48000.0;
+            *v = (amp * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as f32;
+            *at += 1;
+        }
+        let mut outs: [&mut [f32]; 2] = [&mut l, &mut r];
+        engine.process(N, &[&x, &x], &mut outs);
+        if b % 100 == 99 {
+            let _ = h.meters();
+        }
+    }
+}
+
+fn near(what: &str, got: f32, want: f64, tol: f64) {
+    assert!(
+        (f64::from(got) - want).abs() <= tol,
+        "{what}: {got} vs {want} ±{tol}"
+    );
+}
+
+fn build_stereo(tree: &ParamTree) -> Engine {
+    let s = session::parse_str(STEREO, Path::new("/nonexistent/t.yaml")).expect("session");
+    Engine::build(&s, tree, &HashMap::new(), 48000.0, 64).expect("engine")
+}
+
+#[tokio::test]
+async fn master_loudness_of_the_ebu_test_tone_is_minus_23() {
+    let (_c, h) = Console::new(tree_of(STEREO), None);
+    // Nothing measured yet.
+    let m = h.meters();
+    assert_eq!(m.loudness.momentary_lufs, f32::NEG_INFINITY);
+    assert_eq!(m.loudness.integrated_lufs, f32::NEG_INFINITY);
+    let mut engine = build_stereo(&h.tree());
+    h.attach_engine(engine.handle(), engine.meter_bank());
+    h.attach_loudness(engine.loudness_tap());
+    let mut at = 0;
+    // EBU Tech 3341 case 1: a stereo 1 kHz sine at -23 dBFS reads -23.0 LUFS M, S and I; its
+    // true peak is its amplitude, -23 dBTP.
+    run_sine(&h, &mut engine, 4.0, amp_db(-23.0), &mut at);
+    let l = h.meters().loudness;
+    near("momentary", l.momentary_lufs, -23.0, 0.3);
+    near("short-term", l.short_term_lufs, -23.0, 0.3);
+    near("integrated", l.integrated_lufs, -23.0, 0.3);
+    near("true peak", l.true_peak_dbtp, -23.0, 0.3);
+    assert_eq!(l.dropped_frames, 0);
+    // The status report carries them.
+    let s = h.status().await;
+    near("status integrated", s.loudness.integrated_lufs, -23.0, 0.3);
+    assert!(s.to_string().contains("master loudness M -23."), "{s}");
+
+    // Locating to 0 restarts the measurement. The level drops to -33 dBFS half a second
+    // before (so the master's look-ahead no longer holds the louder tone), then 2 s more:
+    // integrated reads -33 LUFS and the true peak -33 dBTP. Without the reset, integrated
+    // would be the gated mean of both parts (about -24.7 LUFS) and the true peak -23.
+    run_sine(&h, &mut engine, 0.5, amp_db(-33.0), &mut at);
+    h.transport(Transport::Locate(0.0)).expect("locate");
+    run_sine(&h, &mut engine, 2.0, amp_db(-33.0), &mut at);
+    let l = h.meters().loudness;
+    near("integrated after locate 0", l.integrated_lufs, -33.0, 0.3);
+    near("true peak after locate 0", l.true_peak_dbtp, -33.0, 0.3);
+    near("momentary after locate 0", l.momentary_lufs, -33.0, 0.3);
+
+    // A locate elsewhere keeps counting; an explicit reset restarts.
+    run_sine(&h, &mut engine, 1.0, amp_db(-23.0), &mut at);
+    h.transport(Transport::Locate(5.0)).expect("locate");
+    run_sine(&h, &mut engine, 0.5, amp_db(-28.0), &mut at);
+    near(
+        "true peak kept",
+        h.meters().loudness.true_peak_dbtp,
+        -23.0,
+        0.3,
+    );
+    h.reset_loudness();
+    run_sine(&h, &mut engine, 1.0, amp_db(-28.0), &mut at);
+    let l = h.meters().loudness;
+    near("integrated after reset", l.integrated_lufs, -28.0, 0.3);
+    near("true peak after reset", l.true_peak_dbtp, -28.0, 0.3);
+}
+
+#[tokio::test]
+async fn a_swapped_in_engine_keeps_feeding_the_loudness_meter() {
+    let (_c, h) = Console::new(tree_of(STEREO), None);
+    let mut a = build_stereo(&h.tree());
+    h.attach_engine(a.handle(), a.meter_bank());
+    h.attach_loudness(a.loudness_tap());
+    let mut at = 0;
+    run_sine(&h, &mut a, 2.0, amp_db(-23.0), &mut at);
+    // The new engine at the same rate carries the measurement on: 1 s later the 3 s
+    // short-term window spans both engines and reads -23. Had it restarted, the window
+    // would hold 1 s of tone and 2 s of nothing: -23 + 10·log10(1/3) = -27.8 LUFS.
+    let mut b = build_stereo(&h.tree());
+    h.attach_engine(b.handle(), b.meter_bank());
+    h.attach_loudness(b.loudness_tap());
+    drop(a);
+    run_sine(&h, &mut b, 1.0, amp_db(-23.0), &mut at);
+    let l = h.meters().loudness;
+    near("short-term across the swap", l.short_term_lufs, -23.0, 0.3);
+    near("integrated across the swap", l.integrated_lufs, -23.0, 0.3);
+    assert_eq!(l.dropped_frames, 0);
+}
+
+#[tokio::test]
+async fn an_undrained_tap_drops_frames_and_counts_them() {
+    let (_c, h) = Console::new(tree_of(STEREO), None);
+    let mut engine = build_stereo(&h.tree());
+    let tap = engine.loudness_tap();
+    // The ring holds TAP_SECONDS (1 s = 48000 frames); 2 s without a drain drop the rest.
+    let x = vec![0.1f32; 64];
+    let (mut l, mut r) = (vec![0.0; 64], vec![0.0; 64]);
+    for _ in 0..1500 {
+        let mut outs: [&mut [f32]; 2] = [&mut l, &mut r];
+        engine.process(64, &[&x, &x], &mut outs);
+    }
+    assert_eq!(tap.dropped(), 1500 * 64 - 48000);
+}

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::loudness::MasterLoudness;
 use super::strip::StripMeters;
 
 /// Slots per strip: peak L/R, RMS L/R, gate GR, comp GR.
@@ -18,6 +19,10 @@ pub struct Meters {
     pub limiter_gr_db: f32,
     /// Transport position (samples) when these were published.
     pub position: u64,
+    /// The master's loudness. The bank does not hold it (it is measured off the audio thread,
+    /// see [`super::LoudnessMeter`]): [`MeterBank::read`] leaves it at `-inf`, the console
+    /// fills it in.
+    pub loudness: MasterLoudness,
 }
 
 /// Shared meter storage (see the module doc).
@@ -98,6 +103,7 @@ impl MeterBank {
             master: self.get(self.channels + self.buses),
             limiter_gr_db: f32::from_bits(self.slots[last].load(Ordering::Relaxed)),
             position: self.position.load(Ordering::Relaxed),
+            loudness: MasterLoudness::default(),
         }
     }
 }

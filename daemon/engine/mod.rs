@@ -14,6 +14,7 @@
 
 mod bus;
 mod eqset;
+mod loudness;
 mod meters;
 mod strip;
 
@@ -26,6 +27,7 @@ use crate::params::{Addr, Key, ParamChange, ParamTree, Target};
 use crate::session::model::{BusKind, Output, PortRef, Session, Source};
 
 use bus::{BusStrip, MasterStrip};
+pub use loudness::{LoudnessMeter, LoudnessTap, MasterLoudness, TAP_SECONDS};
 pub use meters::{MeterBank, Meters};
 use strip::ChannelStrip;
 pub use strip::{SourceRt, StemData, StripMeters};
@@ -207,6 +209,8 @@ pub struct Engine {
     position: u64,
     consumer: Option<rtrb::Consumer<ParamChange>>,
     meter_bank: Arc<MeterBank>,
+    /// Copies the master's output to the live loudness meter ([`Engine::loudness_tap`]).
+    loudness: Option<loudness::LoudnessTx>,
     /// Transport loop length (live playback of file sources).
     loop_len: Option<u64>,
     /// False while the transport is stopped: file sources are silent and the position holds.
@@ -334,6 +338,7 @@ impl Engine {
             position: 0,
             consumer: None,
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
+            loudness: None,
             loop_len: None,
             playing: true,
             helper_from: None,
@@ -369,6 +374,16 @@ impl Engine {
         let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
         self.consumer = Some(consumer);
         EngineHandle { producer }
+    }
+
+    /// Create the loudness tap: from now on every processed block of the master's final
+    /// output (after limiter and fader) is copied into a wait-free ring whose reading end is
+    /// returned (give it to a [`LoudnessMeter`]). Calling it again replaces the tap.
+    /// Allocates; control plane only.
+    pub fn loudness_tap(&mut self) -> LoudnessTap {
+        let (tx, rx) = loudness::tap(self.sample_rate);
+        self.loudness = Some(tx);
+        rx
     }
 
     /// The sample rate the engine was built for.
@@ -646,6 +661,9 @@ impl Engine {
             if let Some(out) = outputs.get_mut(k) {
                 out[offset..offset + n].copy_from_slice(&side[..n]);
             }
+        }
+        if let Some(tap) = self.loudness.as_mut() {
+            tap.push(&self.master_in[0][..n], &self.master_in[1][..n]);
         }
         if self.playing {
             self.position += n as u64;

@@ -8,6 +8,7 @@
 //! | `/unsubscribe` | end the lease |
 //! | `/PATH/touch ,i 1\|0` | touch / release a control |
 //! | `/meters/subscribe [,i SECONDS]`, `/meters/unsubscribe` | meter stream |
+//! | `/meters/reset` | restart the master's integrated loudness and true peak |
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
 //! | `/PATH/automation ,s MODE` | answered with `/error`: automation arrives later |
@@ -17,8 +18,12 @@
 //! `/meters/ch/N`, `/meters/bus/N` (1-based positions, like `ch/N/...`, so one tablet layout
 //! fits every session) `,ffff PEAK_DBFS RMS_DBFS COMP_GR_DB GATE_GR_DB` (peak and RMS: the
 //! louder side; silence reads [`METER_FLOOR_DB`]) and
-//! `/meters/master ,ffff PEAK RMS COMP_GR LIMITER_GR`. The engine has no live loudness meter
-//! yet, so LUFS and true peak are not in the stream.
+//! `/meters/master ,ffff PEAK RMS COMP_GR LIMITER_GR`, then the master's live loudness (EBU
+//! R128, measured off the audio thread): `/meters/master/lufs_m`, `/meters/master/lufs_s`,
+//! `/meters/master/lufs_i` (momentary, short-term, integrated LUFS) and
+//! `/meters/master/true_peak` (dBTP, the largest since the last reset), each `,f`; no
+//! measurement yet reads [`METER_FLOOR_DB`]. `/meters/reset` (or `/transport/locate ,f 0`)
+//! restarts the integrated loudness and the true peak.
 
 use std::time::Duration;
 
@@ -259,6 +264,16 @@ impl Dialect for Native {
                 cx.unsubscribe_meters();
                 vec![]
             }
+            "/meters/reset" => {
+                if !msg.args.is_empty() {
+                    return vec![error_reply(a, "wrong type: expected no arguments")];
+                }
+                if let Err(e) = cx.check_write() {
+                    return vec![error_reply(a, &e.to_string())];
+                }
+                cx.console().reset_loudness();
+                vec![]
+            }
             "/scene/save" => self.scene(msg, true, cx),
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
@@ -331,6 +346,18 @@ impl Dialect for Native {
             &m.master,
             m.limiter_gr_db,
         ));
+        let l = &m.loudness;
+        for (addr, v) in [
+            ("/meters/master/lufs_m", l.momentary_lufs),
+            ("/meters/master/lufs_s", l.short_term_lufs),
+            ("/meters/master/lufs_i", l.integrated_lufs),
+            ("/meters/master/true_peak", l.true_peak_dbtp),
+        ] {
+            msgs.push(OscMessage {
+                addr: addr.into(),
+                args: vec![OscType::Float(meter_db(v))],
+            });
+        }
         bundles(msgs)
     }
 }

@@ -137,6 +137,7 @@ fn build_engine(
     // Attach first: a change arriving while we copy the values is queued, and applies after.
     let handle = engine.handle();
     console.attach_engine(handle, engine.meter_bank());
+    console.attach_loudness(engine.loudness_tap());
     for c in console.current_changes() {
         engine.apply(c.addr, c.value);
     }
