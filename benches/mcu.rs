@@ -10,12 +10,15 @@
 //! Under `cargo test` (no `--bench` argument) it does nothing.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faderbridge::midi::{MidiEvent, Parser};
+
+#[path = "../tests/common/pty.rs"]
+mod pty;
+use pty::Pty;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -35,9 +38,10 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("fb-bench-mcu-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut master, slave_path, _slave) = openpty();
+    let pty = Pty::open();
     let link = dir.join("mcu");
-    std::os::unix::fs::symlink(&slave_path, &link).unwrap();
+    pty.link(&link);
+    let mut master = pty.master.try_clone().unwrap();
     let mut session = String::from("version: 1\nchannels:\n");
     for i in 1..=8 {
         session += &format!("  - {{ name: c{i}, source: {{ input: {i} }} }}\n");
@@ -227,33 +231,6 @@ fn main() {
         );
     }
     drop(master);
+    drop(pty);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn openpty() -> (std::fs::File, String, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: openpty fills two fds and the name buffer.
-    let rc = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            name.as_mut_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0);
-    for fd in [m, s] {
-        // SAFETY: fcntl on our own fds.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    // SAFETY: the name buffer holds a C string written by openpty.
-    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: fresh fds owned by nobody else.
-    let master = unsafe { std::fs::File::from_raw_fd(m) };
-    let _ = master.as_raw_fd();
-    (master, path, unsafe { OwnedFd::from_raw_fd(s) })
 }

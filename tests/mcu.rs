@@ -4,10 +4,10 @@
 //! LEDs, rings, LCD) the way the hardware would, and the test checks it against the
 //! console's values read through the status socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,10 @@ use pty::Pty;
 #[path = "common/mcu_sim.rs"]
 mod mcu_sim;
 use mcu_sim::{Device, WAIT};
+
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 
 /// The X32/X-Air/MCU fader law at its table points (DESIGN.md): travel → dB.
 const LAW: [(f64, f64); 5] = [
@@ -97,81 +101,6 @@ fn send(pty: &mut Pty, bytes: &[u8]) {
     pty.master.flush().unwrap();
 }
 
-/// The daemon with a status-socket client.
-struct Daemon {
-    child: Child,
-    sock: BufReader<UnixStream>,
-}
-
-impl Daemon {
-    fn start(dir: &Path, session: &str) -> Daemon {
-        let file = dir.join("s.yaml");
-        std::fs::write(&file, session).unwrap();
-        let state = dir.join("state");
-        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
-            .arg("run")
-            .arg(&file)
-            .args(["--backend", "null", "--state-dir"])
-            .arg(&state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let sock = loop {
-            if let Ok(s) = UnixStream::connect(state.join("status.sock")) {
-                break BufReader::new(s);
-            }
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Daemon { child, sock }
-    }
-
-    fn request(&mut self, line: &str) -> serde_json::Value {
-        self.sock.get_mut().write_all(line.as_bytes()).unwrap();
-        self.sock.get_mut().write_all(b"\n").unwrap();
-        let mut reply = String::new();
-        self.sock.read_line(&mut reply).unwrap();
-        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply}: {e}"))
-    }
-
-    fn get(&mut self, path: &str) -> f64 {
-        let v = self.request(&format!(r#"{{"cmd":"get","path":"{path}"}}"#));
-        match &v["value"] {
-            serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-            x => x.as_f64().unwrap_or_else(|| panic!("no value in {v}")),
-        }
-    }
-
-    fn set(&mut self, path: &str, value: f64) {
-        let v = self.request(&format!(
-            r#"{{"cmd":"set","path":"{path}","value":{value}}}"#
-        ));
-        assert!(v.get("error").is_none(), "set {path}: {v}");
-    }
-
-    /// Poll the console until `path` satisfies `f` (the device's bytes take a moment).
-    fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = self.get(path);
-            if f(v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{path} stuck at {v}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("fb-mcu-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -201,6 +130,29 @@ fn session(link: &Path) -> String {
     s
 }
 
+/// A daemon with an MCU surface on a pty, handshaken.
+struct Rig {
+    link: PathBuf,
+    pty: Pty,
+    dev: PtyDevice,
+    d: Daemon,
+}
+
+impl Rig {
+    /// `session(dir, link)` gives the session text (it may write files into `dir`).
+    fn start(tag: &str, session: impl FnOnce(&Path, &Path) -> String) -> Rig {
+        let dir = tempdir(tag);
+        let link = dir.join("mcu");
+        let mut pty = Pty::open();
+        pty.link(&link);
+        let dev = PtyDevice::attach(&pty);
+        let text = session(&dir, &link);
+        let d = Daemon::start(&dir, &text, &["--backend", "null"]);
+        handshake(&mut pty, &dev);
+        Rig { link, pty, dev, d }
+    }
+}
+
 fn handshake(pty: &mut Pty, dev: &Device) {
     dev.handshake(|b| send(pty, b));
 }
@@ -228,14 +180,12 @@ fn wait_faders(dev: &Device, what: &str, want: &[u16]) {
 
 #[test]
 fn mcu_handshake_sync_faders_touch_and_banks() {
-    let dir = tempdir("main");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
-    let mut d = Daemon::start(&dir, &session(&link));
-
-    handshake(&mut pty, &dev);
+    let Rig {
+        mut pty,
+        dev,
+        mut d,
+        ..
+    } = Rig::start("main", |_, link| session(link));
     // Initial sync: 8 motors at the current gains, the master at 0 dB, names on line 1.
     let bank1 = expected_bank1();
     assert_eq!(bank1, vec![12287, 8192, 4096, 16383, 0, 12287, 8192, 4096]);
@@ -322,13 +272,12 @@ fn mcu_handshake_sync_faders_touch_and_banks() {
 
 #[test]
 fn mcu_vpot_mute_and_garbage() {
-    let dir = tempdir("vpot");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
-    let mut d = Daemon::start(&dir, &session(&link));
-    handshake(&mut pty, &dev);
+    let Rig {
+        mut pty,
+        dev,
+        mut d,
+        ..
+    } = Rig::start("vpot", |_, link| session(link));
     wait_faders(&dev, "initial sync", &expected_bank1());
     // Ring of strip 1 in dot mode at the centre: mode 0, LED 6 of 11.
     dev.wait("pan ring at centre", |s| {
@@ -388,13 +337,13 @@ fn mcu_vpot_mute_and_garbage() {
 
 #[test]
 fn mcu_replug_resyncs_within_two_seconds() {
-    let dir = tempdir("replug");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let mut dev = PtyDevice::attach(&pty);
-    let mut d = Daemon::start(&dir, &session(&link));
-    handshake(&mut pty, &dev);
+    let Rig {
+        link,
+        pty,
+        mut dev,
+        mut d,
+        ..
+    } = Rig::start("replug", |_, link| session(link));
     wait_faders(&dev, "initial sync", &expected_bank1());
     d.set("ch/2/fader_db", 10.0);
     dev.wait("strip 2 at +10", |s| {
@@ -432,32 +381,27 @@ fn mcu_replug_resyncs_within_two_seconds() {
 
 #[test]
 fn mcu_meters_follow_the_engine() {
-    let dir = tempdir("meters");
-    // A 1 kHz sine at 0.55 peak (-5.19 dBFS): the MCU meter lights the segments at and below
-    // -6 dB: -60, -50, -40, -30, -20, -14, -10, -8, -6 → level 9.
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(dir.join("tone.wav"), spec).unwrap();
-    for i in 0..48000 {
-        let x = 0.55 * (std::f64::consts::TAU * 1000.0 * i as f64 / 48000.0).sin();
-        w.write_sample(x as f32).unwrap();
-    }
-    w.finalize().unwrap();
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
-    let session = format!(
-        "version: 1\nchannels:\n  - {{ name: tone, source: {{ file: tone.wav }} }}\n  \
-         - {{ name: quiet, source: {{ input: 1 }} }}\nsurfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\" }}\n",
-        link.display()
-    );
-    let _d = Daemon::start(&dir, &session);
-    handshake(&mut pty, &dev);
+    let Rig { dev, .. } = Rig::start("meters", |dir, link| {
+        // A 1 kHz sine at 0.55 peak (-5.19 dBFS): the MCU meter lights the segments at and
+        // below -6 dB: -60, -50, -40, -30, -20, -14, -10, -8, -6 → level 9.
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(dir.join("tone.wav"), spec).unwrap();
+        for i in 0..48000 {
+            let x = 0.55 * (std::f64::consts::TAU * 1000.0 * i as f64 / 48000.0).sin();
+            w.write_sample(x as f32).unwrap();
+        }
+        w.finalize().unwrap();
+        format!(
+            "version: 1\nchannels:\n  - {{ name: tone, source: {{ file: tone.wav }} }}\n  \
+             - {{ name: quiet, source: {{ input: 1 }} }}\nsurfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\" }}\n",
+            link.display()
+        )
+    });
     dev.wait("strip 1's meter at level 9", |s| {
         (s.meters.get(&0) == Some(&9)).then_some(())
     });
@@ -487,13 +431,12 @@ fn timecode_seconds(s: &mcu_sim::DevState) -> Option<u32> {
 
 #[test]
 fn mcu_transport_buttons_drive_the_transport() {
-    let dir = tempdir("transport");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
-    let _d = Daemon::start(&dir, &session(&link));
-    handshake(&mut pty, &dev);
+    let Rig {
+        mut pty,
+        dev,
+        d: _d,
+        ..
+    } = Rig::start("transport", |_, link| session(link));
     // Playing at start: PLAY lit, STOP dark, the timecode running.
     dev.wait("PLAY lit", |s| {
         (s.leds.get(&0x5E) == Some(&0x7F) && s.leds.get(&0x5D) == Some(&0)).then_some(())
@@ -577,18 +520,18 @@ impl OscClient {
 /// An MCU and an OSC tablet on the same strips stay in sync, and nothing loops back.
 #[test]
 fn mcu_and_osc_tablet_stay_in_sync() {
-    let dir = tempdir("osc");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
     let port = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
     };
-    let session = session(&link) + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n");
-    let mut d = Daemon::start(&dir, &session);
-    handshake(&mut pty, &dev);
+    let Rig {
+        mut pty,
+        dev,
+        mut d,
+        ..
+    } = Rig::start("osc", |_, link| {
+        session(link) + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n")
+    });
     wait_faders(&dev, "initial sync", &expected_bank1());
     let tablet = OscClient::new(format!("127.0.0.1:{port}").parse().unwrap());
     tablet.send("/subscribe", vec![rosc::OscType::Int(30)]);
@@ -645,19 +588,14 @@ fn mcu_and_osc_tablet_stay_in_sync() {
 /// X-Touch colour scribble strips follow the strips' `color:` (white/cyan by default).
 #[test]
 fn xtouch_colour_strips_follow_the_session() {
-    let dir = tempdir("colour");
-    let link = dir.join("mcu");
-    let mut pty = Pty::open();
-    pty.link(&link);
-    let dev = PtyDevice::attach(&pty);
-    let session = format!(
-        "version: 1\nchannels:\n  - {{ name: kick, color: red }}\n  - {{ name: snare, color: yellow }}\n  \
-         - {{ name: vox }}\nbuses:\n  - {{ name: verb, kind: aux }}\n  - {{ name: drums, kind: group, color: magenta }}\n\
-         surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\", profile: xtouch }}\n",
-        link.display()
-    );
-    let _d = Daemon::start(&dir, &session);
-    handshake(&mut pty, &dev);
+    let Rig { dev, .. } = Rig::start("colour", |_, link| {
+        format!(
+            "version: 1\nchannels:\n  - {{ name: kick, color: red }}\n  - {{ name: snare, color: yellow }}\n  \
+             - {{ name: vox }}\nbuses:\n  - {{ name: verb, kind: aux }}\n  - {{ name: drums, kind: group, color: magenta }}\n\
+             surfaces:\n  - {{ kind: mcu, midi: \"serial:{}@31250\", profile: xtouch }}\n",
+            link.display()
+        )
+    });
     // X-Touch colour SysEx (0x72): red, yellow, white (default), cyan (bus default), magenta,
     // then three empty strips (off).
     let colours = dev.wait("the colour SysEx", |s| {

@@ -3,8 +3,6 @@
 //! one MIDI output. The daemon finds the device's ports by name, connects them, handshakes,
 //! syncs, follows fader moves, and resyncs when the device's client goes away and comes back.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +12,10 @@ use std::time::{Duration, Instant};
 #[path = "common/mcu_sim.rs"]
 mod mcu_sim;
 use mcu_sim::Device;
+
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 
 const SERVER: &str = "fbtest-mcu-jack";
 
@@ -131,69 +133,6 @@ impl Sim {
     }
 }
 
-struct Daemon {
-    child: Child,
-    sock: BufReader<UnixStream>,
-}
-
-impl Daemon {
-    fn start(dir: &Path, session: &str) -> Daemon {
-        let file = dir.join("s.yaml");
-        std::fs::write(&file, session).unwrap();
-        let state = dir.join("state");
-        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
-            .arg("run")
-            .arg(&file)
-            .args(["--backend", "jack", "--jack-server", SERVER, "--state-dir"])
-            .arg(&state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let sock = loop {
-            if let Ok(s) = UnixStream::connect(state.join("status.sock")) {
-                break BufReader::new(s);
-            }
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Daemon { child, sock }
-    }
-
-    fn get(&mut self, path: &str) -> f64 {
-        let line = format!(r#"{{"cmd":"get","path":"{path}"}}"#);
-        self.sock.get_mut().write_all(line.as_bytes()).unwrap();
-        self.sock.get_mut().write_all(b"\n").unwrap();
-        let mut reply = String::new();
-        self.sock.read_line(&mut reply).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
-        match &v["value"] {
-            serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
-            x => x.as_f64().unwrap_or_else(|| panic!("no value in {v}")),
-        }
-    }
-
-    fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + mcu_sim::WAIT;
-        loop {
-            let v = self.get(path);
-            if f(v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{path} stuck at {v}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn tempdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fb-mcu-jack-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -215,7 +154,11 @@ fn mcu_over_jack_midi_handshakes_follows_and_resyncs() {
     }
     session += "surfaces:\n  - { kind: mcu, midi: \"jack:mcusim\" }\n";
     let mut sim = Sim::start();
-    let mut d = Daemon::start(&dir, &session);
+    let mut d = Daemon::start(
+        &dir,
+        &session,
+        &["--backend", "jack", "--jack-server", SERVER],
+    );
 
     sim.dev.handshake(|b| sim.send(b));
     let want = [12287, 8192, 4096, 16383, 12287, 12287, 12287, 12287];

@@ -1,0 +1,91 @@
+//! The daemon (`faderbridge run`) as a child process with a status-socket client, for the
+//! surface tests.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for anything.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The daemon with a status-socket client.
+pub struct Daemon {
+    child: Child,
+    sock: BufReader<UnixStream>,
+}
+
+impl Daemon {
+    /// Start `faderbridge run` on `session` (written into `dir`) with `backend_args`
+    /// (`["--backend", "null"]`), and connect to its status socket.
+    pub fn start(dir: &Path, session: &str, backend_args: &[&str]) -> Daemon {
+        let file = dir.join("s.yaml");
+        std::fs::write(&file, session).unwrap();
+        let state = dir.join("state");
+        let child = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+            .arg("run")
+            .arg(&file)
+            .args(backend_args)
+            .arg("--state-dir")
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sock = loop {
+            if let Ok(s) = UnixStream::connect(state.join("status.sock")) {
+                break BufReader::new(s);
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Daemon { child, sock }
+    }
+
+    pub fn request(&mut self, line: &str) -> serde_json::Value {
+        self.sock.get_mut().write_all(line.as_bytes()).unwrap();
+        self.sock.get_mut().write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        self.sock.read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply}: {e}"))
+    }
+
+    pub fn get(&mut self, path: &str) -> f64 {
+        let v = self.request(&format!(r#"{{"cmd":"get","path":"{path}"}}"#));
+        match &v["value"] {
+            serde_json::Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+            x => x.as_f64().unwrap_or_else(|| panic!("no value in {v}")),
+        }
+    }
+
+    pub fn set(&mut self, path: &str, value: f64) {
+        let v = self.request(&format!(
+            r#"{{"cmd":"set","path":"{path}","value":{value}}}"#
+        ));
+        assert!(v.get("error").is_none(), "set {path}: {v}");
+    }
+
+    /// Poll the console until `path` satisfies `f` (the device's bytes take a moment).
+    pub fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.get(path);
+            if f(v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{path} stuck at {v}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
