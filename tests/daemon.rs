@@ -226,7 +226,7 @@ fn sigkill_keeps_every_change_older_than_a_second_and_truncated_state_is_survive
     assert!(aside, "the truncated file was set aside");
     d.signal(libc::SIGTERM);
     let (st, _) = d.wait_exit(Duration::from_secs(5));
-    assert!(st.success());
+    assert!(st.success(), "exit {st:?}; stderr:\n{}", d.stderr());
 }
 
 #[test]

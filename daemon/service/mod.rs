@@ -182,6 +182,10 @@ pub fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceE
 
 async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceError> {
     let started = Instant::now();
+    // Signals first: a SIGTERM during startup must stop the daemon cleanly, not kill it.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let state_path = opts.state_dir.clone().unwrap_or_else(StateDir::default_dir);
     let state = StateDir::open(&state_path).map_err(|e| ServiceError::State {
         path: state_path.clone(),
@@ -293,10 +297,6 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         })
     };
 
-    // Signals.
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
