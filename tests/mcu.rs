@@ -381,7 +381,13 @@ fn mcu_replug_resyncs_within_two_seconds() {
 
 #[test]
 fn mcu_meters_follow_the_engine() {
-    let Rig { dev, .. } = Rig::start("meters", |dir, link| {
+    // Keep the device side and the daemon alive for the whole test (`..` would drop them).
+    let Rig {
+        dev,
+        pty: _pty,
+        d: _d,
+        ..
+    } = Rig::start("meters", |dir, link| {
         // A 1 kHz sine at 0.55 peak (-5.19 dBFS): the MCU meter lights the segments at and
         // below -6 dB: -60, -50, -40, -30, -20, -14, -10, -8, -6 → level 9.
         let spec = hound::WavSpec {
@@ -588,7 +594,13 @@ fn mcu_and_osc_tablet_stay_in_sync() {
 /// X-Touch colour scribble strips follow the strips' `color:` (white/cyan by default).
 #[test]
 fn xtouch_colour_strips_follow_the_session() {
-    let Rig { dev, .. } = Rig::start("colour", |_, link| {
+    // Keep the device side and the daemon alive for the whole test (`..` would drop them).
+    let Rig {
+        dev,
+        pty: _pty,
+        d: _d,
+        ..
+    } = Rig::start("colour", |_, link| {
         format!(
             "version: 1\nchannels:\n  - {{ name: kick, color: red }}\n  - {{ name: snare, color: yellow }}\n  \
              - {{ name: vox }}\nbuses:\n  - {{ name: verb, kind: aux }}\n  - {{ name: drums, kind: group, color: magenta }}\n\
