@@ -416,17 +416,32 @@ fn jack_levels_latency_and_fader_timing() {
 
     // Click test on the sine: a -6 -> -12 dB move. The largest step between samples may not
     // exceed the tone's own largest step at the higher gain: g * A * 2 sin(pi f / fs).
-    t.drain();
-    set(&con, "ch/kick/fader_db", -12.0);
-    let rec = t.record(Duration::from_millis(200));
-    let l = chan(&rec, true);
+    // An xrun during the recording leaves a gap in what the tester recorded (a step that is
+    // the VM's, not the mixer's: see the README's daemon section); such a take is repeated.
     let own = g * pl * AMP as f64 * 2.0 * (std::f64::consts::PI * FREQ / 48000.0).sin();
-    let max_step = l
-        .windows(2)
-        .map(|w| (w[1] - w[0]).abs() as f64)
-        .fold(0.0, f64::max);
-    eprintln!("fader move: max step {max_step:.5}, tone's own {own:.5}");
-    assert!(max_step <= own * 1.02, "click: step {max_step} > {own}");
+    let mut l = Vec::new();
+    for attempt in 1..=4 {
+        set(&con, "ch/kick/fader_db", -6.0);
+        t.record(Duration::from_millis(100));
+        t.drain();
+        let x0 = audio.stats().xruns;
+        set(&con, "ch/kick/fader_db", -12.0);
+        let rec = t.record(Duration::from_millis(200));
+        l = chan(&rec, true);
+        let max_step = l
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs() as f64)
+            .fold(0.0, f64::max);
+        let xruns = audio.stats().xruns - x0;
+        eprintln!(
+            "fader move (take {attempt}): max step {max_step:.5}, tone's own {own:.5}, xruns {xruns}"
+        );
+        if xruns > 0 && attempt < 4 {
+            continue;
+        }
+        assert!(max_step <= own * 1.02, "click: step {max_step} > {own}");
+        break;
+    }
     let after = db(tone_amp(&l[l.len() - 4800..], FREQ as f32));
     let want = db(AMP as f64 * 10f64.powf(-12.0 / 20.0) * pl);
     assert!((after - want).abs() < 0.1, "{after} vs {want}");
