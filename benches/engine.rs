@@ -113,9 +113,20 @@ fn time_engine(n_ch: usize, seconds: f32) -> (f64, f64) {
         }
     };
     run(&mut e, &mut out, blocks / 10); // warm up
-    let (wall, cpu) = timed(|| run(&mut e, &mut out, blocks));
+    // The fastest of several takes: a shared VM's neighbours only ever add time,
+    // so the minimum is the best estimate of the code's own cost.
+    let takes = std::env::var("FB_BENCH_TAKES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7usize)
+        .max(1);
     let frames = (blocks * BLOCK) as f64;
-    (wall / frames, cpu / frames)
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..takes {
+        let (wall, cpu) = timed(|| run(&mut e, &mut out, blocks));
+        best = (best.0.min(wall / frames), best.1.min(cpu / frames));
+    }
+    best
 }
 
 /// ns per sample of one processor on 64-frame mono blocks.
