@@ -229,6 +229,66 @@ fn parameter_changes_land_at_their_frame() {
     assert_eq!(l[lat + 17 + glide], 0.0, "fully muted after the glide");
 }
 
+#[test]
+fn timed_changes_are_held_until_their_frame_in_a_later_block() {
+    // Two strips panned hard left and right: each side shows one strip's mute glide.
+    let mut rig = Rig::new(
+        "version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: -1 }\n  \
+         - { name: b, source: { input: 2 }, pan: 1 }\n",
+    );
+    let lat = rig.engine.latency();
+    let dc = vec![1.0f32; BLOCK * 40];
+    rig.run(&[&dc[..BLOCK * 4], &dc[..BLOCK * 4]]);
+    let base = rig.engine.next_frame();
+    assert_eq!(base, (BLOCK * 4) as u64, "the engine counts its frames");
+    // a: muted 5 blocks and 23 frames ahead; b: queued later but for now. A change for a
+    // frame that has already played applies at the next block start, like an untimed one.
+    let t_a = base + (BLOCK * 5 + 23) as u64;
+    rig.set_at_frame("ch/a/mute", 1.0, t_a);
+    rig.set_at_frame("ch/b/mute", 1.0, base.saturating_sub(100));
+    let out = rig.run(&[&dc[..BLOCK * 20], &dc[..BLOCK * 20]]);
+    let (l, r) = (&out[0], &out[1]);
+    let at = (t_a - base) as usize + lat;
+    assert_eq!(l[at - 1], 1.0, "a untouched up to its frame");
+    assert!(l[at] < 1.0, "a's glide starts exactly at its frame");
+    assert!(
+        r[lat] < 1.0,
+        "b's overdue change applies at the block start"
+    );
+    let glide = (10.0 * SR / 1000.0) as usize;
+    assert_eq!(l[at + glide], 0.0);
+    assert_eq!(r[lat + glide], 0.0);
+}
+
+#[test]
+fn many_held_changes_apply_in_frame_order() {
+    // Fader steps queued out of order, each for its own frame: the output follows them in
+    // frame order (fader glides are 10 ms; steps 1000 frames apart settle in between).
+    let mut rig =
+        Rig::new("version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: -1 }\n");
+    let lat = rig.engine.latency();
+    let dc = vec![1.0f32; 48_000];
+    rig.run(&[&dc[..BLOCK]]);
+    let base = rig.engine.next_frame();
+    let steps = [(3u64, -6.0f32), (1, -12.0), (4, -3.0), (2, -20.0)];
+    for (k, db) in steps {
+        rig.set_at_frame("ch/a/fader_db", db, base + k * 1000);
+    }
+    let out = rig.run(&[&dc[..6000]]);
+    let l = &out[0];
+    for (k, db) in steps {
+        // Just before the next step starts, this step has settled.
+        let i = ((k + 1) * 1000) as usize + lat - 1;
+        let want = 10f32.powf(db / 20.0);
+        assert!(
+            (l[i] - want).abs() < 1e-4,
+            "step {k}: {} != {want} at {i}",
+            l[i]
+        );
+    }
+    assert_eq!(l[1000 + lat - 1], 1.0, "nothing before the first step");
+}
+
 /// Largest sample-to-sample step of `x`.
 fn max_step(x: &[f32]) -> f32 {
     x.windows(2)

@@ -99,7 +99,7 @@ fn process_never_allocates_with_everything_active_and_parameters_moving() {
             .send(faderbridge::params::ParamChange {
                 addr,
                 value,
-                frame: (b % BLOCK) as u32,
+                frame: rig.engine.next_frame() + (b % BLOCK) as u64,
             })
             .expect("queue");
         let ins: Vec<&[f32]> = inputs

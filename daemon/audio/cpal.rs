@@ -75,12 +75,18 @@ impl Graph {
 
     /// Fill interleaved `data` (`out_ch` channels) with the engine's output, reading
     /// interleaved input frames (`in_ch` channels) from `input`. Real-time safe.
+    /// `frames_done` is the engine's running frame count (advanced here); `at` the instant
+    /// of the buffer's first frame, at `rate` Hz.
+    #[allow(clippy::too_many_arguments)]
     fn process(
         &mut self,
         data: &mut [f32],
         out_ch: usize,
         input: Option<&mut rtrb::Consumer<f32>>,
         in_ch: usize,
+        frames_done: &mut u64,
+        at: Instant,
+        rate: u32,
     ) {
         data.fill(0.0);
         let frames = data.len() / out_ch.max(1);
@@ -119,6 +125,10 @@ impl Graph {
                 self.out_refs
                     .push(unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr(), n) });
             }
+            let chunk_at =
+                at + Duration::from_nanos(done as u64 * 1_000_000_000 / u64::from(rate.max(1)));
+            self.engine.begin_block(*frames_done, chunk_at, rate);
+            *frames_done += n as u64;
             self.engine.process(n, &self.in_refs, &mut self.out_refs);
             self.in_refs.clear();
             self.out_refs.clear();
@@ -226,6 +236,7 @@ fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<
     let rate = cfg.sample_rate;
     let mut load = LoadMeter::new();
     let mut first = true;
+    let mut frames_done: u64 = 0;
     let output = dev
         .build_output_stream(
             config(out_ch),
@@ -240,7 +251,15 @@ fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<
                 let t0 = Instant::now();
                 let _ftz = DenormalGuard::new();
                 swap_rx.poll(&mut graph);
-                graph.process(data, out_ch, ring_rx.as_mut(), in_ch);
+                graph.process(
+                    data,
+                    out_ch,
+                    ring_rx.as_mut(),
+                    in_ch,
+                    &mut frames_done,
+                    t0,
+                    rate,
+                );
                 load.update(&st, t0.elapsed(), data.len() / out_ch.max(1), rate);
             },
             move |_| {

@@ -167,10 +167,26 @@ struct Processor {
     shared: Arc<Shared>,
     flags: Arc<Flags>,
     load: LoadMeter,
+    /// Engine frames processed so far (the engine's absolute frame count; kept here so it
+    /// runs on across engine swaps).
+    frames: u64,
+}
+
+/// The instant the current cycle's first frame belongs to: JACK's own filtered cycle start
+/// (jack_get_cycle_times), moved into [`Instant`]'s domain through the time elapsed since.
+/// `now` when the server cannot say.
+fn cycle_start(client: &Client, ps: &ProcessScope, now: Instant) -> Instant {
+    match ps.cycle_times() {
+        Ok(t) => {
+            let since = client.time().saturating_sub(t.current_usecs);
+            now.checked_sub(Duration::from_micros(since)).unwrap_or(now)
+        }
+        Err(_) => now,
+    }
 }
 
 impl ProcessHandler for Processor {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+    fn process(&mut self, client: &Client, ps: &ProcessScope) -> Control {
         let t0 = Instant::now();
         let _ftz = DenormalGuard::new();
         if self.flags.realtime.load(Ordering::Relaxed) == 0 {
@@ -181,8 +197,12 @@ impl ProcessHandler for Processor {
         self.rx.poll(&mut self.graph);
         let n = ps.n_frames();
         self.midi.process(ps);
-        self.graph.process(n);
         let rate = self.shared.sample_rate.load(Ordering::Relaxed);
+        self.graph
+            .engine
+            .begin_block(self.frames, cycle_start(client, ps, t0), rate);
+        self.frames += u64::from(n);
+        self.graph.process(n);
         self.load
             .update(&self.shared, t0.elapsed(), n as usize, rate);
         Control::Continue
@@ -517,6 +537,7 @@ fn connect(
         shared: shared.clone(),
         flags: flags.clone(),
         load: LoadMeter::new(),
+        frames: 0,
     };
     let notifier = Notifier {
         shared: shared.clone(),

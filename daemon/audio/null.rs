@@ -192,10 +192,17 @@ fn clock_thread(
     let mut load = LoadMeter::new();
     let period_ns = |k: u64| offset_ns(k, block, rate);
     let mut origin = now_ns();
+    let mut origin_at = Instant::now();
     let mut k: u64 = 0;
+    // Engine frames processed so far, across engine swaps and resyncs.
+    let mut frames: u64 = 0;
     while !shared.stopping() {
         let t0 = Instant::now();
         rx.poll(&mut graph);
+        // Block k belongs to its place in the schedule, not to when the thread woke.
+        let at = origin_at + Duration::from_nanos(period_ns(k));
+        graph.engine.begin_block(frames, at, rate);
+        frames += block as u64;
         graph.process(block);
         load.update(&shared, t0.elapsed(), block, rate);
         k += 1;
@@ -205,6 +212,7 @@ fn clock_thread(
             shared.xruns.fetch_add(1, Ordering::Relaxed);
             if now - deadline > period_ns(RESYNC_PERIODS) {
                 origin = now;
+                origin_at = Instant::now();
                 k = 0;
             }
             continue;

@@ -45,7 +45,7 @@ pub mod status;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant as StdInstant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, watch};
@@ -180,12 +180,14 @@ struct EngineLink {
 }
 
 impl EngineLink {
-    fn send(&mut self, tree: &ParamTree, id: ParamId, value: f32) {
+    /// Forward a change, for the engine frame that plays at `at` (None: the next block).
+    /// A change that does not fit waits in the backlog and loses its timing.
+    fn send(&mut self, tree: &ParamTree, id: ParamId, value: f32, at: Option<StdInstant>) {
         if self.backlog.is_empty() {
             let c = ParamChange {
                 addr: tree.get(id).addr,
                 value,
-                frame: 0,
+                frame: at.and_then(|t| self.handle.frame_at(t)).unwrap_or(0),
             };
             if self.handle.send(c).is_ok() {
                 return;
@@ -318,13 +320,15 @@ impl Inner {
             })
     }
 
-    /// Validate, store, forward, broadcast. Returns the stored value.
+    /// Validate, store, forward (to play at `at`, or at once), broadcast. Returns the stored
+    /// value.
     fn set(
         &mut self,
         sh: &Shared,
         path: &str,
         value: f32,
         origin: Origin,
+        at: Option<StdInstant>,
     ) -> Result<f32, ControlError> {
         if is_engine_param(path) {
             return Err(ControlError::ReadOnly {
@@ -345,11 +349,23 @@ impl Inner {
                 range: spec.range_text(),
             });
         }
-        Ok(self.store(sh, id, spec.sanitize(value), origin))
+        Ok(self.store_at(sh, id, spec.sanitize(value), origin, at))
     }
 
     /// Store an already valid value.
     fn store(&mut self, sh: &Shared, id: ParamId, v: f32, origin: Origin) -> f32 {
+        self.store_at(sh, id, v, origin, None)
+    }
+
+    /// [`Inner::store`] with the engine change timed for `at`.
+    fn store_at(
+        &mut self,
+        sh: &Shared,
+        id: ParamId,
+        v: f32,
+        origin: Origin,
+        at: Option<StdInstant>,
+    ) -> f32 {
         let i = id.0 as usize;
         if origin == Origin::Automation && self.touched.get(&id).is_some_and(|s| !s.is_empty()) {
             return self.values[i];
@@ -359,7 +375,7 @@ impl Inner {
         }
         self.values[i] = v;
         if let Some(e) = self.engine.as_mut() {
-            e.send(&self.tree, id, v);
+            e.send(&self.tree, id, v, at);
         }
         self.mark_dirty(&sh.dirty);
         // No receivers is not an error: nobody is listening yet.
@@ -642,7 +658,39 @@ impl ConsoleHandle {
     /// # Errors
     /// As [`ConsoleHandle::set`].
     pub fn set_sync(&self, path: &str, value: f32, origin: Origin) -> Result<f32, ControlError> {
-        self.shared.lock().set(&self.shared, path, value, origin)
+        self.shared
+            .lock()
+            .set(&self.shared, path, value, origin, None)
+    }
+
+    /// [`ConsoleHandle::set_sync`] timed: the engine applies the change at the frame that
+    /// plays at `at` (sample-accurately inside its block), or at the next block start when
+    /// that frame has passed or no running backend stamps the engine's frames. The stored
+    /// value and the feedback to other surfaces change at once. Hand the change over a few
+    /// milliseconds ahead of `at` ([`ConsoleHandle::frame_clock_running`]).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::set`].
+    pub fn set_sync_at(
+        &self,
+        path: &str,
+        value: f32,
+        origin: Origin,
+        at: StdInstant,
+    ) -> Result<f32, ControlError> {
+        self.shared
+            .lock()
+            .set(&self.shared, path, value, origin, Some(at))
+    }
+
+    /// True while an engine is attached whose blocks a running backend stamps: only then
+    /// can [`ConsoleHandle::set_sync_at`] place a change on its frame.
+    pub fn frame_clock_running(&self) -> bool {
+        self.shared
+            .lock()
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.handle.frame_at(StdInstant::now()).is_some())
     }
 
     /// Set from 0..1 control travel through the parameter's taper (the fader law for faders).
@@ -841,7 +889,7 @@ impl ConsoleHandle {
         let mut sent = 0usize;
         for (i, (p, v)) in inner.tree.params().iter().zip(&inner.values).enumerate() {
             if p.initial.to_bits() != v.to_bits() {
-                link.send(&inner.tree, ParamId(i as u32), *v);
+                link.send(&inner.tree, ParamId(i as u32), *v, None);
                 sent += 1;
             }
         }
@@ -858,6 +906,15 @@ impl ConsoleHandle {
     /// # Errors
     /// A negative or non-finite locate, no engine running, or its queue full.
     pub fn transport(&self, cmd: Transport) -> Result<(), ControlError> {
+        self.transport_at(cmd, None)
+    }
+
+    /// [`ConsoleHandle::transport`] at the engine frame that plays at `at` (see
+    /// [`ConsoleHandle::set_sync_at`]).
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::transport`].
+    pub fn transport_at(&self, cmd: Transport, at: Option<StdInstant>) -> Result<(), ControlError> {
         if let Transport::Locate(s) = cmd
             && !(s.is_finite() && s >= 0.0)
         {
@@ -872,8 +929,10 @@ impl ConsoleHandle {
             .engine
             .as_mut()
             .ok_or(ControlError::Transport("no engine is running"))?;
+        let mut change = transport_change(cmd);
+        change.frame = at.and_then(|t| link.handle.frame_at(t)).unwrap_or(0);
         link.handle
-            .send(transport_change(cmd))
+            .send(change)
             .map_err(|_| ControlError::Transport("the engine's queue is full; try again"))?;
         match cmd {
             Transport::Play => g.playing = true,

@@ -13,13 +13,16 @@
 //! into their destination; the master runs last.
 
 mod bus;
+pub mod clock;
 mod eqset;
 mod loudness;
 mod meters;
 mod strip;
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::dsp::dynamics::Compressor;
 use crate::dsp::filters::Slope;
@@ -37,6 +40,10 @@ pub const GAIN_GLIDE_MS: f32 = 10.0;
 
 /// Capacity of the parameter queue: changes beyond it wait on the sender's side.
 pub const QUEUE_CAPACITY: usize = 4096;
+/// Most changes the engine holds for later blocks (timed OSC bundles are handed over a few
+/// milliseconds ahead, so this is far more than a client can fill); beyond it a change
+/// applies at once.
+pub const PENDING_CAPACITY: usize = 1024;
 
 /// Pan gains (L, R). Mono sources: constant power, -3 dB each side at centre. Stereo sources
 /// (and buses): balance, unity at centre, the far side falling with the same sine law.
@@ -156,10 +163,18 @@ pub enum BuildError {
 /// The sending side of an engine's parameter queue (control plane).
 pub struct EngineHandle {
     producer: rtrb::Producer<ParamChange>,
+    clock: Arc<clock::FrameClock>,
 }
 
 impl EngineHandle {
-    /// Queue a change for the next block. A full queue gives the change back.
+    /// The engine frame that plays at `t` (for [`ParamChange::frame`]); None while the
+    /// engine is not being run by a backend that stamps its blocks.
+    pub fn frame_at(&self, t: Instant) -> Option<u64> {
+        self.clock.frame_at(t)
+    }
+
+    /// Queue a change (applied at its frame, or at the next block start when that frame
+    /// has passed). A full queue gives the change back.
     ///
     /// # Errors
     /// The change, when the queue is full.
@@ -208,6 +223,12 @@ pub struct Engine {
     /// Transport position (samples) of the next block.
     position: u64,
     consumer: Option<rtrb::Consumer<ParamChange>>,
+    /// Changes taken from the queue whose frame lies in a later block, ordered by frame
+    /// (equal frames in arrival order). Capacity [`PENDING_CAPACITY`], never grown.
+    pending: VecDeque<ParamChange>,
+    /// Absolute engine frame of the next block's first frame ([`Engine::begin_block`]).
+    block_frame: u64,
+    clock: Arc<clock::FrameClock>,
     meter_bank: Arc<MeterBank>,
     /// Copies the master's output to the live loudness meter ([`Engine::loudness_tap`]).
     loudness: Option<loudness::LoudnessTx>,
@@ -337,6 +358,9 @@ impl Engine {
             solo_active: false,
             position: 0,
             consumer: None,
+            pending: VecDeque::with_capacity(PENDING_CAPACITY),
+            block_frame: 0,
+            clock: Arc::new(clock::FrameClock::new()),
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
             loudness: None,
             loop_len: None,
@@ -373,7 +397,11 @@ impl Engine {
     pub fn handle(&mut self) -> EngineHandle {
         let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
         self.consumer = Some(consumer);
-        EngineHandle { producer }
+        self.pending.clear();
+        EngineHandle {
+            producer,
+            clock: self.clock.clone(),
+        }
     }
 
     /// Create the loudness tap: from now on every processed block of the master's final
@@ -531,12 +559,43 @@ impl Engine {
         bank.put_master(&m, gr, self.position);
     }
 
+    /// The backend's stamp for the next block: its first frame is engine frame `frame`
+    /// (a running count kept by the backend across engine swaps) and plays at `at`, at
+    /// `rate` Hz. Feeds the [`clock::FrameClock`] that timed changes are scheduled by.
+    /// Without stamps (offline) the engine counts its own frames from 0. Real-time safe.
+    pub fn begin_block(&mut self, frame: u64, at: Instant, rate: u32) {
+        self.block_frame = frame;
+        self.clock.stamp(frame, at, rate);
+    }
+
+    /// Absolute engine frame of the next block's first frame.
+    pub fn next_frame(&self) -> u64 {
+        self.block_frame
+    }
+
+    /// Take every queued change: those due by `due` are applied, later ones are held in
+    /// `pending` in frame order (a full `pending` applies them at once). Real-time safe.
+    fn take_queue(&mut self, due: u64) {
+        while let Some(c) = self.consumer.as_mut().and_then(|q| q.pop().ok()) {
+            if c.frame <= due || self.pending.len() == self.pending.capacity() {
+                self.apply(c.addr, c.value);
+                continue;
+            }
+            // After every held change of the same or an earlier frame.
+            let at = self.pending.partition_point(|p| p.frame <= c.frame);
+            self.pending.insert(at, c);
+        }
+    }
+
     /// Process `frames` frames: read `inputs` (one slice per [`Engine::input_ports`] entry,
     /// any number of them; missing or short ones are silence) and write every [`Engine::output_ports`] entry into
     /// `outputs` (slices of at least `frames`; extra slices are left alone). Queued
-    /// parameter changes are applied at their frame offsets. Advances the transport.
+    /// parameter changes are applied at their frames (sample-accurately inside the block;
+    /// frames already past apply at the block start). Advances the transport.
     /// Real-time safe.
     pub fn process(&mut self, frames: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
+        let start = self.block_frame;
+        self.take_queue(start);
         let mut done = 0;
         while done < frames {
             // Apply every change due at or before this frame, then run until the next one.
@@ -546,16 +605,18 @@ impl Engine {
                 let left = (l - self.position.min(l - 1)) as usize;
                 until = until.min(done + left);
             }
-            while let Some(consumer) = self.consumer.as_mut() {
-                let Ok(next) = consumer.peek() else { break };
-                let at = next.frame as usize;
-                if at > done {
-                    until = until.min(at);
+            let now = start + done as u64;
+            while let Some(next) = self.pending.front() {
+                if next.frame > now {
+                    let ahead = next.frame - start;
+                    if ahead < until as u64 {
+                        until = ahead as usize;
+                    }
                     break;
                 }
-                let change = *next;
-                let _ = consumer.pop();
-                self.apply(change.addr, change.value);
+                let c = *next;
+                self.pending.pop_front();
+                self.apply(c.addr, c.value);
             }
             let n = until - done;
             let sub = Inputs {
@@ -565,15 +626,7 @@ impl Engine {
             self.run(n, sub, outputs, done);
             done = until;
         }
-        // Changes queued for frames past this call take effect at the start of the next one.
-        while let Some(consumer) = self.consumer.as_mut() {
-            let change = match consumer.peek() {
-                Ok(c) if c.frame as usize >= frames => *c,
-                _ => break,
-            };
-            let _ = consumer.pop();
-            self.apply(change.addr, change.value);
-        }
+        self.block_frame = start + frames as u64;
     }
 
     /// One sub-block of `n <= max_block` frames, written at `offset` into `outputs`.

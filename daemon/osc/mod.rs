@@ -189,6 +189,8 @@ pub struct ClientCx<'a> {
     pub(crate) subs: &'a mut ClientSubs,
     pub(crate) guard: &'a Guard,
     pub(crate) now: Instant,
+    /// When the message's changes must sound (a time-tagged bundle); None: at once.
+    pub(crate) at: Option<std::time::Instant>,
 }
 
 impl ClientCx<'_> {
@@ -200,6 +202,14 @@ impl ClientCx<'_> {
     /// True for clients in the surface's `read_only` list.
     pub fn read_only(&self) -> bool {
         self.access == Access::ReadOnly
+    }
+
+    /// Run a transport command as this client, at the message's time.
+    ///
+    /// # Errors
+    /// What the console refuses.
+    pub fn transport(&self, cmd: crate::control::Transport) -> Result<(), ControlError> {
+        self.console.transport_at(cmd, self.at)
     }
 
     /// The client's own origin (its changes carry it).
@@ -254,7 +264,10 @@ impl ClientCx<'_> {
     /// read-only engine parameter).
     pub fn set(&mut self, path: &str, value: f32) -> Result<f32, SetError> {
         self.check_write()?;
-        let v = self.console.set_sync(path, value, self.origin)?;
+        let v = match self.at {
+            Some(at) => self.console.set_sync_at(path, value, self.origin, at)?,
+            None => self.console.set_sync(path, value, self.origin)?,
+        };
         self.moved(path);
         Ok(v)
     }

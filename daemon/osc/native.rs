@@ -215,7 +215,7 @@ impl Native {
         if let Err(e) = cx.check_write() {
             return vec![error_reply(&msg.addr, &e.to_string())];
         }
-        match cx.console().transport(cmd) {
+        match cx.transport(cmd) {
             Ok(()) => vec![],
             Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
         }

@@ -30,6 +30,10 @@ pub const MAX_CLIENTS: usize = 256;
 pub const MAX_SCHEDULED: usize = 4096;
 /// Furthest ahead a bundle may be scheduled.
 pub const MAX_AHEAD: Duration = Duration::from_secs(60);
+/// How far ahead of its time tag a bundle's change is handed to the console while the
+/// engine's frame clock runs: the engine holds it and applies it on its exact frame, so it
+/// must arrive before the block that contains that frame starts.
+pub const SCHEDULE_LEAD: Duration = Duration::from_millis(20);
 /// Period of the tick that flushes coalesced feedback and ends implicit touches.
 pub const TICK: Duration = Duration::from_millis(5);
 
@@ -191,7 +195,8 @@ impl Server {
             let now = Instant::now();
             let timers = self.has_timers();
             let metering = self.clients.values().any(|c| c.subs.metering(now));
-            let next_due = self.scheduled.peek().map(|Reverse(s)| s.due);
+            let lead = self.lead();
+            let next_due = self.scheduled.peek().map(|Reverse(s)| s.due - lead);
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 r = self.sock.recv_from(&mut buf) => match r {
@@ -232,6 +237,16 @@ impl Server {
         self.console.unregister_surface(self.me);
     }
 
+    /// [`SCHEDULE_LEAD`] while the engine's frames can be targeted, else nothing (a
+    /// change handed over early would then apply early).
+    fn lead(&self) -> Duration {
+        if self.scheduled.is_empty() || !self.console.frame_clock_running() {
+            Duration::ZERO
+        } else {
+            SCHEDULE_LEAD
+        }
+    }
+
     fn has_timers(&self) -> bool {
         self.clients
             .values()
@@ -269,9 +284,19 @@ impl Server {
             }
         };
         let now = Instant::now();
+        let timed = msgs.iter().any(|t| t.time != decode::IMMEDIATELY);
+        let lead = if timed && self.console.frame_clock_running() {
+            SCHEDULE_LEAD
+        } else {
+            Duration::ZERO
+        };
         for t in msgs {
             match to_instant(t.time, now) {
-                Ok(due) if due <= now => self.message(&t.msg, from, access, true).await,
+                Ok(due) if due <= now => self.message(&t.msg, from, access, true, None).await,
+                Ok(due) if due <= now + lead => {
+                    let at = Some(due.into_std());
+                    self.message(&t.msg, from, access, true, at).await;
+                }
                 Ok(due) => {
                     if self.scheduled.len() >= MAX_SCHEDULED {
                         let p = super::error_reply(&t.msg.addr, "too many bundles waiting");
@@ -295,7 +320,7 @@ impl Server {
     }
 
     async fn run_scheduled(&mut self) {
-        let now = Instant::now();
+        let now = Instant::now() + self.lead();
         while self.scheduled.peek().is_some_and(|Reverse(s)| s.due <= now) {
             let Some(Reverse(s)) = self.scheduled.pop() else {
                 break;
@@ -303,13 +328,22 @@ impl Server {
             // The allow list may not have changed, but the client's rights are rechecked.
             let access = self.guard.access(s.from.ip());
             if access != Access::Denied {
-                self.message(&s.msg, s.from, access, false).await;
+                let at = Some(s.due.into_std());
+                self.message(&s.msg, s.from, access, false, at).await;
             }
         }
     }
 
-    /// One admitted message from `from`; `count` charges it to the client's rate.
-    async fn message(&mut self, msg: &OscMessage, from: SocketAddr, access: Access, count: bool) {
+    /// One admitted message from `from`; `count` charges it to the client's rate; `at` is
+    /// the instant its changes must sound (a bundle's time tag), None for at once.
+    async fn message(
+        &mut self,
+        msg: &OscMessage,
+        from: SocketAddr,
+        access: Access,
+        count: bool,
+        at: Option<std::time::Instant>,
+    ) {
         let now = Instant::now();
         if !self.clients.contains_key(&from) {
             if self.clients.len() >= MAX_CLIENTS {
@@ -352,6 +386,7 @@ impl Server {
             subs: &mut client.subs,
             guard: &self.guard,
             now,
+            at,
         };
         let replies = self.dialect.incoming(msg, &mut cx);
         let released = std::mem::take(&mut client.subs.released);

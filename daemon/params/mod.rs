@@ -90,13 +90,15 @@ pub struct Addr {
     pub key: Key,
 }
 
-/// A new value for one parameter, as the engine receives it. `frame` is the offset inside the
-/// next block at which it takes effect (0 = block start).
+/// A new value for one parameter, as the engine receives it. `frame` is the absolute engine
+/// frame at which it takes effect ([`crate::engine::Engine::next_frame`],
+/// [`crate::engine::EngineHandle::frame_at`]); 0, or any frame already played, means at the
+/// start of the next block.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParamChange {
     pub addr: Addr,
     pub value: f32,
-    pub frame: u32,
+    pub frame: u64,
 }
 
 /// Index of a parameter in its [`ParamTree`].

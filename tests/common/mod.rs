@@ -35,6 +35,12 @@ impl Rig {
 
     /// Queue `path = value` at `frame` of the next block.
     pub fn set_at(&mut self, path: &str, value: f32, frame: u32) {
+        let at = self.engine.next_frame() + u64::from(frame);
+        self.set_at_frame(path, value, at);
+    }
+
+    /// Queue `path = value` at absolute engine frame `frame`.
+    pub fn set_at_frame(&mut self, path: &str, value: f32, frame: u64) {
         let id = self
             .tree
             .resolve(path)
