@@ -6,6 +6,7 @@
 mod osc_client;
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use osc_client::{Client, Daemon, encode, float, msg};
@@ -1096,4 +1097,74 @@ fn master_loudness_streams_with_the_meters() {
     c.send("/meters/reset", f(1.0));
     let errs = c.collect(Duration::from_millis(200));
     assert_eq!(errors(&errs).len(), 1, "{errs:?}");
+}
+
+#[test]
+fn sighup_starts_added_surfaces_stops_removed_ones_and_keeps_the_rest() {
+    let d = start("reload-surfaces");
+    let a = Client::new(d.addr());
+    a.subscribe(30);
+    let second = osc_client::free_port();
+    let file = d.dir.join("s.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let with_second = text.replace(
+        "surfaces:\n",
+        &format!("surfaces:\n  - {{ kind: osc, listen: \"127.0.0.1:{second}\" }}\n"),
+    );
+    let hup = || {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    };
+
+    // Added: a second OSC surface starts listening.
+    std::fs::write(&file, &with_second).unwrap();
+    hup();
+    let b = Client::new(SocketAddr::from(([127, 0, 0, 1], second)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        b.send("/ch/kick/fader_db", vec![]);
+        if b.recv_within(Duration::from_millis(100))
+            .is_some_and(|ms| ms.iter().any(|m| m.addr == "/ch/kick/fader_db"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the added surface never answered"
+        );
+    }
+    // Kept: the first surface ran on, with a's subscription: a move on the new surface
+    // reaches a without a's resubscribing.
+    b.send("/ch/kick/fader_db", f(-17.0));
+    let m = a
+        .wait_for("/ch/kick/fader_db", Duration::from_secs(2))
+        .expect("feedback through the kept surface");
+    assert_eq!(float(&m), -17.0);
+
+    // Removed: only the second surface is left; the first port stops answering.
+    std::fs::write(
+        &file,
+        with_second.replace(
+            &format!("  - {{ kind: osc, listen: \"127.0.0.1:{}\" }}\n", d.port),
+            "",
+        ),
+    )
+    .unwrap();
+    hup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        a.send("/ch/kick/fader_db", vec![]);
+        match a.recv_within(Duration::from_millis(200)) {
+            None => break,
+            Some(_) => assert!(
+                Instant::now() < deadline,
+                "the removed surface still answers"
+            ),
+        }
+    }
+    assert_eq!(
+        b.query("/ch/kick/fader_db"),
+        -17.0,
+        "the console kept its value"
+    );
 }

@@ -51,7 +51,6 @@ use std::time::Duration;
 
 use rosc::{OscBundle, OscMessage, OscPacket};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::control::{Change, ConsoleHandle, ControlError, Origin};
 use crate::engine::Meters;
@@ -98,38 +97,6 @@ pub fn dialect_for(surface: &Surface) -> Option<(NetSurface, Arc<dyn Dialect>)> 
             Arc::new(crate::xair::XairDialect::new(&net.listen)),
         )),
         _ => None,
-    }
-}
-
-/// Start every OSC surface of a session. A surface that cannot bind its address is logged
-/// and skipped (the daemon keeps running). Returns the running servers' tasks.
-pub async fn start_surfaces(
-    surfaces: &[Surface],
-    console: &ConsoleHandle,
-    shutdown: &CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    for s in surfaces {
-        let Some((net, dialect)) = dialect_for(s) else {
-            continue;
-        };
-        match spawn(net.clone(), dialect, console.clone(), shutdown.clone()).await {
-            Ok((addr, task)) => {
-                tracing::info!("{} surface listening on {addr} (UDP)", name_of(s));
-                tasks.push(task);
-            }
-            Err(e) => tracing::error!("{} surface on {}: {e}", name_of(s), net.listen),
-        }
-    }
-    tasks
-}
-
-fn name_of(s: &Surface) -> &'static str {
-    match s {
-        Surface::Osc(_) => "osc",
-        Surface::Xair(_) => "xair",
-        Surface::Mcu { .. } => "mcu",
-        Surface::MidiMap { .. } => "midi_map",
     }
 }
 

@@ -107,16 +107,25 @@ pub async fn spawn(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let server = Server::bind(net, dialect, console).await?;
     let addr = server.local_addr()?;
-    if server.dialect.oscquery() {
+    let query = if server.dialect.oscquery() {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let q = super::query::QueryServer {
             console: server.console.clone(),
             guard: server.guard.clone(),
             osc_port: addr.port(),
         };
-        tokio::spawn(q.run(listener, shutdown.clone()));
-    }
-    let task = tokio::spawn(server.run(shutdown));
+        Some(tokio::spawn(q.run(listener, shutdown.clone())))
+    } else {
+        None
+    };
+    // The task ends when both sockets are closed, so a surface restarted on the same port
+    // (a reload) can bind again as soon as it has been awaited.
+    let task = tokio::spawn(async move {
+        server.run(shutdown).await;
+        if let Some(q) = query {
+            let _ = q.await;
+        }
+    });
     Ok((addr, task))
 }
 

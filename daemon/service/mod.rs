@@ -7,11 +7,12 @@
 //! 3. Start the audio backend with an engine factory: every engine it builds (at start, when
 //!    JACK comes back, on a rate change) is attached to the console and given the console's
 //!    current values before it plays, so nothing is lost across rebuilds.
-//! 4. Start the OSC surfaces ([`crate::osc::start_surfaces`]; surfaces are read at start,
-//!    a reload does not rebind them). Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
+//! 4. Start the surfaces ([`surfaces::SurfaceSet`]: OSC, X-Air, MCU). Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
 //!    to the console.
 //! 5. SIGHUP re-reads the session: errors are logged as `FILE:LINE:COL` and the running
-//!    config stays; a valid file's differences are swapped in without stopping audio.
+//!    config stays; a valid file's differences are swapped in without stopping audio, and
+//!    surfaces that were added, removed or changed are started and stopped (unchanged ones
+//!    and their clients run on).
 //!    SIGTERM/SIGINT stop cleanly: the state is flushed, the backend closed, within a second.
 //!
 //! It must not touch: DSP (that's the engine's) or parameter validation (the console's).
@@ -233,18 +234,15 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         })
     };
 
-    let surface_tasks = {
-        let l = live.lock().expect("session lock");
-        surfaces::start(
-            &l.session.surfaces,
-            &handle,
-            &shutdown,
-            audio.stats().sample_rate,
-        )
-    };
-    // OSC surfaces (native and X-Air), each on its own task; one that can't bind is logged.
-    let osc_surfaces = live.lock().expect("session lock").session.surfaces.clone();
-    let osc_tasks = crate::osc::start_surfaces(&osc_surfaces, &handle, &shutdown).await;
+    // Every surface on its own task(s); one that can't start is logged and skipped.
+    let session_surfaces = live.lock().expect("session lock").session.surfaces.clone();
+    let mut surface_set = surfaces::SurfaceSet::start(
+        &session_surfaces,
+        &handle,
+        &shutdown,
+        audio.stats().sample_rate,
+    )
+    .await;
 
     let stats = audio.stats();
     let (n_ch, n_bus) = {
@@ -304,7 +302,13 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
-                reload(&file, &live, &handle, &audio);
+                if reload(&file, &live, &handle, &audio) {
+                    let new = live.lock().expect("session lock").session.surfaces.clone();
+                    let (stopped, started) = surface_set.reload(&new).await;
+                    if stopped + started > 0 {
+                        tracing::info!("reload: surfaces: {stopped} stopped, {started} started");
+                    }
+                }
                 notify(&[sd_notify::NotifyState::Ready]);
             }
         }
@@ -313,9 +317,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     shutdown.cancel();
     let _ = stats_task.await;
     let _ = status_task.await;
-    for t in surface_tasks.into_iter().chain(osc_tasks) {
-        let _ = t.await;
-    }
+    surface_set.join().await;
     // The console flushes its state on the way out.
     let _ = console_task.await;
     match Arc::try_unwrap(audio) {
@@ -326,8 +328,14 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     Ok(())
 }
 
-/// SIGHUP: re-read the session; keep the running config on any error.
-fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &RunningAudio) {
+/// SIGHUP: re-read the session; keep the running config on any error. True when the new
+/// session was swapped in.
+fn reload(
+    file: &Path,
+    live: &Arc<Mutex<Live>>,
+    handle: &ConsoleHandle,
+    audio: &RunningAudio,
+) -> bool {
     let new = match session::load(file) {
         Ok(s) => s,
         Err(e) => {
@@ -335,7 +343,7 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
                 tracing::error!("reload: {line}");
             }
             tracing::error!("reload failed: keeping the running session");
-            return;
+            return false;
         }
     };
     let stats = audio.stats();
@@ -346,7 +354,7 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
         if let Err(e) = l.stems_at(stats.sample_rate) {
             tracing::error!("reload: {e}; keeping the running session");
             l.session = old;
-            return;
+            return false;
         }
         old
     };
@@ -370,6 +378,7 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
                 summary.added.len(),
                 summary.removed.len()
             );
+            true
         }
         Err(e) => {
             tracing::error!("reload: {e}; keeping the running session");
@@ -378,6 +387,7 @@ fn reload(file: &Path, live: &Arc<Mutex<Live>>, handle: &ConsoleHandle, audio: &
             let tree = ParamTree::build(&l.session);
             drop(l);
             handle.reload(tree);
+            false
         }
     }
 }
