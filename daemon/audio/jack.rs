@@ -170,6 +170,41 @@ struct Processor {
     /// Engine frames processed so far (the engine's absolute frame count; kept here so it
     /// runs on across engine swaps).
     frames: u64,
+    /// The JACK transport as last seen: rolling, and the frame it should show next cycle.
+    transport: Option<(bool, u64)>,
+}
+
+impl Processor {
+    /// Follow the JACK transport (a DAW, `jack_transport`): when it starts or stops, so does
+    /// the engine's transport, at its position; when it is relocated, the engine seeks
+    /// there. While nobody touches it the engine's own transport (OSC, MCU) runs freely.
+    /// Real-time safe (jack_transport_query).
+    fn follow_transport(&mut self, client: &Client, n: Frames) {
+        let Ok(q) = client.transport().query() else {
+            return;
+        };
+        let rolling = matches!(q.state, ::jack::TransportState::Rolling);
+        let frame = u64::from(q.pos.frame());
+        let engine = &mut self.graph.engine;
+        match self.transport {
+            // Joining a rolling transport: play along from its position.
+            None if rolling => {
+                engine.set_playing(true);
+                engine.seek(frame);
+            }
+            None => {}
+            Some((was, expect)) => {
+                if was != rolling {
+                    engine.set_playing(rolling);
+                }
+                if frame != expect || (rolling && !was) {
+                    engine.seek(frame);
+                }
+            }
+        }
+        let next = if rolling { frame + u64::from(n) } else { frame };
+        self.transport = Some((rolling, next));
+    }
 }
 
 /// The instant the current cycle's first frame belongs to: JACK's own filtered cycle start
@@ -197,6 +232,7 @@ impl ProcessHandler for Processor {
         self.rx.poll(&mut self.graph);
         let n = ps.n_frames();
         self.midi.process(ps);
+        self.follow_transport(client, n);
         let rate = self.shared.sample_rate.load(Ordering::Relaxed);
         self.graph
             .engine
@@ -538,6 +574,7 @@ fn connect(
         flags: flags.clone(),
         load: LoadMeter::new(),
         frames: 0,
+        transport: None,
     };
     let notifier = Notifier {
         shared: shared.clone(),

@@ -232,6 +232,8 @@ struct Inner {
     generation: u64,
     /// The transport plays (every engine starts playing; a new one is told if not).
     playing: bool,
+    /// When the last transport command was sent to the engine.
+    transport_cmd_at: Option<Instant>,
 }
 
 struct Shared {
@@ -487,6 +489,7 @@ impl Console {
                 surfaces: BTreeMap::new(),
                 generation: 0,
                 playing: true,
+                transport_cmd_at: None,
             }),
             changes,
             touches,
@@ -566,7 +569,19 @@ impl Console {
                         })
                     };
                     if bank.is_some() {
-                        sh.meters_tx.send_replace(Arc::new(sh.read_meters(bank)));
+                        let m = sh.read_meters(bank);
+                        {
+                            // The engine's transport also follows JACK's: take its state
+                            // once no command of ours is still on its way to the engine.
+                            let mut g = sh.lock();
+                            let settled = g
+                                .transport_cmd_at
+                                .is_none_or(|t| t.elapsed() > Duration::from_millis(200));
+                            if settled && g.playing != m.playing {
+                                g.playing = m.playing;
+                            }
+                        }
+                        sh.meters_tx.send_replace(Arc::new(m));
                     }
                 }
             }
@@ -939,6 +954,7 @@ impl ConsoleHandle {
             Transport::Stop => g.playing = false,
             Transport::Locate(_) => {}
         }
+        g.transport_cmd_at = Some(Instant::now());
         drop(g);
         if matches!(cmd, Transport::Locate(s) if s == 0.0) {
             self.reset_loudness();
@@ -1180,6 +1196,7 @@ impl ConsoleHandle {
                 .collect(),
             g.scenes.keys().cloned().collect(),
             self.shared.started.elapsed().as_secs_f64(),
+            g.stats.sample_rate,
         )
     }
 }

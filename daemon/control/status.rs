@@ -146,6 +146,17 @@ pub struct StatusReport {
     pub scenes: Vec<String>,
     pub parameters: usize,
     pub uptime_s: f64,
+    /// The engine's transport: playing, and its position in seconds (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub transport: TransportStatus,
+}
+
+/// The transport line of a [`StatusReport`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransportStatus {
+    pub playing: bool,
+    pub position_s: f64,
 }
 
 /// Assemble a report from the console's state.
@@ -159,6 +170,7 @@ pub(super) fn build_report(
     surfaces: Vec<SurfaceStatus>,
     scenes: Vec<String>,
     uptime_s: f64,
+    sample_rate: u32,
 ) -> StatusReport {
     let mut strips: Vec<(Target, StripStatus)> = Vec::new();
     let value_of = |t: Target, k: Key| {
@@ -219,6 +231,10 @@ pub(super) fn build_report(
         scenes,
         parameters: tree.len(),
         uptime_s,
+        transport: TransportStatus {
+            playing: meters.playing,
+            position_s: meters.position as f64 / f64::from(sample_rate.max(1)),
+        },
     }
 }
 
@@ -257,6 +273,16 @@ impl fmt::Display for StatusReport {
                 e.dsp_load_peak,
                 e.xruns,
                 duration(self.uptime_s)
+            )?;
+            writeln!(
+                f,
+                "transport: {} at {:.2} s",
+                if self.transport.playing {
+                    "playing"
+                } else {
+                    "stopped"
+                },
+                self.transport.position_s
             )?;
         } else {
             writeln!(

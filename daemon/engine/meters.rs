@@ -19,6 +19,8 @@ pub struct Meters {
     pub limiter_gr_db: f32,
     /// Transport position (samples) when these were published.
     pub position: u64,
+    /// Whether the engine's transport was playing then.
+    pub playing: bool,
     /// The master's loudness. The bank does not hold it (it is measured off the audio thread,
     /// see [`super::LoudnessMeter`]): [`MeterBank::read`] leaves it at `-inf`, the console
     /// fills it in.
@@ -32,6 +34,7 @@ pub struct MeterBank {
     buses: usize,
     slots: Box<[AtomicU32]>,
     position: AtomicU64,
+    playing: std::sync::atomic::AtomicBool,
 }
 
 impl MeterBank {
@@ -45,6 +48,7 @@ impl MeterBank {
                 .map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits()))
                 .collect(),
             position: AtomicU64::new(0),
+            playing: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -84,12 +88,19 @@ impl MeterBank {
         self.put(self.channels + i, m);
     }
 
-    /// Publish the master's meters and the position (audio thread).
-    pub(super) fn put_master(&self, m: &StripMeters, limiter_gr_db: f32, position: u64) {
+    /// Publish the master's meters, the position and the transport state (audio thread).
+    pub(super) fn put_master(
+        &self,
+        m: &StripMeters,
+        limiter_gr_db: f32,
+        position: u64,
+        playing: bool,
+    ) {
         self.put(self.channels + self.buses, m);
         let last = self.slots.len() - 1;
         self.slots[last].store(limiter_gr_db.to_bits(), Ordering::Relaxed);
         self.position.store(position, Ordering::Relaxed);
+        self.playing.store(playing, Ordering::Relaxed);
     }
 
     /// Copy every meter out (control plane; allocates).
@@ -103,6 +114,7 @@ impl MeterBank {
             master: self.get(self.channels + self.buses),
             limiter_gr_db: f32::from_bits(self.slots[last].load(Ordering::Relaxed)),
             position: self.position.load(Ordering::Relaxed),
+            playing: self.playing.load(Ordering::Relaxed),
             loudness: MasterLoudness::default(),
         }
     }

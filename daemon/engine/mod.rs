@@ -457,6 +457,15 @@ impl Engine {
         self.playing = playing;
     }
 
+    /// Move the transport to `sample`, wrapped into the loop of live file sources.
+    /// Real-time safe.
+    pub fn seek(&mut self, sample: u64) {
+        self.position = match self.loop_len {
+            Some(l) if l > 0 => sample % l,
+            _ => sample,
+        };
+    }
+
     /// True while the transport plays.
     pub fn playing(&self) -> bool {
         self.playing
@@ -556,7 +565,7 @@ impl Engine {
             bank.put_bus(i, &b.meters());
         }
         let (m, gr) = self.master.meters();
-        bank.put_master(&m, gr, self.position);
+        bank.put_master(&m, gr, self.position, self.playing);
     }
 
     /// The backend's stamp for the next block: its first frame is engine frame `frame`

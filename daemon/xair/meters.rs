@@ -101,6 +101,7 @@ mod tests {
             master: strip(-1.0, -2.0),
             limiter_gr_db: 0.0,
             position: 0,
+            playing: true,
             loudness: Default::default(),
         };
         let msg = meters_1_message(METERS_1, &m);

@@ -1,9 +1,12 @@
-//! Time-tagged OSC bundles land sample-accurately (issue 4, SPEC §5): a private `jackd -d
-//! dummy` at 256-frame periods, the daemon on it playing a DC stem hard left, and a JACK
-//! client recording `faderbridge:master_L`. Bundles muting and unmuting the strip at future
-//! instants must change the output at the JACK frame of each instant (JACK's own
-//! `jack_time_to_frames`) plus the latency the daemon reports on the port, not at the next
-//! period boundary or a timer's wake-up.
+//! The daemon's clock against JACK's, on a private `jackd -d dummy` at 256-frame periods with
+//! the daemon playing a DC stem hard left:
+//! - time-tagged OSC bundles land sample-accurately (issue 4, SPEC §5): a JACK client records
+//!   `faderbridge:master_L`; bundles muting and unmuting the strip at future instants must
+//!   change the output at the JACK frame of each instant (JACK's own `jack_time_to_frames`)
+//!   plus the latency the daemon reports on the port, not at the next period boundary or a
+//!   timer's wake-up;
+//! - the transport follows JACK's (issue 7): starting, stopping and locating it through the
+//!   JACK API moves the daemon's transport.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod daemon;
 use daemon::Daemon;
 
-const SERVER: &str = "fbtest-osc-timed";
+const SERVER: &str = "fbtest-jack-clock";
 const RATE: u32 = 48_000;
 const PERIOD: u32 = 256;
 
@@ -109,8 +112,8 @@ impl jack::ProcessHandler for Recorder {
     }
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fb-osc-timed-{}", std::process::id()));
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fb-jack-clock-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -134,11 +137,14 @@ fn bundle(tag: SystemTime, value: f32) -> Vec<u8> {
     .unwrap()
 }
 
-#[test]
-fn time_tagged_bundles_land_on_their_jack_frame() {
-    let dir = tempdir();
-    let _jackd = Jackd::start(&dir);
-    // One second of DC at 1.0, looped: hard left it reaches master_L at exactly 1.0.
+/// The daemon on a fresh server, playing `seconds` of DC at 1.0 (looped) hard left, with an
+/// OSC surface; returns the server, the daemon and the OSC port.
+fn start(tag: &str, seconds: u32) -> (std::sync::MutexGuard<'static, ()>, Jackd, Daemon, u16) {
+    // libjack picks the server from the process environment: one server at a time here.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempdir(tag);
+    let jackd = Jackd::start(&dir);
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
@@ -146,7 +152,7 @@ fn time_tagged_bundles_land_on_their_jack_frame() {
         sample_format: hound::SampleFormat::Float,
     };
     let mut w = hound::WavWriter::create(dir.join("dc.wav"), spec).unwrap();
-    for _ in 0..RATE {
+    for _ in 0..RATE * seconds {
         w.write_sample(1.0f32).unwrap();
     }
     w.finalize().unwrap();
@@ -159,12 +165,18 @@ fn time_tagged_bundles_land_on_their_jack_frame() {
          surfaces:\n  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n",
         dir.join("dc.wav").display()
     );
-    let _d = Daemon::start(
+    let d = Daemon::start(
         &dir,
         &session,
         &["--backend", "jack", "--jack-server", SERVER],
     );
+    (one, jackd, d, port)
+}
 
+#[test]
+fn time_tagged_bundles_land_on_their_jack_frame() {
+    // One second of DC at 1.0, looped: hard left it reaches master_L at exactly 1.0.
+    let (_one, _jackd, _d, port) = start("bundles", 1);
     let client = jack_client("timedrec").expect("recorder client");
     let input = client
         .register_port("in", jack::AudioIn::default())
@@ -242,5 +254,104 @@ fn time_tagged_bundles_land_on_their_jack_frame() {
     assert!(
         on_frame >= 3,
         "frame errors {errors:?} (want |e| <= 8 of {PERIOD}-frame periods)"
+    );
+}
+
+/// Poll JACK's transport until it is in `state` (a start waits for the next cycle).
+fn wait_jack(t: &jack::Transport, state: jack::TransportState) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.query_state().unwrap() != state {
+        assert!(
+            Instant::now() < deadline,
+            "JACK's transport never reached {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The daemon's transport from its status socket: (playing, position in seconds).
+fn transport(d: &mut Daemon) -> (bool, f64) {
+    let v = d.request(r#"{"cmd":"status"}"#);
+    let t = &v["transport"];
+    (
+        t["playing"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no transport in {v}")),
+        t["position_s"].as_f64().unwrap(),
+    )
+}
+
+/// Poll the daemon's transport until `f` holds (the change crosses a period and the
+/// console's display-rate meter read).
+fn wait_transport(d: &mut Daemon, what: &str, f: impl Fn(bool, f64) -> bool) -> (bool, f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (p, s) = transport(d);
+        if f(p, s) {
+            return (p, s);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: transport stuck at {p} {s:.3} s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_transport_follows_jacks() {
+    // A 10 s loop, so that every position below stays inside it.
+    let (_one, _jackd, mut d, _) = start("transport", 10);
+    let client = jack_client("transportctl").expect("control client");
+    let t = client.transport();
+    // JACK's transport starts stopped and nobody touched it: the daemon plays on its own.
+    let (playing, _) = wait_transport(&mut d, "free running", |p, _| p);
+    assert!(playing);
+
+    // Locating JACK's stopped transport moves the daemon there; it keeps playing.
+    t.locate(RATE * 6).unwrap();
+    let (p, s) = wait_transport(&mut d, "locate to 6 s", |_, s| (6.0..7.0).contains(&s));
+    assert!(p, "a locate alone does not stop the daemon");
+    assert!((6.0..7.0).contains(&s), "{s}");
+
+    // Rolling: start at 2 s; once JACK rolls, the daemon plays at JACK's position (to
+    // within a display tick of the meters the status reads).
+    t.locate(RATE * 2).unwrap();
+    t.start().unwrap();
+    wait_jack(&t, jack::TransportState::Rolling);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (p, s) = transport(&mut d);
+        let jack_s = f64::from(t.query().unwrap().pos.frame()) / f64::from(RATE);
+        if p && (jack_s - s).abs() < 0.1 && s >= 2.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon {p} at {s:.3} s vs JACK rolling at {jack_s:.3} s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // JACK stops: so does the daemon, where JACK stopped.
+    t.stop().unwrap();
+    wait_jack(&t, jack::TransportState::Stopped);
+    let (_, held) = wait_transport(&mut d, "stop", |p, _| !p);
+    let jack_s = f64::from(t.query().unwrap().pos.frame()) / f64::from(RATE);
+    assert!(
+        (jack_s - held).abs() <= 2.0 * f64::from(PERIOD) / f64::from(RATE),
+        "stopped at {held:.4} s, JACK at {jack_s:.4} s"
+    );
+    // Stopped: the position holds across several display ticks.
+    let (_, later) = wait_transport(&mut d, "holding", |p, _| !p);
+    assert_eq!(later, held, "the position moved while stopped");
+
+    // Locate while stopped: exactly there (to the period), still stopped.
+    t.locate(RATE * 4).unwrap();
+    let (p, s) = wait_transport(&mut d, "locate to 4 s", |_, s| (s - 4.0).abs() < 0.01);
+    assert!(!p);
+    assert!(
+        (s - 4.0).abs() <= f64::from(PERIOD) / f64::from(RATE),
+        "{s}"
     );
 }
