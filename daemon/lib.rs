@@ -15,6 +15,8 @@
 //! - [`demo`]: the demo song's stems and session.
 //! - [`audio`]: the audio backends (JACK, cpal, null) that drive the engine live.
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
+//! - [`automation`]: automation lanes (interpolation by taper, passes with guard points,
+//!   undo, thinning); the rest of issue 7 builds on them.
 //! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
 //! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
 //! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
@@ -32,6 +34,7 @@
 //! 5. [`render`] writes the master to a temporary file, measures it and renames it into place.
 
 pub mod audio;
+pub mod automation;
 pub mod control;
 pub mod demo;
 pub mod dsp;
