@@ -17,6 +17,7 @@
 //! - [`control`]: the console: the one owner of live state, which every surface talks to.
 //! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
 //! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
+//! - [`midimap`]: generic MIDI controllers driven by mapping files (`kind: midi_map`).
 //! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
 //!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
@@ -40,6 +41,7 @@ pub mod mcu;
 pub mod media;
 pub mod meter;
 pub mod midi;
+pub mod midimap;
 pub mod osc;
 pub mod params;
 pub mod render;

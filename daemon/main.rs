@@ -60,9 +60,10 @@ enum Command {
         #[arg(long, default_value = "f32")]
         format: WavFormat,
     },
-    /// Validate a session file; exit 0 if it is valid, 2 with FILE:LINE:COL messages if not.
+    /// Validate a session or a MIDI mapping file; exit 0 if it is valid, 2 with
+    /// FILE:LINE:COL messages if not.
     Check {
-        /// The session file.
+        /// The session file or mapping file (told apart by a top-level `controls:` list).
         file: PathBuf,
     },
 }
@@ -139,6 +140,23 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+                }
+            }
+        }
+        Command::Check { file } if faderbridge::midimap::format::is_map_file(&file) => {
+            match faderbridge::midimap::load(&file) {
+                Ok(m) => {
+                    println!(
+                        "{}: ok (mapping file \"{}\", {} controls)",
+                        file.display(),
+                        m.name,
+                        m.controls.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
                 }
             }
         }
