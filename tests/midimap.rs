@@ -110,7 +110,13 @@ impl Dev {
     fn wait_for(&self, from: usize, ev: &MidiEvent, what: &str) -> usize {
         let deadline = Instant::now() + WAIT;
         loop {
-            let at = self.got.lock().unwrap().iter().skip(from).position(|e| e == ev);
+            let at = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(from)
+                .position(|e| e == ev);
             if let Some(i) = at {
                 return from + i;
             }
@@ -319,7 +325,12 @@ fn every_shipped_map_passes_check() {
         if p.extension().is_some_and(|x| x == "yaml") {
             let o = check(&p);
             let out = String::from_utf8_lossy(&o.stdout);
-            assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
             assert!(out.contains(": ok (mapping file"), "{out}");
             n += 1;
         }
@@ -328,11 +339,16 @@ fn every_shipped_map_passes_check() {
     // Every target of every shipped map is a path of the parameter tree (`check` resolves
     // their shapes); here against a real 16-channel session too, strips 1..8.
     for c in CASES {
-        let m = faderbridge::midimap::load(&repo().join(format!("mappings/{}.yaml", c.map))).unwrap();
+        let m =
+            faderbridge::midimap::load(&repo().join(format!("mappings/{}.yaml", c.map))).unwrap();
         for ctl in &m.controls {
             if let faderbridge::midimap::format::Target::Param { path, .. } = &ctl.target {
                 let p = path.replace("{strip}", &ctl.strip.to_string());
-                assert!(faderbridge::midimap::format::spec_of(&p).is_some(), "{}: {p}", c.map);
+                assert!(
+                    faderbridge::midimap::format::spec_of(&p).is_some(),
+                    "{}: {p}",
+                    c.map
+                );
             }
         }
     }
@@ -350,11 +366,21 @@ fn broken_maps_exit_2_with_their_location() {
     assert!(files.len() >= 4);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let want = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap();
+        let want = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .unwrap();
         let o = check(&f);
         assert_eq!(o.status.code(), Some(2), "{}", f.display());
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(err.trim_end(), format!("{}:{want}", f.display()), "{}", f.display());
+        assert_eq!(
+            err.trim_end(),
+            format!("{}:{want}", f.display()),
+            "{}",
+            f.display()
+        );
     }
 }
 
@@ -364,7 +390,9 @@ fn session(dir: &Path, osc_port: u16) -> String {
         s += &format!("  - {{ name: ch{i}, source: {{ input: {i} }} }}\n");
     }
     s += "master: { outputs: [1, 2] }\nsurfaces:\n";
-    s += &format!("  - {{ kind: osc, listen: \"127.0.0.1:{osc_port}\", allow: [\"127.0.0.0/8\"] }}\n");
+    s += &format!(
+        "  - {{ kind: osc, listen: \"127.0.0.1:{osc_port}\", allow: [\"127.0.0.0/8\"] }}\n"
+    );
     s += &format!(
         "  - {{ kind: mcu, midi: \"serial:{}@31250\", profile: xtouch }}\n",
         dir.join("mcu").display()
@@ -385,13 +413,18 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
     let port = free_udp_port();
     let mcu = Arc::new(mcu_sim::Device::default());
     let _mcu_dev = Dev::open(&dir.join("mcu"), Some(mcu.clone()));
-    let mut devs: Vec<Dev> = CASES.iter().map(|c| Dev::open(&dir.join(c.map), None)).collect();
+    let mut devs: Vec<Dev> = CASES
+        .iter()
+        .map(|c| Dev::open(&dir.join(c.map), None))
+        .collect();
     let mut d = Daemon::start(&dir, &session(&dir, port), &["--backend", "null"]);
     let osc = Osc {
         sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
         server: format!("127.0.0.1:{port}").parse().unwrap(),
     };
-    osc.sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    osc.sock
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     // Every surface registered (the ports connect as the ptys are there).
     let deadline = Instant::now() + WAIT;
     loop {
@@ -404,7 +437,15 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The FaderPort map switches the device to native mode when it connects.
-    devs[4].wait_for(0, &MidiEvent::NoteOn { channel: 1, note: 0, velocity: 0x64 }, "FaderPort native mode");
+    devs[4].wait_for(
+        0,
+        &MidiEvent::NoteOn {
+            channel: 1,
+            note: 0,
+            velocity: 0x64,
+        },
+        "FaderPort native mode",
+    );
     osc.send("/subscribe", vec![rosc::OscType::Int(30)]);
 
     for (c, dev) in CASES.iter().zip(devs.iter_mut()) {
@@ -423,7 +464,10 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
             // The MCU's motor 1 follows (X-Touch: 14-bit pitch bend of the travel).
             let bend = (t * 16383.0).round() as i32;
             mcu.wait(&format!("{}: MCU motor 1 at {bend}", c.map), |s| {
-                s.faders.get(&0).is_some_and(|b| (i32::from(*b) - bend).abs() <= 2).then_some(())
+                s.faders
+                    .get(&0)
+                    .is_some_and(|b| (i32::from(*b) - bend).abs() <= 2)
+                    .then_some(())
             });
             // And an OSC subscriber hears it.
             osc.wait_value("/ch/ch1/fader_db", |v| (f64::from(v) - want).abs() < 1e-3);
@@ -448,7 +492,11 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
     let marks: Vec<usize> = devs.iter().map(|x| x.len()).collect();
     osc.send("/ch/1/mute", vec![rosc::OscType::Float(1.0)]);
     for ((c, dev), from) in CASES.iter().zip(&devs).zip(marks) {
-        dev.wait_for(from, &c.led_on, &format!("{}: mute LED after the OSC change", c.map));
+        dev.wait_for(
+            from,
+            &c.led_on,
+            &format!("{}: mute LED after the OSC change", c.map),
+        );
     }
 
     // No echo: the BCF2000's own fader move is not sent back to it; a later change from
@@ -458,7 +506,11 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
     devs[bcf].send(&[0xB0, 81, 100]);
     d.wait_value("ch/1/fader_db", |v| (v - law(100.0 / 127.0)).abs() < 1e-3);
     d.set("ch/2/fader_db", -10.0);
-    let marker = devs[bcf].wait_for(from, &cc(0, 82, 64), "BCF2000 motor 2 at -10 dB (travel 0.5)");
+    let marker = devs[bcf].wait_for(
+        from,
+        &cc(0, 82, 64),
+        "BCF2000 motor 2 at -10 dB (travel 0.5)",
+    );
     let echoed = devs[bcf].got.lock().unwrap()[from..marker]
         .iter()
         .any(|e| matches!(e, MidiEvent::ControlChange { controller: 81, .. }));
@@ -466,7 +518,10 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
     // The MCU (another surface) did get the BCF2000's move.
     let bend = (law_inv(law(100.0 / 127.0)) * 16383.0).round() as i32;
     mcu.wait("MCU motor 1 follows the BCF2000", |s| {
-        s.faders.get(&0).is_some_and(|b| (i32::from(*b) - bend).abs() <= 2).then_some(())
+        s.faders
+            .get(&0)
+            .is_some_and(|b| (i32::from(*b) - bend).abs() <= 2)
+            .then_some(())
     });
 }
 
@@ -479,7 +534,8 @@ fn law_inv(db: f64) -> f64 {
 fn hot_reload_applies_within_a_second_and_keeps_the_map_on_a_broken_edit() {
     let dir = tempdir("reload");
     let map = dir.join("knob.yaml");
-    let v1 = "name: knob\nchannel: 1\ntakeover: jump\ncontrols:\n  - { cc: 7, target: ch/ch1/pan }\n";
+    let v1 =
+        "name: knob\nchannel: 1\ntakeover: jump\ncontrols:\n  - { cc: 7, target: ch/ch1/pan }\n";
     std::fs::write(&map, v1).unwrap();
     let mut s = String::from("version: 1\nchannels:\n");
     for i in 1..=2 {
@@ -508,12 +564,18 @@ fn hot_reload_applies_within_a_second_and_keeps_the_map_on_a_broken_edit() {
             break;
         }
         v ^= 127;
-        assert!(t0.elapsed() < Duration::from_secs(1), "the edit was not applied within 1 s");
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the edit was not applied within 1 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = t0.elapsed();
     let ch1 = d.get("ch/ch1/pan");
-    eprintln!("hot reload applied after {:.0} ms", took.as_secs_f64() * 1000.0);
+    eprintln!(
+        "hot reload applied after {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
     assert!(took < Duration::from_secs(1));
     // A broken edit: logged, and the previous map keeps working.
     std::fs::write(&map, v1.replace("ch/ch1/pan", "ch/ch2/pann")).unwrap();
@@ -525,12 +587,19 @@ fn hot_reload_applies_within_a_second_and_keeps_the_map_on_a_broken_edit() {
             assert!(text.contains("did you mean ch/ch2/pan"), "{text}");
             break;
         }
-        assert!(Instant::now() < deadline, "no log line for the broken edit:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line for the broken edit:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     dev.send(&[0xB0, 7, 127]);
     d.wait_value("ch/ch2/pan", |v| v == 1.0);
     dev.send(&[0xB0, 7, 0]);
     d.wait_value("ch/ch2/pan", |v| v == -1.0);
-    assert_eq!(d.get("ch/ch1/pan"), ch1, "ch1 untouched since the edit applied");
+    assert_eq!(
+        d.get("ch/ch1/pan"),
+        ch1,
+        "ch1 untouched since the edit applied"
+    );
 }

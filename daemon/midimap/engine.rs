@@ -531,9 +531,8 @@ impl MapEngine {
                     self.shift = press;
                     self.refresh();
                 }
-                return;
             }
-            _ if !press => return,
+            _ if !press => {}
             Action::BankUp => {
                 let n = self.tree.channel_names().len() as u32;
                 if self.bank + self.map.bank_size < n {

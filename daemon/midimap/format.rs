@@ -772,9 +772,9 @@ impl Validator<'_> {
             Target::Action(_) => None,
         };
         let mode = if let Some(enc) = relative {
-            if button.is_some() {
+            if let (Some(_), Some(b)) = (button, &rc.button) {
                 self.err(
-                    &rc.button.as_ref().expect("button").referenced,
+                    &b.referenced,
                     "an encoder is not a button",
                 );
                 return vec![];
@@ -827,9 +827,9 @@ impl Validator<'_> {
         } else {
             Mode::Absolute
         };
-        if matches!(target, Target::Action(_)) && rc.encoder.is_some() {
+        if let (Target::Action(_), Some(e)) = (&target, &rc.encoder) {
             self.err(
-                &rc.encoder.as_ref().expect("encoder").referenced,
+                &e.referenced,
                 "actions are buttons; encoder does not apply",
             );
             return vec![];
