@@ -603,3 +603,59 @@ fn hot_reload_applies_within_a_second_and_keeps_the_map_on_a_broken_edit() {
         "ch1 untouched since the edit applied"
     );
 }
+
+#[test]
+fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
+    let dir = tempdir("learn");
+    let map = dir.join("mine.yaml");
+    let v1 = "# My controller: comments stay.\nname: mine\nchannel: 1\ntakeover: jump\ncontrols:\n  # the knob\n  - { cc: 7, target: ch/ch1/pan }\n";
+    std::fs::write(&map, v1).unwrap();
+    let mut s = String::from("version: 1\nchannels:\n");
+    for i in 1..=2 {
+        s += &format!("  - {{ name: ch{i}, source: {{ input: {i} }} }}\n");
+    }
+    s += &format!(
+        "surfaces:\n  - {{ kind: midi_map, map: mine.yaml, midi: \"serial:{}@31250\" }}\n",
+        dir.join("dev").display()
+    );
+    let mut dev = Dev::open(&dir.join("dev"), None);
+    let mut d = Daemon::start(&dir, &s, &["--backend", "null"]);
+    let _ = d.get("ch/ch1/pan");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+        .args(["learn", "ch/ch2/fader_db", "--timeout", "10", "--state-dir"])
+        .arg(dir.join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Move the unmapped CC 20 until the learn request (armed at some point) takes it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        dev.send(&[0xB0, 20, 64]);
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "learn did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("- { cc: 20, channel: 1, target: \"ch/ch2/fader_db\" }"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&map).unwrap();
+    assert!(
+        text.starts_with(v1),
+        "the file's text and comments are kept:\n{text}"
+    );
+    // The new entry works at once: CC 20 at the top is +10 dB on ch2.
+    dev.send(&[0xB0, 20, 127]);
+    d.wait_value("ch/ch2/fader_db", |v| v == 10.0);
+}

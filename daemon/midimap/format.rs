@@ -773,10 +773,7 @@ impl Validator<'_> {
         };
         let mode = if let Some(enc) = relative {
             if let (Some(_), Some(b)) = (button, &rc.button) {
-                self.err(
-                    &b.referenced,
-                    "an encoder is not a button",
-                );
+                self.err(&b.referenced, "an encoder is not a button");
                 return vec![];
             }
             let step = match &rc.step {
@@ -828,10 +825,7 @@ impl Validator<'_> {
             Mode::Absolute
         };
         if let (Target::Action(_), Some(e)) = (&target, &rc.encoder) {
-            self.err(
-                &e.referenced,
-                "actions are buttons; encoder does not apply",
-            );
+            self.err(&e.referenced, "actions are buttons; encoder does not apply");
             return vec![];
         }
 

@@ -5,6 +5,7 @@
 //!   path suggestions and conflict checks (`faderbridge check`).
 //! - [`engine`]: one map on one device: sources, transforms, relative encoders, banks and
 //!   the shift layer, soft takeover, feedback. Pure logic over the console.
+//! - [`learn`]: MIDI learn: the next control of a device bound to a path, appended to its map.
 //! - [`watch`]: hot reload: the mapping file's folder is watched, changes are debounced.
 //! - [`run`]: the surface task: port, console, engine and watcher together.
 //!
@@ -12,6 +13,7 @@
 
 pub mod engine;
 pub mod format;
+pub mod learn;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -79,7 +81,21 @@ pub async fn run(console: ConsoleHandle, cfg: MidiMapConfig, cancel: Cancellatio
                     PortEvent::Disconnected { why } => {
                         tracing::info!("MIDI map {}: disconnected ({why})", engine.map().name);
                     }
-                    PortEvent::Midi(m) => engine.on_midi(m, std::time::Instant::now()),
+                    PortEvent::Midi(m) => {
+                        if learn::is_pending()
+                            && let Some(new_text) = learn::offer(&m, &cfg.map)
+                        {
+                            match format::parse_str(&new_text, &cfg.map) {
+                                Ok(new) => {
+                                    text = new_text;
+                                    engine.set_map(Arc::new(new));
+                                }
+                                Err(e) => tracing::error!("MIDI learn: {e}"),
+                            }
+                        } else {
+                            engine.on_midi(m, std::time::Instant::now());
+                        }
+                    }
                 }
             }
             c = changes.recv() => match c {
