@@ -659,3 +659,28 @@ fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
     dev.send(&[0xB0, 20, 127]);
     d.wait_value("ch/ch2/fader_db", |v| v == 10.0);
 }
+
+#[test]
+fn checking_a_session_checks_its_mapping_files() {
+    let dir = tempdir("sessioncheck");
+    std::fs::copy(
+        repo().join("tests/fixtures/midimap/unknown-path.yaml"),
+        dir.join("bad.yaml"),
+    )
+    .unwrap();
+    let s = "version: 1\nchannels:\n  - { name: a, source: { input: 1 } }\nsurfaces:\n  - { kind: midi_map, map: bad.yaml, midi: \"alsa:x\" }\n";
+    let file = dir.join("s.yaml");
+    std::fs::write(&file, s).unwrap();
+    let o = check(&file);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The session's `map:` value (line 5, column 28), then the map's own location.
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "{}:5:28: surfaces/1/map: {}:4:33: target: \"ch/{{strip}}/fadr_db\" is not a parameter path; did you mean ch/{{strip}}/fader_db?",
+            file.display(),
+            dir.join("bad.yaml").display()
+        )
+    );
+}
