@@ -309,3 +309,53 @@ fn banks_shift_toggle_and_feedback() {
     e.on_change(&own);
     assert!(e.take_out().is_empty(), "own move is not echoed");
 }
+
+#[test]
+fn program_change_scenes_transport_and_automation_buttons() {
+    let (_c, h, mut e) = rig(
+        "name: t\ncontrols:\n  - { program: true, scenes: [quiet, loud] }\n  - { note: 1, action: scene, scene: loud }\n  - { note: 2, action: play }\n  - { note: 3, action: stop }\n  - { note: [4, 5], action: automation, mode: touch, feedback: true }\n",
+    );
+    let now = Instant::now();
+    // An engine behind the console, so that the transport has something to start and stop.
+    let s = session::parse_str(SESSION, Path::new("/nonexistent/t.yaml")).unwrap();
+    let mut engine = crate::engine::Engine::build(
+        &s,
+        &h.tree(),
+        &std::collections::HashMap::new(),
+        48000.0,
+        64,
+    )
+    .expect("engine");
+    h.attach_engine(engine.handle(), engine.meter_bank());
+    let ui = h.register_surface("ui");
+    h.set_sync("ch/a/fader_db", -20.0, ui).unwrap();
+    h.scene_save_sync("quiet").unwrap();
+    h.set_sync("ch/a/fader_db", 5.0, ui).unwrap();
+    h.scene_save_sync("loud").unwrap();
+    e.on_midi(
+        MidiEvent::ProgramChange {
+            channel: 3,
+            program: 0,
+        },
+        now,
+    );
+    assert_eq!(get(&h, "ch/a/fader_db"), -20.0, "program 0 → scenes[0]");
+    e.on_midi(note(1, 127), now);
+    assert_eq!(get(&h, "ch/a/fader_db"), 5.0, "scene button");
+    e.on_midi(note(3, 127), now);
+    assert!(!h.playing(), "stop");
+    e.on_midi(note(2, 127), now);
+    assert!(h.playing(), "play");
+    e.connected();
+    e.take_out();
+    e.on_midi(note(5, 127), now);
+    assert_eq!(e.auto_mode("ch/b"), AutoMode::Touch);
+    assert_eq!(e.take_out(), vec![note(5, 127)], "the strip's TOUCH LED");
+    e.on_midi(note(5, 127), now);
+    assert_eq!(
+        e.auto_mode("ch/b"),
+        AutoMode::Off,
+        "pressing the lit mode turns it off"
+    );
+    assert_eq!(e.take_out(), vec![note(5, 0)]);
+}
