@@ -614,10 +614,12 @@ fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
     for i in 1..=2 {
         s += &format!("  - {{ name: ch{i}, source: {{ input: {i} }} }}\n");
     }
+    let port = free_udp_port();
     s += &format!(
         "surfaces:\n  - {{ kind: midi_map, map: mine.yaml, midi: \"serial:{}@31250\" }}\n",
         dir.join("dev").display()
     );
+    s += &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n");
     let mut dev = Dev::open(&dir.join("dev"), None);
     let mut d = Daemon::start(&dir, &s, &["--backend", "null"]);
     let _ = d.get("ch/ch1/pan");
@@ -658,6 +660,44 @@ fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
     // The new entry works at once: CC 20 at the top is +10 dB on ch2.
     dev.send(&[0xB0, 20, 127]);
     d.wait_value("ch/ch2/fader_db", |v| v == 10.0);
+
+    // OSC `/learn ,s PATH` arms the same: acknowledged, then note 9 is bound to ch1's mute.
+    let osc = Osc {
+        sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        server: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    osc.sock
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0u8; 4096];
+    'ack: loop {
+        osc.send("/learn", vec![rosc::OscType::String("ch/ch1/mute".into())]);
+        if let Ok(n) = osc.sock.recv(&mut buf)
+            && let Ok((_, rosc::OscPacket::Message(m))) = rosc::decoder::decode_udp(&buf[..n])
+        {
+            assert_eq!(m.addr, "/learn", "{m:?}");
+            assert_eq!(m.args, vec![rosc::OscType::String("ch/ch1/mute".into())]);
+            break 'ack;
+        }
+        assert!(Instant::now() < deadline, "no /learn acknowledgement");
+    }
+    dev.send(&[0x90, 9, 127]);
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&map)
+        .unwrap()
+        .contains("- { note: 9, channel: 1, target: \"ch/ch1/mute\" }")
+    {
+        assert!(Instant::now() < deadline, "OSC learn wrote nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        d.get("ch/ch1/mute"),
+        0.0,
+        "the learning press itself changes nothing"
+    );
+    dev.send(&[0x90, 9, 127]);
+    d.wait_value("ch/ch1/mute", |v| v == 1.0);
 }
 
 #[test]

@@ -47,6 +47,18 @@ pub fn is_pending() -> bool {
 /// request replaced this one, or the entry could not be written (for example because the
 /// control is already mapped in that file).
 pub async fn learn(path: &str, timeout: Duration) -> Result<Learned, String> {
+    let rx = arm(path)?;
+    wait(rx, timeout).await
+}
+
+/// The receiving end of an armed request (see [`arm`]).
+pub type Pending = oneshot::Receiver<Result<Learned, String>>;
+
+/// Arm a request at once (the next control is bound from now on); [`wait`] for its result.
+///
+/// # Errors
+/// `path` is not a parameter path (the message suggests the closest ones).
+pub fn arm(path: &str) -> Result<Pending, String> {
     let path = path.trim().trim_start_matches('/').to_string();
     if format::spec_of(&path).is_none() {
         let near = format::suggestions(&path);
@@ -63,9 +75,17 @@ pub async fn learn(path: &str, timeout: Duration) -> Result<Learned, String> {
             .reply
             .send(Err("replaced by a newer learn request".into()));
     }
+    Ok(rx)
+}
+
+/// Wait up to `timeout` for an armed request's result; on timeout the request is dropped.
+///
+/// # Errors
+/// As [`learn`].
+pub async fn wait(rx: Pending, timeout: Duration) -> Result<Learned, String> {
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err("the learn request was dropped".into()),
+        Ok(Err(_)) => Err("the learn request was replaced or dropped".into()),
         Err(_) => {
             pending().take();
             Err(format!(

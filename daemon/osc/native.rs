@@ -286,9 +286,13 @@ impl Dialect for Native {
                     let Ok(rt) = tokio::runtime::Handle::try_current() else {
                         return vec![error_reply(a, "MIDI learn is not available here")];
                     };
+                    let rx = match crate::midimap::learn::arm(path) {
+                        Ok(rx) => rx,
+                        Err(e) => return vec![error_reply(a, &e)],
+                    };
                     let path = path.to_string();
                     rt.spawn(async move {
-                        let r = crate::midimap::learn::learn(&path, LEARN_TIMEOUT).await;
+                        let r = crate::midimap::learn::wait(rx, LEARN_TIMEOUT).await;
                         if let Err(e) = r {
                             tracing::warn!("MIDI learn of {path} (OSC): {e}");
                         }
