@@ -19,6 +19,7 @@
 //!   undo, thinning); the rest of issue 7 builds on them.
 //! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
 //! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
+//! - [`midimap`]: generic MIDI controllers driven by mapping files (`kind: midi_map`).
 //! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
 //!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
@@ -43,6 +44,7 @@ pub mod mcu;
 pub mod media;
 pub mod meter;
 pub mod midi;
+pub mod midimap;
 pub mod osc;
 pub mod params;
 pub mod render;

@@ -43,6 +43,18 @@ enum Command {
     },
     /// List the audio, MIDI and serial ports this machine has.
     Ports,
+    /// MIDI learn: wait for the next control moved on a mapped device, bind it to PATH and
+    /// append the entry to that device's mapping file (comments kept).
+    Learn {
+        /// The parameter path (`ch/kick/fader_db`, `ch/1/mute`).
+        path: String,
+        /// Seconds to wait for a control.
+        #[arg(long, default_value = "30")]
+        timeout: f32,
+        /// The running daemon's state directory.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Bounce a session offline to a stereo WAV, with exactly the live engine.
     Render {
         /// The session file.
@@ -60,9 +72,10 @@ enum Command {
         #[arg(long, default_value = "f32")]
         format: WavFormat,
     },
-    /// Validate a session file; exit 0 if it is valid, 2 with FILE:LINE:COL messages if not.
+    /// Validate a session or a MIDI mapping file; exit 0 if it is valid, 2 with
+    /// FILE:LINE:COL messages if not.
     Check {
-        /// The session file.
+        /// The session file or mapping file (told apart by a top-level `controls:` list).
         file: PathBuf,
     },
 }
@@ -112,6 +125,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Learn {
+            path,
+            timeout,
+            state_dir,
+        } => {
+            let dir = state_dir.unwrap_or_else(faderbridge::state::StateDir::default_dir);
+            match learn(&dir.join("status.sock"), &path, timeout) {
+                Ok(v) => {
+                    println!(
+                        "{}: {}",
+                        v["map"].as_str().unwrap_or("?"),
+                        v["entry"].as_str().unwrap_or("?").trim()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Ports => {
             print!("{}", faderbridge::audio::list_ports());
             ExitCode::SUCCESS
@@ -142,6 +176,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Check { file } if faderbridge::midimap::format::is_map_file(&file) => {
+            match faderbridge::midimap::load(&file) {
+                Ok(m) => {
+                    println!(
+                        "{}: ok (mapping file \"{}\", {} controls)",
+                        file.display(),
+                        m.name,
+                        m.controls.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Check { file } => match faderbridge::session::load(&file) {
             Ok(s) => {
                 println!(
@@ -157,5 +208,29 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Ask the daemon at `sock` to learn `path`; the reply once a control moved (or the error).
+fn learn(sock: &std::path::Path, path: &str, timeout: f32) -> Result<serde_json::Value, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock)
+        .map_err(|e| format!("no faderbridge daemon answers at {}: {e}", sock.display()))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs_f32(
+        timeout.max(0.0) + 5.0,
+    )))
+    .map_err(|e| e.to_string())?;
+    let req = serde_json::json!({ "cmd": "learn", "path": path, "timeout": timeout });
+    writeln!(s, "{req}").map_err(|e| e.to_string())?;
+    eprintln!("move a control of a mapped MIDI device (waiting {timeout} s)...");
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| format!("no answer from the daemon: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
+    match v.get("error") {
+        Some(e) => Err(format!("learn {path}: {}", e.as_str().unwrap_or("?"))),
+        None => Ok(v),
     }
 }

@@ -7,6 +7,8 @@
 //! - `{"cmd":"set","path":"ch/kick/fader_db","value":-6}` → the stored value, as for `get`
 //!   (a local scripting hook: the change is acknowledged once the console has it);
 //! - `{"cmd":"scene_save"|"scene_recall"|"scene_delete","name":"verse"}` → `{"ok":true}`;
+//! - `{"cmd":"learn","path":"ch/kick/fader_db","timeout":30}` → waits for the next control
+//!   of a mapped MIDI device, then `{"ok":true,"map":FILE,"entry":LINE}` ([`crate::midimap::learn`]);
 //! - anything else → `{"error":"..."}`.
 //!
 //! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
@@ -372,6 +374,9 @@ struct Request {
     value: Option<f32>,
     #[serde(default)]
     name: Option<String>,
+    /// `learn`: seconds to wait for a control (default 30).
+    #[serde(default)]
+    timeout: Option<f32>,
 }
 
 #[derive(Serialize)]
@@ -421,6 +426,19 @@ async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
                 Err(e) => err(e.to_string()),
             }
         }
+        ("learn", Some(path)) => {
+            let secs = req.timeout.unwrap_or(30.0);
+            if !(secs > 0.0 && secs <= 3600.0) {
+                return err("learn: timeout must be 0..3600 seconds".into());
+            }
+            match crate::midimap::learn::learn(&path, Duration::from_secs_f32(secs)).await {
+                Ok(l) => {
+                    serde_json::json!({ "ok": true, "map": l.map, "entry": l.entry }).to_string()
+                }
+                Err(e) => err(e),
+            }
+        }
+        ("learn", None) => err("learn needs a path".into()),
         (other, _) => err(format!("unknown command {other:?}")),
     }
 }

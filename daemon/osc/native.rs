@@ -10,6 +10,7 @@
 //! | `/meters/subscribe [,i SECONDS]`, `/meters/unsubscribe` | meter stream |
 //! | `/meters/reset` | restart the master's integrated loudness and true peak |
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
+//! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
 //! | `/PATH/automation ,s MODE` | answered with `/error`: automation arrives later |
 //!
@@ -34,6 +35,9 @@ use crate::control::{Change, ConsoleHandle, Transport};
 use crate::engine::{Meters, StripMeters};
 use crate::params::ParamTree;
 use crate::params::spec::Unit;
+
+/// How long `/learn` waits for a control.
+const LEARN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Lease when `/subscribe` gives none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -274,6 +278,33 @@ impl Dialect for Native {
                 cx.console().reset_loudness();
                 vec![]
             }
+            "/learn" => match text(&msg.args) {
+                Some(path) if crate::midimap::format::spec_of(path).is_some() => {
+                    if let Err(e) = cx.check_write() {
+                        return vec![error_reply(a, &e.to_string())];
+                    }
+                    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                        return vec![error_reply(a, "MIDI learn is not available here")];
+                    };
+                    let rx = match crate::midimap::learn::arm(path) {
+                        Ok(rx) => rx,
+                        Err(e) => return vec![error_reply(a, &e)],
+                    };
+                    let path = path.to_string();
+                    rt.spawn(async move {
+                        let r = crate::midimap::learn::wait(rx, LEARN_TIMEOUT).await;
+                        if let Err(e) = r {
+                            tracing::warn!("MIDI learn of {path} (OSC): {e}");
+                        }
+                    });
+                    vec![OscPacket::Message(OscMessage {
+                        addr: a.into(),
+                        args: vec![OscType::String(text(&msg.args).unwrap_or_default().into())],
+                    })]
+                }
+                Some(path) => vec![error_reply(a, &format!("{path}: no such parameter"))],
+                None => vec![error_reply(a, "wrong type: expected ,s PATH")],
+            },
             "/scene/save" => self.scene(msg, true, cx),
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::ConsoleHandle;
 use crate::mcu::{self, McuConfig, Profile};
+use crate::midimap::{self, MidiMapConfig};
 use crate::session::model::Surface;
 
 /// Ask for the JACK MIDI ports of every `jack:` surface port, so that the JACK backend
@@ -100,6 +101,24 @@ impl SurfaceSet {
             for t in r.tasks {
                 let _ = t.await;
             }
+        }
+        if let Surface::MidiMap { map, midi } = s {
+            let port = match midi.parse() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("MIDI map surface: {e}");
+                    continue;
+                }
+            };
+            let cfg = MidiMapConfig {
+                map: map.clone(),
+                port,
+            };
+            tasks.push(tokio::spawn(midimap::run(
+                console.clone(),
+                cfg,
+                cancel.clone(),
+            )));
         }
     }
 

@@ -121,6 +121,12 @@ pub fn parse_str(text: &str, file: &Path) -> Result<model::Session, SessionError
     })
 }
 
+/// One diagnostic for a serde-saphyr error of any YAML file of ours (sessions, mapping
+/// files): its location and a one-line message.
+pub(crate) fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> SessionError {
+    parse_error(e, file)
+}
+
 /// One diagnostic for a serde-saphyr error: its location and a one-line message.
 fn parse_error(e: &serde_saphyr::Error, file: &Path) -> SessionError {
     let (line, col) = e.location().map_or((1, 1), |l| {

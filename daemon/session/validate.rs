@@ -1059,7 +1059,19 @@ impl Ctx<'_> {
                     }
                 };
                 let map = match &r.map {
-                    Some(m) if !m.value.trim().is_empty() => self.dir.join(&m.value),
+                    Some(m) if !m.value.trim().is_empty() => {
+                        let file = self.dir.join(&m.value);
+                        // A mapping file that is there must be valid (an absent one is
+                        // logged when the daemon starts the surface, which then stays off).
+                        if file.is_file()
+                            && let Err(e) = crate::midimap::load(&file)
+                        {
+                            for d in e.errors {
+                                self.err(&m.referenced, format!("{p}/map: {d}"));
+                            }
+                        }
+                        file
+                    }
                     Some(m) => {
                         self.err(&m.referenced, format!("{p}/map: empty path"));
                         PathBuf::new()
