@@ -102,24 +102,6 @@ impl SurfaceSet {
                 let _ = t.await;
             }
         }
-        if let Surface::MidiMap { map, midi } = s {
-            let port = match midi.parse() {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!("MIDI map surface: {e}");
-                    continue;
-                }
-            };
-            let cfg = MidiMapConfig {
-                map: map.clone(),
-                port,
-            };
-            tasks.push(tokio::spawn(midimap::run(
-                console.clone(),
-                cfg,
-                cancel.clone(),
-            )));
-        }
     }
 
     /// Start one surface; false when it could not be started (logged).
@@ -158,7 +140,23 @@ impl SurfaceSet {
                     return false;
                 }
             },
-            Surface::MidiMap { .. } => return false,
+            Surface::MidiMap { map, midi } => match midi.parse() {
+                Ok(port) => {
+                    let cfg = MidiMapConfig {
+                        map: map.clone(),
+                        port,
+                    };
+                    vec![tokio::spawn(midimap::run(
+                        self.console.clone(),
+                        cfg,
+                        token.clone(),
+                    ))]
+                }
+                Err(e) => {
+                    tracing::error!("MIDI map surface: {e}");
+                    return false;
+                }
+            },
         };
         self.running.push(Running {
             surface: s.clone(),
