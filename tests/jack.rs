@@ -177,6 +177,22 @@ impl Drop for Tester {
 impl Tester {
     /// Connect to `server`, feed `targets` (faderbridge input ports), record master L/R.
     fn start(server: &str, targets: &[&str]) -> Self {
+        let t = Tester::open(server);
+        let c = t.client();
+        let me = c.name().to_string();
+        for t in targets {
+            c.connect_ports_by_name(&format!("{me}:sig"), &format!("faderbridge:{t}"))
+                .expect("connect signal");
+        }
+        c.connect_ports_by_name("faderbridge:master_L", &format!("{me}:rec_L"))
+            .expect("connect L");
+        c.connect_ports_by_name("faderbridge:master_R", &format!("{me}:rec_R"))
+            .expect("connect R");
+        t
+    }
+
+    /// `tester:sig` playing, `tester:rec_L`/`rec_R` recording, nothing connected.
+    fn open(server: &str) -> Self {
         let client = open_client("tester", Some(server)).expect("tester connects");
         let sig = client
             .register_port("sig", jack::AudioOut::default())
@@ -202,16 +218,6 @@ impl Tester {
             tx,
         };
         let client = client.activate_async((), proc).expect("activate tester");
-        let c = client.as_client();
-        let me = c.name().to_string();
-        for t in targets {
-            c.connect_ports_by_name(&format!("{me}:sig"), &format!("faderbridge:{t}"))
-                .expect("connect signal");
-        }
-        c.connect_ports_by_name("faderbridge:master_L", &format!("{me}:rec_L"))
-            .expect("connect L");
-        c.connect_ports_by_name("faderbridge:master_R", &format!("{me}:rec_R"))
-            .expect("connect R");
         Tester {
             client: Some(client),
             rx,
@@ -454,6 +460,70 @@ fn jack_reconnects_after_server_restart() {
     );
     assert_eq!(st.reconnects, 1);
     assert_eq!(con.lock().expect("console").builds, 2);
+    audio.stop();
+}
+
+/// The session's own connections (a channel fed by `tester:sig`, master to `tester:rec_*`)
+/// are made on the supervisor thread after `start` returns; `stats().linked` says when they
+/// exist. Once it does, the ports are connected and the tone comes back at input x fader x
+/// pan law.
+#[test]
+fn jack_session_connections_exist_once_linked() {
+    let _s = serial();
+    let name = unique("links");
+    let _server = Jackd::start(&name);
+    let mut t = Tester::open(&name);
+    let con = console(
+        "version: 1
+channels:
+  - name: vox
+    source: { input: \"tester:sig\" }
+    fader_db: -6
+master:
+  outputs: [\"tester:rec_L\", \"tester:rec_R\"]
+",
+    );
+    let t0 = Instant::now();
+    let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
+    let started = t0.elapsed();
+    // JACK works for another process (the server): poll its answer with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !audio.stats().linked {
+        assert!(Instant::now() < deadline, "connections not made within 5 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let linked = t0.elapsed();
+    let c = t.client();
+    let port = |n: &str| c.port_by_name(n).unwrap_or_else(|| panic!("no port {n}"));
+    for (ours, theirs) in [
+        ("tester:sig", "faderbridge:vox_in"),
+        ("tester:rec_L", "faderbridge:master_L"),
+        ("tester:rec_R", "faderbridge:master_R"),
+    ] {
+        assert!(
+            port(ours).is_connected_to(theirs).unwrap_or(false),
+            "{ours} is not connected to {theirs} although the backend says linked"
+        );
+    }
+    eprintln!(
+        "start returned after {:.1} ms, connections made after {:.1} ms",
+        started.as_secs_f64() * 1000.0,
+        linked.as_secs_f64() * 1000.0
+    );
+    let rec = t.record(Duration::from_millis(300));
+    assert!(rec.len() > 9600, "recorded {} frames", rec.len());
+    let tail = &rec[rec.len() - 4800..];
+    let (pl, pr) = pan_law(0.0);
+    let g = 10f64.powf(-6.0 / 20.0);
+    for (left, pan) in [(true, pl), (false, pr)] {
+        let got = db(tone_amp(&chan(tail, left), FREQ as f32));
+        let want = db(AMP as f64 * g * pan);
+        assert!(
+            (got - want).abs() < 0.1,
+            "{}: {got:.3} dB, expected {want:.3} dB",
+            if left { "L" } else { "R" }
+        );
+    }
     audio.stop();
 }
 

@@ -340,8 +340,10 @@ impl PortBook {
     }
 
     /// Make every current port's connection match the session. Client must be active.
-    fn connect(&mut self, client: &Client) {
+    /// Returns how many connections were made.
+    fn connect(&mut self, client: &Client) -> usize {
         let mut failed = Vec::new();
+        let mut made = 0;
         for (capture, map) in [(true, &mut self.ins), (false, &mut self.outs)] {
             for e in map.values_mut() {
                 if e.want == e.have {
@@ -360,7 +362,7 @@ impl PortBook {
                     (ours.as_str(), theirs.as_str())
                 };
                 match client.connect_ports_by_name(src, dst) {
-                    Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => {}
+                    Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => made += 1,
                     Err(_) => failed.push(format!("{src} -> {dst}")),
                 }
             }
@@ -373,6 +375,7 @@ impl PortBook {
                 failed.join(", ")
             );
         }
+        made
     }
 
     /// Unregister ports no engine uses any more (call only when no swap is pending).
@@ -413,9 +416,28 @@ struct Conn {
     flags: Arc<Flags>,
     pruned: bool,
     rt_logged: bool,
+    /// The session's port connections were made after activation.
+    linked: bool,
 }
 
 impl Conn {
+    /// Make the session's port connections of a fresh connection (one server round trip
+    /// each, so this runs on the supervisor thread after the backend reported itself
+    /// started), then have JACK recompute latencies and publish `linked`.
+    fn link(&mut self, shared: &Shared) {
+        let t0 = Instant::now();
+        let client = self.client.as_client();
+        let n = self.book.connect(client);
+        // SAFETY: a live, active client.
+        unsafe { sys::jack_recompute_total_latencies(client.raw()) };
+        self.linked = true;
+        shared.linked.store(true, Ordering::Release);
+        tracing::debug!(
+            "JACK: {n} port connection(s) made in {} ms",
+            t0.elapsed().as_millis()
+        );
+    }
+
     /// Hand `engine` to the audio thread: register and connect its ports, update the latency
     /// report. May allocate and block.
     fn install(&mut self, engine: Box<Engine>) {
@@ -476,8 +498,10 @@ fn connect(
     factory: &EngineFactory,
     shared: &Arc<Shared>,
 ) -> Result<Conn, ConnectError> {
+    let t0 = Instant::now();
     let client = open_client(&cfg.client_name, cfg.jack_server.as_deref())
         .map_err(|_| ConnectError::NoServer)?;
+    let t_open = t0.elapsed();
     let rate = client.sample_rate();
     let block = client.buffer_size() as usize;
     let engine = factory(rate, block).map_err(|message| {
@@ -489,6 +513,7 @@ fn connect(
     })?;
     shared.sample_rate.store(rate, Ordering::Relaxed);
     shared.block.store(block, Ordering::Relaxed);
+    let t_build = t0.elapsed();
 
     let latency = Box::new(LatencyCtx {
         latency: AtomicU32::new(engine.latency() as u32),
@@ -508,6 +533,11 @@ fn connect(
     let mut book = PortBook::default();
     let graph = book.prepare(&client, engine).map_err(ConnectError::Other)?;
     let (midi, midi_book) = MidiPorts::register(&client);
+    let t_register = t0.elapsed();
+    // The latency callback may run as soon as the client is active.
+    if let Ok(mut p) = latency.ports.lock() {
+        *p = book.current_ports();
+    }
     let (swap_tx, swap_rx) = swap::pair();
     let flags = Arc::new(Flags::default());
     let processor = Processor {
@@ -525,12 +555,17 @@ fn connect(
     let active = client
         .activate_async(notifier, processor)
         .map_err(|e| ConnectError::Other(format!("activating the client: {e}")))?;
-    book.connect(active.as_client());
-    if let Ok(mut p) = latency.ports.lock() {
-        *p = book.current_ports();
-    }
-    // SAFETY: a live, active client.
-    unsafe { sys::jack_recompute_total_latencies(active.as_client().raw()) };
+    let t_active = t0.elapsed();
+    tracing::debug!(
+        "JACK start: client open {} ms, engine built {} ms, {} audio ports registered {} ms, \
+         active {} ms (from the open call; connections follow on the supervisor thread)",
+        t_open.as_millis(),
+        t_build.as_millis(),
+        book.ins.len() + book.outs.len(),
+        t_register.as_millis(),
+        t_active.as_millis()
+    );
+    shared.linked.store(false, Ordering::Release);
     shared.connected.store(true, Ordering::Relaxed);
     Ok(Conn {
         client: active,
@@ -541,6 +576,7 @@ fn connect(
         flags,
         pruned: true,
         rt_logged: false,
+        linked: false,
     })
 }
 
@@ -560,6 +596,7 @@ impl JackBackend {
         wait: bool,
     ) -> Result<Option<Self>, AudioError> {
         let shared = Shared::new("jack");
+        shared.linked.store(false, Ordering::Release);
         let first = match connect(cfg, &factory, &shared) {
             Ok(c) => Some(c),
             Err(ConnectError::NoServer) if !wait => return Ok(None),
@@ -663,11 +700,15 @@ fn supervise(
                         abandon(dead);
                     }
                     shared.connected.store(false, Ordering::Relaxed);
+                    shared.linked.store(false, Ordering::Release);
                     tracing::warn!("JACK server went away; audio continues when it returns");
                     backoff.reset();
                     next_try = Instant::now() + backoff.next();
                 }
                 Some(c) => {
+                    if !c.linked {
+                        c.link(&shared);
+                    }
                     if c.flags.rebuild.swap(false, Ordering::Relaxed) {
                         let client = c.client.as_client();
                         rebuild = Some((client.sample_rate(), client.buffer_size() as usize));

@@ -154,6 +154,10 @@ pub struct AudioStats {
     pub reconnects: u64,
     /// Frames processed since start (all connections together).
     pub frames: u64,
+    /// The session's port connections have been made (JACK makes them just after the
+    /// backend starts and after each reconnection, on its supervisor thread; the other
+    /// backends have none). Failed ones were logged and are left unconnected.
+    pub linked: bool,
 }
 
 /// The atomics behind [`AudioStats`], written by the audio and supervisor threads.
@@ -167,6 +171,7 @@ pub(crate) struct Shared {
     xruns: AtomicU64,
     reconnects: AtomicU64,
     frames: AtomicU64,
+    linked: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -182,6 +187,7 @@ impl Shared {
             xruns: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             frames: AtomicU64::new(0),
+            linked: AtomicBool::new(true),
             stop: AtomicBool::new(false),
         })
     }
@@ -197,6 +203,7 @@ impl Shared {
             xruns: self.xruns.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             frames: self.frames.load(Ordering::Relaxed),
+            linked: self.linked.load(Ordering::Acquire),
         }
     }
 

@@ -182,6 +182,13 @@ pub fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceE
 
 async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceError> {
     let started = Instant::now();
+    // Start-up steps at debug level (`FADERBRIDGE_LOG=debug`): where the time to READY goes.
+    let step = |what: &str| {
+        tracing::debug!(
+            "startup: {what} at {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    };
     // Signals first: a SIGTERM during startup must stop the daemon cleanly, not kill it.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -192,8 +199,10 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         message: e.to_string(),
     })?;
     let file = session_path(&opts, &state_path)?;
+    step("state directory open, session file found");
     let session = session::load(&file)?;
     let tree = ParamTree::build(&session);
+    step("session parsed and validated, parameter tree built");
     let settings = session.engine;
     let live = Arc::new(Mutex::new(Live {
         session,
@@ -204,9 +213,11 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         .expect("fresh lock")
         .stems_at(settings.sample_rate)
         .map_err(ServiceError::Stem)?;
+    step("file sources decoded");
 
     let (console, handle) = Console::new(tree, Some(state));
     let console_task = tokio::spawn(console.run(shutdown.clone()));
+    step("console started, saved state restored");
 
     let factory: EngineFactory = {
         let live = live.clone();
@@ -222,6 +233,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     };
     surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
     let audio = Arc::new(RunningAudio::start(opts.backend, cfg, factory)?);
+    step("audio backend running");
 
     let sock = state_path.join("status.sock");
     let status_task = {
@@ -245,6 +257,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     // OSC surfaces (native and X-Air), each on its own task; one that can't bind is logged.
     let osc_surfaces = live.lock().expect("session lock").session.surfaces.clone();
     let osc_tasks = crate::osc::start_surfaces(&osc_surfaces, &handle, &shutdown).await;
+    step("status socket and surfaces started");
 
     let stats = audio.stats();
     let (n_ch, n_bus) = {
