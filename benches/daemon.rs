@@ -14,10 +14,15 @@
 //!    before any client ran), other clients. It prints the largest N with zero xruns.
 //! 2. `ready`: time from spawning the daemon to its sd_notify `READY=1`, received on a Unix
 //!    datagram socket the bench binds and passes as `NOTIFY_SOCKET`: the bundled demo on the
-//!    null backend (first start, which writes the demo's stems, and a second start), a
-//!    64-channel session on the null backend, and the capacity runs' JACK starts.
+//!    null backend (first start, which writes the demo's stems, then 5 more), a 64-channel
+//!    session on the null backend, and N full strips on a private jackd for N in
+//!    `FB_BENCH_READY_CHANNELS` (default 32,64,96), `FB_BENCH_READY_TAKES` starts each (default
+//!    5): READY, and the time until the feeder's port is connected to all N strips (the
+//!    daemon makes its connections after READY), and the daemon's memory (VmRSS, RssAnon,
+//!    RssShmem, PSS). The capacity runs print their JACK start's READY time too.
 //!
-//! `cargo bench --bench daemon -- ready` runs only the ready times. Under `cargo test`
+//! `cargo bench --bench daemon -- ready` runs only the ready times. `FB_BENCH_BIN` runs
+//! another build of the daemon (to compare before and after a change). Under `cargo test`
 //! (no `--bench` argument) it does nothing: it takes minutes and wants a quiet machine.
 
 use std::collections::HashMap;
@@ -38,8 +43,9 @@ const RATE: u32 = 48000;
 const PERIOD: u32 = 64;
 const FEEDER: &str = "fbfeed";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_faderbridge")
+/// The daemon under test: this build's, or `FB_BENCH_BIN` (to compare with another build).
+fn bin() -> String {
+    std::env::var("FB_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_faderbridge").into())
 }
 
 fn kill(pid: u32, sig: i32) {
@@ -417,7 +423,10 @@ fn ready_times(root: &Path) {
             // The session's connections (the noise into every strip) may follow READY.
             let deadline = Instant::now() + Duration::from_secs(30);
             while feeder.fans() < n {
-                assert!(Instant::now() < deadline, "{n} connections not made in 30 s");
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} connections not made in 30 s"
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
             linked.push(d.spawned.elapsed().as_secs_f64() * 1000.0);

@@ -1,7 +1,7 @@
 //! The JACK backend end to end, against private `jackd -d dummy` servers started by the tests
 //! (unique server names, killed by PID on drop): levels through the mix, a fader change's
 //! timing and smoothness, reconnection after the server is killed and restarted, latency
-//! reporting, and a 30 s soak of 32 full strips (xruns counted and attributed).
+//! reporting, the session's own connections (made after start; `stats().linked`), and a 30 s soak of 32 full strips (xruns counted and attributed).
 //!
 //! The JACK tests run one at a time (a process-wide lock): libjack keeps per-process state,
 //! and the xrun test should not share the CPU with the others. Set `FADERBRIDGE_XRUN_SECS`

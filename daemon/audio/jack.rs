@@ -8,6 +8,14 @@
 //!
 //! JACK's process thread is the audio thread (real-time if the server runs with `-R`, the
 //! default; a warning says so when it is not). A supervisor thread owns the connection.
+//!
+//! Start-up cost is JACK round trips (2-10 ms each on a busy machine): the client open, one
+//! per port registered, the activation, one per connection. [`JackBackend::start`] opens,
+//! builds the engine, registers every audio and MIDI port in one pass before activating, and
+//! activates; it returns then, with the engine running. The session's connections are made
+//! right after by the supervisor thread (`AudioStats::linked` turns true when they are done,
+//! after every reconnection too), the way Ardour's or jack_mixer's ports appear connected a
+//! moment after the program is up. Timings go to the debug log.
 
 use super::jack_midi::{MidiBook, MidiPorts};
 use std::collections::HashMap;
@@ -588,7 +596,8 @@ pub(crate) struct JackBackend {
 }
 
 impl JackBackend {
-    /// Connect (once, synchronously) and start the supervisor. Without a server: `wait`
+    /// Connect (once, synchronously: ports registered, client active) and start the
+    /// supervisor, which then makes the session's connections. Without a server: `wait`
     /// starts anyway and keeps trying; otherwise `Ok(None)`. May allocate and block.
     pub(crate) fn start(
         cfg: &AudioConfig,

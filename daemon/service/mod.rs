@@ -8,8 +8,11 @@
 //!    JACK comes back, on a rate change) is attached to the console and given the console's
 //!    current values before it plays, so nothing is lost across rebuilds.
 //! 4. Start the OSC surfaces ([`crate::osc::start_surfaces`]; surfaces are read at start,
-//!    a reload does not rebind them). Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
-//!    to the console.
+//!    a reload does not rebind them). Bind and serve the status socket, then tell systemd
+//!    READY (and ping its watchdog), feed backend stats to the console. READY means the
+//!    engine runs and the control plane answers; on JACK the session's port connections are
+//!    still being made at that moment (see [`crate::audio::jack`]). `FADERBRIDGE_LOG=debug`
+//!    logs each start-up step's time.
 //! 5. SIGHUP re-reads the session: errors are logged as `FILE:LINE:COL` and the running
 //!    config stays; a valid file's differences are swapped in without stopping audio.
 //!    SIGTERM/SIGINT stop cleanly: the state is flushed, the backend closed, within a second.
@@ -82,26 +85,62 @@ struct Live {
 }
 
 impl Live {
-    /// The stems of the current session at `rate`, decoding what isn't cached.
+    /// The stems of the current session at `rate`, decoding what isn't cached (files in
+    /// parallel, one thread per core: decoding is most of a demo start's time).
     fn stems_at(&mut self, rate: u32) -> Result<HashMap<usize, StemData>, String> {
+        let mut missing: Vec<(PathBuf, &str)> = Vec::new();
+        for ch in &self.session.channels {
+            if let Source::File(path) = &ch.source
+                && !self.cache.contains_key(&(path.clone(), rate))
+                && !missing.iter().any(|(p, _)| p == path)
+            {
+                missing.push((path.clone(), &ch.name));
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(missing.len());
+        let mut decoded: Vec<(usize, Result<StemData, String>)> = std::thread::scope(|sc| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((path, name)) = missing.get(k) else {
+                                break done;
+                            };
+                            let r = media::read_stem(path, rate)
+                                .map(|stem| -> StemData { Arc::new(stem.channels) })
+                                .map_err(|e| {
+                                    format!("{}: channel {name}: {e}", self.session.file.display())
+                                });
+                            done.push((k, r));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        if decoded.len() < missing.len() {
+            return Err("decoding a file source failed (a decoder thread panicked)".into());
+        }
+        // The first failure in session order is the one reported.
+        decoded.sort_by_key(|(k, _)| *k);
+        for (k, r) in decoded {
+            self.cache.insert((missing[k].0.clone(), rate), r?);
+        }
         let mut out = HashMap::new();
         for (i, ch) in self.session.channels.iter().enumerate() {
-            let Source::File(path) = &ch.source else {
-                continue;
-            };
-            let key = (path.clone(), rate);
-            let data = match self.cache.get(&key) {
-                Some(d) => d.clone(),
-                None => {
-                    let stem = media::read_stem(path, rate).map_err(|e| {
-                        format!("{}: channel {}: {e}", self.session.file.display(), ch.name)
-                    })?;
-                    let d: StemData = Arc::new(stem.channels);
-                    self.cache.insert(key, d.clone());
-                    d
-                }
-            };
-            out.insert(i, data);
+            if let Source::File(path) = &ch.source
+                && let Some(d) = self.cache.get(&(path.clone(), rate))
+            {
+                out.insert(i, d.clone());
+            }
         }
         // Keep only what the current session uses.
         let used: Vec<PathBuf> = self
@@ -236,13 +275,16 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     step("audio backend running");
 
     let sock = state_path.join("status.sock");
-    let status_task = {
-        let (h, t, p) = (handle.clone(), shutdown.clone(), sock.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::control::serve_status(h, &p, t).await {
-                tracing::error!("status socket: {e}");
-            }
-        })
+    // Bound before READY, so the control plane answers when systemd hears READY.
+    let status_task = match crate::control::bind_status(&sock).await {
+        Ok(listener) => {
+            let (h, t, p) = (handle.clone(), shutdown.clone(), sock.clone());
+            tokio::spawn(async move { crate::control::serve_status_on(h, listener, &p, t).await })
+        }
+        Err(e) => {
+            tracing::error!("status socket: {e}");
+            tokio::spawn(async {})
+        }
     };
 
     let surface_tasks = {

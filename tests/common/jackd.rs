@@ -80,9 +80,10 @@ impl Jackd {
     }
 
     pub fn start_with(name: &str, opts: Options) -> Jackd {
-        let log = opts.log.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("faderbridge-jackd-{name}.log"))
-        });
+        let log = opts
+            .log
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("faderbridge-jackd-{name}.log")));
         // A fresh log per start; a respawn appends to it.
         let _ = std::fs::remove_file(&log);
         let mut j = Jackd {
