@@ -501,14 +501,59 @@ enum ConnectError {
     Other(String),
 }
 
+/// A JACK client opened on a thread of its own while the daemon reads its session (the open
+/// maps and locks jackd's shared segment: 15-50 ms). [`crate::audio::RunningAudio::start_preopened`]
+/// takes it over; dropped unused, it is closed.
+pub struct PreOpen(Option<JoinHandle<Option<Client>>>);
+
+impl PreOpen {
+    /// Start opening `cfg.client_name` on `cfg.jack_server` (never starting a server).
+    pub fn start(cfg: &AudioConfig) -> PreOpen {
+        let (name, server) = (cfg.client_name.clone(), cfg.jack_server.clone());
+        let h = std::thread::Builder::new()
+            .name("faderbridge-jack-open".into())
+            .spawn(move || open_client(&name, server.as_deref()).ok());
+        PreOpen(h.ok())
+    }
+
+    /// The client, once open; `None` when no server answered.
+    pub(crate) fn take(mut self) -> Option<Client> {
+        let t0 = Instant::now();
+        let c = self.0.take().and_then(|h| h.join().ok().flatten());
+        tracing::debug!(
+            "JACK start: waited {:.1} ms for the client opened ahead ({})",
+            t0.elapsed().as_secs_f64() * 1000.0,
+            if c.is_some() { "open" } else { "no server" }
+        );
+        c
+    }
+}
+
+impl Drop for PreOpen {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take()
+            && let Ok(Some(c)) = h.join()
+        {
+            let _g = client_lock();
+            drop(c);
+        }
+    }
+}
+
+/// Open (or take `pre`, a client opened ahead), build the engine, register its ports,
+/// activate. Connections are left to [`Conn::link`].
 fn connect(
     cfg: &AudioConfig,
     factory: &EngineFactory,
     shared: &Arc<Shared>,
+    pre: Option<Client>,
 ) -> Result<Conn, ConnectError> {
     let t0 = Instant::now();
-    let client = open_client(&cfg.client_name, cfg.jack_server.as_deref())
-        .map_err(|_| ConnectError::NoServer)?;
+    let client = match pre {
+        Some(c) => c,
+        None => open_client(&cfg.client_name, cfg.jack_server.as_deref())
+            .map_err(|_| ConnectError::NoServer)?,
+    };
     let t_open = t0.elapsed();
     let rate = client.sample_rate();
     let block = client.buffer_size() as usize;
@@ -565,7 +610,7 @@ fn connect(
         .map_err(|e| ConnectError::Other(format!("activating the client: {e}")))?;
     let t_active = t0.elapsed();
     tracing::debug!(
-        "JACK start: client open {} ms, engine built {} ms, {} audio ports registered {} ms, \
+        "JACK start: client open {} ms (0: opened ahead), engine built {} ms, {} audio ports registered {} ms, \
          active {} ms (from the open call; connections follow on the supervisor thread)",
         t_open.as_millis(),
         t_build.as_millis(),
@@ -599,14 +644,16 @@ impl JackBackend {
     /// Connect (once, synchronously: ports registered, client active) and start the
     /// supervisor, which then makes the session's connections. Without a server: `wait`
     /// starts anyway and keeps trying; otherwise `Ok(None)`. May allocate and block.
+    /// `pre` is a client already open on the server (see [`PreOpen`]).
     pub(crate) fn start(
         cfg: &AudioConfig,
         factory: EngineFactory,
         wait: bool,
+        pre: Option<Client>,
     ) -> Result<Option<Self>, AudioError> {
         let shared = Shared::new("jack");
         shared.linked.store(false, Ordering::Release);
-        let first = match connect(cfg, &factory, &shared) {
+        let first = match connect(cfg, &factory, &shared, pre) {
             Ok(c) => Some(c),
             Err(ConnectError::NoServer) if !wait => return Ok(None),
             Err(ConnectError::NoServer) => {
@@ -745,7 +792,7 @@ fn supervise(
             }
         }
         if need_connect {
-            match connect(&cfg, &factory, &shared) {
+            match connect(&cfg, &factory, &shared, None) {
                 Ok(c) => {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(

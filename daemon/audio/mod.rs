@@ -266,14 +266,37 @@ impl RunningAudio {
         cfg: AudioConfig,
         factory: EngineFactory,
     ) -> Result<Self, AudioError> {
+        Self::start_preopened(kind, cfg, factory, None)
+    }
+
+    /// [`RunningAudio::start`] with a JACK client opened ahead ([`jack::PreOpen`], for the
+    /// same `cfg`): the JACK and auto backends use it instead of opening one; the others
+    /// close it.
+    ///
+    /// # Errors
+    /// As [`RunningAudio::start`].
+    pub fn start_preopened(
+        kind: BackendKind,
+        cfg: AudioConfig,
+        factory: EngineFactory,
+        pre: Option<jack::PreOpen>,
+    ) -> Result<Self, AudioError> {
+        let pre = match kind {
+            BackendKind::Jack | BackendKind::Auto => pre.and_then(jack::PreOpen::take),
+            BackendKind::Null | BackendKind::Cpal => {
+                drop(pre);
+                None
+            }
+        };
         let backend = match kind {
             BackendKind::Null => Backend::Null(null::NullBackend::start(&cfg, factory)?),
             BackendKind::Cpal => Backend::Cpal(cpal::CpalBackend::start(&cfg, factory)?),
-            BackendKind::Jack => match jack::JackBackend::start(&cfg, factory, true)? {
+            BackendKind::Jack => match jack::JackBackend::start(&cfg, factory, true, pre)? {
                 Some(j) => Backend::Jack(j),
                 None => return Err(AudioError::Jack("no JACK backend".into())),
             },
-            BackendKind::Auto => match jack::JackBackend::start(&cfg, factory.clone(), false)? {
+            BackendKind::Auto => match jack::JackBackend::start(&cfg, factory.clone(), false, pre)?
+            {
                 Some(j) => {
                     tracing::info!(
                         "audio backend: JACK (server `{}` answered; {} Hz, {} frames)",

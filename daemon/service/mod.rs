@@ -37,6 +37,9 @@ use crate::params::ParamTree;
 use crate::session::{self, model::Session, model::Source};
 use crate::state::StateDir;
 
+/// The daemon's JACK client name.
+const CLIENT_NAME: &str = "faderbridge";
+
 /// What `faderbridge run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -237,6 +240,14 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         path: state_path.clone(),
         message: e.to_string(),
     })?;
+    // The JACK client opens (15-50 ms) while the session is read.
+    let preopen = matches!(opts.backend, BackendKind::Jack | BackendKind::Auto).then(|| {
+        crate::audio::jack::PreOpen::start(&AudioConfig {
+            client_name: CLIENT_NAME.into(),
+            jack_server: opts.jack_server.clone(),
+            ..AudioConfig::default()
+        })
+    });
     let file = session_path(&opts, &state_path)?;
     step("state directory open, session file found");
     let session = session::load(&file)?;
@@ -264,14 +275,19 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         Arc::new(move |rate, block| build_engine(&live, &handle, rate, block, 0))
     };
     let cfg = AudioConfig {
-        client_name: "faderbridge".into(),
+        client_name: CLIENT_NAME.into(),
         sample_rate: settings.sample_rate,
         block: settings.block,
         device: opts.device.clone(),
         jack_server: opts.jack_server.clone(),
     };
     surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
-    let audio = Arc::new(RunningAudio::start(opts.backend, cfg, factory)?);
+    let audio = Arc::new(RunningAudio::start_preopened(
+        opts.backend,
+        cfg,
+        factory,
+        preopen,
+    )?);
     step("audio backend running");
 
     let sock = state_path.join("status.sock");
