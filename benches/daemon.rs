@@ -14,14 +14,18 @@
 //!    before any client ran), other clients. It prints the largest N with zero xruns.
 //! 2. `ready`: time from spawning the daemon to its sd_notify `READY=1`, received on a Unix
 //!    datagram socket the bench binds and passes as `NOTIFY_SOCKET`: the bundled demo on the
-//!    null backend (first start, which writes the demo's stems, and a second start), a
-//!    64-channel session on the null backend, and the capacity runs' JACK starts.
+//!    null backend (first start, which writes the demo's stems, then 5 more), a 64-channel
+//!    session on the null backend, and N full strips on a private jackd for N in
+//!    `FB_BENCH_READY_CHANNELS` (default 32,64,96), `FB_BENCH_READY_TAKES` starts each (default
+//!    5): READY, and the time until the feeder's port is connected to all N strips (the
+//!    daemon makes its connections after READY), and the daemon's memory (VmRSS, RssAnon,
+//!    RssShmem, PSS). The capacity runs print their JACK start's READY time too.
 //!
-//! `cargo bench --bench daemon -- ready` runs only the ready times. Under `cargo test`
+//! `cargo bench --bench daemon -- ready` runs only the ready times. `FB_BENCH_BIN` runs
+//! another build of the daemon (to compare before and after a change). Under `cargo test`
 //! (no `--bench` argument) it does nothing: it takes minutes and wants a quiet machine.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,12 +35,17 @@ use std::time::{Duration, Instant};
 use faderbridge::audio::jack::{client_lock, open_client};
 use faderbridge::control::query_status;
 
+#[path = "../tests/common/jackd.rs"]
+mod jackd;
+use jackd::{Jackd, XrunCauses};
+
 const RATE: u32 = 48000;
 const PERIOD: u32 = 64;
 const FEEDER: &str = "fbfeed";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_faderbridge")
+/// The daemon under test: this build's, or `FB_BENCH_BIN` (to compare with another build).
+fn bin() -> String {
+    std::env::var("FB_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_faderbridge").into())
 }
 
 fn kill(pid: u32, sig: i32) {
@@ -70,85 +79,18 @@ fn die_with_parent(cmd: &mut Command) {
 
 // ---------------------------------------------------------------------------------------------
 
-/// A private jackd with its log in a file.
-struct Jackd {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Jackd {
-    fn start(name: &str, dir: &Path) -> Jackd {
-        let log = dir.join("jackd.log");
-        let f = std::fs::File::create(&log).expect("jackd log");
-        let opts = std::env::var("FB_BENCH_JACKD_OPTS").unwrap_or_else(|_| "-R -P 70".into());
-        let rate = RATE.to_string();
-        let period = PERIOD.to_string();
-        let mut cmd = Command::new("jackd");
-        cmd.args(opts.split_whitespace())
-            .args(["-n", name, "-d", "dummy", "-r", &rate, "-p", &period])
-            .stdout(Stdio::from(f.try_clone().expect("log")))
-            .stderr(Stdio::from(f));
-        die_with_parent(&mut cmd);
-        let child = cmd.spawn().expect("jackd is installed (jackd2)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(c) = open_client("probe", Some(name)) {
-                let _g = client_lock();
-                drop(c);
-                break;
-            }
-            assert!(Instant::now() < deadline, "jackd -n {name} did not answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Jackd {
-            child,
-            name: name.into(),
-            log,
-        }
-    }
-
-    /// Lines of its log so far mentioning an xrun, by cause.
-    fn xrun_lines(&self) -> XrunCauses {
-        let mut c = XrunCauses::default();
-        let Ok(f) = std::fs::File::open(&self.log) else {
-            return c;
-        };
-        for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-            if line.contains("JackTimedDriver::Process XRun") {
-                c.driver += 1;
-            } else if line.contains("client = faderbridge was not finished") {
-                c.faderbridge += 1;
-            } else if line.contains("was not finished") {
-                c.other += 1;
-            }
-        }
-        c
-    }
-}
-
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct XrunCauses {
-    driver: u64,
-    faderbridge: u64,
-    other: u64,
-}
-
-impl std::ops::Sub for XrunCauses {
-    type Output = XrunCauses;
-    fn sub(self, o: XrunCauses) -> XrunCauses {
-        XrunCauses {
-            driver: self.driver - o.driver,
-            faderbridge: self.faderbridge - o.faderbridge,
-            other: self.other - o.other,
-        }
-    }
+/// A private jackd (`FB_BENCH_JACKD_OPTS`, default `-R -P 70`) with its log in `dir`.
+fn start_jackd(name: &str, dir: &Path) -> Jackd {
+    let opts = std::env::var("FB_BENCH_JACKD_OPTS").unwrap_or_else(|_| "-R -P 70".into());
+    Jackd::start_with(
+        name,
+        jackd::Options {
+            server: opts.split_whitespace().map(String::from).collect(),
+            rate: RATE,
+            period: PERIOD,
+            log: Some(dir.join("jackd.log")),
+        },
+    )
 }
 
 /// A JACK client playing white noise (0.25 peak) on `fbfeed:noise`.
@@ -167,7 +109,10 @@ impl jack::ProcessHandler for Noise {
     }
 }
 
-struct Feeder(Option<jack::AsyncClient<(), Noise>>);
+struct Feeder {
+    client: Option<jack::AsyncClient<(), Noise>>,
+    port: jack::Port<jack::Unowned>,
+}
 
 impl Feeder {
     fn start(server: &str) -> Feeder {
@@ -175,17 +120,26 @@ impl Feeder {
         let port = c
             .register_port("noise", jack::AudioOut::default())
             .expect("port");
+        let unowned = port.clone_unowned();
         let c = c
             .activate_async((), Noise { port, state: 1 })
             .expect("activate feeder");
-        Feeder(Some(c))
+        Feeder {
+            client: Some(c),
+            port: unowned,
+        }
+    }
+
+    /// How many ports the noise feeds now.
+    fn fans(&self) -> usize {
+        self.port.connected_count().unwrap_or(0)
     }
 }
 
 impl Drop for Feeder {
     fn drop(&mut self) {
         let _g = client_lock();
-        self.0.take();
+        self.client.take();
     }
 }
 
@@ -231,12 +185,26 @@ master:
     s
 }
 
+/// A process's memory in MiB. RssShmem is JACK's shared segment (`/dev/shm/jack-*`, mapped
+/// by libjack and shared with jackd and every other client); PSS divides shared pages among
+/// the processes mapping them.
+#[derive(Debug, Clone, Copy)]
+struct Mem {
+    rss: f64,
+    hwm: f64,
+    anon: f64,
+    shmem: f64,
+    pss: f64,
+    pss_shmem: f64,
+}
+
 /// The release daemon, with `NOTIFY_SOCKET` pointing at a socket of ours.
 struct Daemon {
     child: Child,
     state: PathBuf,
     /// From spawn to `READY=1`.
     ready: Duration,
+    spawned: Instant,
 }
 
 impl Daemon {
@@ -286,27 +254,31 @@ impl Daemon {
             child,
             state: state.into(),
             ready,
+            spawned: t0,
         }
     }
 
-    /// (VmRSS, VmHWM, RssAnon, RssShmem) in MiB. RssShmem is JACK's shared segment
-    /// (`/dev/shm/jack-*`, mapped and locked by libjack, shared with jackd).
-    fn memory(&self) -> (f64, f64, f64, f64) {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kb = |key: &str| {
-            s.lines()
+    /// Its memory now, from `/proc/PID/status` and `/proc/PID/smaps_rollup`.
+    fn memory(&self) -> Mem {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let mib = |text: &str, key: &str| {
+            text.lines()
                 .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
+                .map_or(f64::NAN, |kb| kb / 1024.0)
         };
-        (
-            kb("VmRSS:") / 1024.0,
-            kb("VmHWM:") / 1024.0,
-            kb("RssAnon:") / 1024.0,
-            kb("RssShmem:") / 1024.0,
-        )
+        Mem {
+            rss: mib(&status, "VmRSS:"),
+            hwm: mib(&status, "VmHWM:"),
+            anon: mib(&status, "RssAnon:"),
+            shmem: mib(&status, "RssShmem:"),
+            pss: mib(&rollup, "Pss:"),
+            pss_shmem: mib(&rollup, "Pss_Shmem:"),
+        }
     }
 
     /// (load %, peak load %, xruns) from `faderbridge status`'s socket.
@@ -334,10 +306,7 @@ struct Capacity {
     load_avg: f32,
     load_max: f32,
     peak_max: f32,
-    rss: f64,
-    hwm: f64,
-    anon: f64,
-    shmem: f64,
+    mem: Mem,
 }
 
 fn capacity(n: usize, secs: u64, root: &Path) -> Capacity {
@@ -345,19 +314,19 @@ fn capacity(n: usize, secs: u64, root: &Path) -> Capacity {
     std::fs::create_dir_all(&dir).expect("dir");
     let session = dir.join("session.yaml");
     std::fs::write(&session, session_text(n)).expect("session");
-    let name = format!("fbbench-{}-{n}", std::process::id());
-    let jackd = Jackd::start(&name, &dir);
-    let feeder = Feeder::start(&jackd.name);
+    let name = format!("fbbench-cap-{n}");
+    let jackd = start_jackd(&name, &dir);
+    let feeder = Feeder::start(jackd.name());
     let daemon = Daemon::start(
         Some(&session),
         "jack",
-        Some(&jackd.name),
+        Some(jackd.name()),
         &dir.join("state"),
     );
     // Settle: the daemon's ports get connected, the first cycles run.
     std::thread::sleep(Duration::from_secs(2));
     let (_, _, x0) = daemon.engine();
-    let c0 = jackd.xrun_lines();
+    let c0 = jackd.xrun_causes();
     let start = Instant::now();
     let (mut sum, mut count, mut load_max, mut peak_max) = (0.0f32, 0u32, 0.0f32, 0.0f32);
     while start.elapsed() < Duration::from_secs(secs) {
@@ -369,8 +338,8 @@ fn capacity(n: usize, secs: u64, root: &Path) -> Capacity {
         peak_max = peak_max.max(peak);
     }
     let (_, _, x1) = daemon.engine();
-    let causes = jackd.xrun_lines() - c0;
-    let (rss, hwm, anon, shmem) = daemon.memory();
+    let causes = jackd.xrun_causes() - c0;
+    let mem = daemon.memory();
     let ready_ms = daemon.ready.as_secs_f64() * 1000.0;
     drop(daemon);
     drop(feeder);
@@ -383,10 +352,7 @@ fn capacity(n: usize, secs: u64, root: &Path) -> Capacity {
         load_avg: sum / count.max(1) as f32,
         load_max,
         peak_max,
-        rss,
-        hwm,
-        anon,
-        shmem,
+        mem,
     }
 }
 
@@ -429,6 +395,68 @@ fn ready_times(root: &Path) {
         med(&mut null64),
         null64.last().copied().unwrap_or(f64::NAN)
     );
+    let counts: Vec<usize> = std::env::var("FB_BENCH_READY_CHANNELS")
+        .unwrap_or_else(|_| "32,64,96".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let takes: usize = std::env::var("FB_BENCH_READY_TAKES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    for n in counts {
+        let ndir = dir.join(format!("jack{n}"));
+        std::fs::create_dir_all(&ndir).expect("dir");
+        let session = ndir.join("session.yaml");
+        std::fs::write(&session, session_text(n)).expect("session");
+        let jackd = start_jackd(&format!("fbbench-ready-{n}"), &ndir);
+        let feeder = Feeder::start(jackd.name());
+        let (mut ready, mut linked, mut mem) = (Vec::new(), Vec::new(), None);
+        for k in 0..takes {
+            let d = Daemon::start(
+                Some(&session),
+                "jack",
+                Some(jackd.name()),
+                &ndir.join(format!("state{k}")),
+            );
+            ready.push(d.ready.as_secs_f64() * 1000.0);
+            // The session's connections (the noise into every strip) may follow READY.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while feeder.fans() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} connections not made in 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            linked.push(d.spawned.elapsed().as_secs_f64() * 1000.0);
+            mem.get_or_insert_with(|| d.memory());
+            drop(d);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while feeder.fans() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let (rmin, rmax) = (
+            ready.iter().copied().fold(f64::INFINITY, f64::min),
+            ready.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "ready: {n:3} full strips, JACK dummy       median {:7.1} ms (min {rmin:.1}, max \
+             {rmax:.1}); all {n} connections made: median {:.1} ms",
+            med(&mut ready),
+            med(&mut linked)
+        );
+        if let Some(m) = mem {
+            println!(
+                "memory: {n:3} full strips on JACK: VmRSS {:.1} MiB (VmHWM {:.1}) = RssAnon {:.1} \
+                 + RssShmem {:.1} (JACK's segment) + file; PSS {:.1} MiB, of which shared {:.1}",
+                m.rss, m.hwm, m.anon, m.shmem, m.pss, m.pss_shmem
+            );
+        }
+        drop(feeder);
+        drop(jackd);
+    }
 }
 
 fn main() {
@@ -489,9 +517,9 @@ fn main() {
                 r.load_avg,
                 r.load_max,
                 r.peak_max,
-                r.rss,
-                r.hwm,
-                r.anon
+                r.mem.rss,
+                r.mem.hwm,
+                r.mem.anon
             );
             results.insert(n, r);
         }
@@ -521,8 +549,9 @@ fn main() {
         if let Some(r) = results.get(&64) {
             println!(
                 "capacity: memory at 64 channels: VmRSS {:.1} MiB, VmHWM {:.1} MiB, of which \
-                 JACK's shared segment (RssShmem) {:.1} MiB; private (RssAnon) {:.1} MiB",
-                r.rss, r.hwm, r.shmem, r.anon
+                 JACK's shared segment (RssShmem) {:.1} MiB; private (RssAnon) {:.1} MiB; \
+                 PSS {:.1} MiB (shared part {:.1})",
+                r.mem.rss, r.mem.hwm, r.mem.shmem, r.mem.anon, r.mem.pss, r.mem.pss_shmem
             );
         }
     }

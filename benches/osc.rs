@@ -12,9 +12,10 @@
 #[path = "../tests/osc_client/mod.rs"]
 mod osc_client;
 
+#[path = "../tests/common/jackd.rs"]
+mod jackd;
+
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,37 +25,6 @@ use rosc::OscType;
 
 const CLIENTS: usize = 8;
 const RATE: u64 = 2000;
-
-struct Jackd(Child);
-
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by its PID.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-fn start_jackd(name: &str) -> Jackd {
-    let mut cmd = Command::new("jackd");
-    cmd.args(["-n", name, "-d", "dummy", "-r", "48000", "-p", "64"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe; jackd dies with the benchmark.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let j = Jackd(cmd.spawn().expect("jackd is installed (jackd2)"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while faderbridge::audio::jack::open_client("probe", Some(name)).is_err() {
-        assert!(Instant::now() < deadline, "jackd -n {name} did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    j
-}
 
 fn session() -> String {
     let mut s = String::from("version: 1\nchannels:\n");
@@ -84,12 +54,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(RATE);
-    let name = format!("fb-osc-bench-{}", std::process::id());
-    let jack = start_jackd(&name);
+    // A fixed name: a killed run's registry slot is reclaimed by the next run.
+    let name = "fb-osc-bench";
+    let jack = jackd::Jackd::start(name);
     let d = Daemon::start(
         "bench",
         &session(),
-        &["--backend", "jack", "--jack-server", &name],
+        &["--backend", "jack", "--jack-server", name],
     );
     let q = Client::new(d.addr());
     let xruns0 = q.query("/engine/xruns");

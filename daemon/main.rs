@@ -90,9 +90,14 @@ fn main() -> ExitCode {
             jack_server,
             device,
         } => {
+            // FADERBRIDGE_LOG=debug (or trace, warn, error) changes the level; info by default.
+            let level = std::env::var("FADERBRIDGE_LOG")
+                .ok()
+                .and_then(|l| l.parse::<tracing::Level>().ok())
+                .unwrap_or(tracing::Level::INFO);
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
-                .with_max_level(tracing::Level::INFO)
+                .with_max_level(level)
                 .with_target(false)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();

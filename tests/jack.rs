@@ -1,16 +1,14 @@
 //! The JACK backend end to end, against private `jackd -d dummy` servers started by the tests
 //! (unique server names, killed by PID on drop): levels through the mix, a fader change's
 //! timing and smoothness, reconnection after the server is killed and restarted, latency
-//! reporting, and a 30 s soak of 32 full strips (xruns counted and attributed).
+//! reporting, the session's own connections (made after start; `stats().linked`), and a 30 s soak of 32 full strips (xruns counted and attributed).
 //!
 //! The JACK tests run one at a time (a process-wide lock): libjack keeps per-process state,
 //! and the xrun test should not share the CPU with the others. Set `FADERBRIDGE_XRUN_SECS`
 //! to shorten the 30 s soak.
 
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,6 +21,9 @@ use faderbridge::session::{self, model::Session};
 
 mod common;
 use common::{db, tone_amp};
+#[path = "common/jackd.rs"]
+mod jackd;
+use jackd::Jackd;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -37,108 +38,6 @@ fn serial() -> MutexGuard<'static, ()> {
         .with_test_writer()
         .try_init();
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-// ---------------------------------------------------------------------------------------------
-// A private jackd.
-
-struct JackServer {
-    name: String,
-    child: Option<Child>,
-}
-
-impl JackServer {
-    fn start(name: &str) -> Self {
-        let mut s = JackServer {
-            name: name.to_string(),
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::File::create(self.log_path()).expect("log file");
-        let mut cmd = Command::new("jackd");
-        cmd.args(["-n", &self.name, "-d", "dummy", "-r", "48000", "-p", "64"])
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log));
-        // SAFETY: prctl is async-signal-safe; the server dies with this test thread even if
-        // the test process is killed before the guard's drop runs.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("jackd is installed (jackd2)");
-        self.child = Some(child);
-        // Wait until it answers (no fixed sleep as synchronisation).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(c) = open_client("probe", Some(&self.name)) {
-                let _g = client_lock();
-                drop(c);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jackd -n {} did not answer within 10 s",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_path(&self) -> String {
-        format!("/tmp/faderbridge-test-{}.log", self.name)
-    }
-
-    /// xrun lines in the server's log so far: (driver woke late, faderbridge not finished,
-    /// another client not finished).
-    fn xrun_causes(&self) -> (usize, usize, usize) {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let mut c = (0, 0, 0);
-        for l in log.lines() {
-            if l.contains("JackTimedDriver::Process XRun") {
-                c.0 += 1;
-            } else if l.contains("client = faderbridge was not finished") {
-                c.1 += 1;
-            } else if l.contains("was not finished") {
-                c.2 += 1;
-            }
-        }
-        c
-    }
-
-    /// SIGKILL: the server vanishes without unregistering (what the restart test wants).
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child by its PID.
-            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for JackServer {
-    /// SIGTERM first so the server leaves JACK's shared server registry (it has 8 slots and a
-    /// killed server's slot is only reclaimed by a server of the same name), then SIGKILL.
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            // SAFETY: signalling our own child by its PID.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    self.child = None;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        self.kill();
-    }
 }
 
 /// Fixed names per test (not per process): a stale registry entry left by a killed run is
@@ -278,6 +177,22 @@ impl Drop for Tester {
 impl Tester {
     /// Connect to `server`, feed `targets` (faderbridge input ports), record master L/R.
     fn start(server: &str, targets: &[&str]) -> Self {
+        let t = Tester::open(server);
+        let c = t.client();
+        let me = c.name().to_string();
+        for t in targets {
+            c.connect_ports_by_name(&format!("{me}:sig"), &format!("faderbridge:{t}"))
+                .expect("connect signal");
+        }
+        c.connect_ports_by_name("faderbridge:master_L", &format!("{me}:rec_L"))
+            .expect("connect L");
+        c.connect_ports_by_name("faderbridge:master_R", &format!("{me}:rec_R"))
+            .expect("connect R");
+        t
+    }
+
+    /// `tester:sig` playing, `tester:rec_L`/`rec_R` recording, nothing connected.
+    fn open(server: &str) -> Self {
         let client = open_client("tester", Some(server)).expect("tester connects");
         let sig = client
             .register_port("sig", jack::AudioOut::default())
@@ -303,16 +218,6 @@ impl Tester {
             tx,
         };
         let client = client.activate_async((), proc).expect("activate tester");
-        let c = client.as_client();
-        let me = c.name().to_string();
-        for t in targets {
-            c.connect_ports_by_name(&format!("{me}:sig"), &format!("faderbridge:{t}"))
-                .expect("connect signal");
-        }
-        c.connect_ports_by_name("faderbridge:master_L", &format!("{me}:rec_L"))
-            .expect("connect L");
-        c.connect_ports_by_name("faderbridge:master_R", &format!("{me}:rec_R"))
-            .expect("connect R");
         Tester {
             client: Some(client),
             rx,
@@ -373,7 +278,7 @@ master:
 fn jack_levels_latency_and_fader_timing() {
     let _s = serial();
     let name = unique("level");
-    let _server = JackServer::start(&name);
+    let _server = Jackd::start(&name);
     let con = console(ONE_CHANNEL);
     let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
     let st = audio.stats();
@@ -493,7 +398,7 @@ fn jack_levels_latency_and_fader_timing() {
 fn jack_reconnects_after_server_restart() {
     let _s = serial();
     let name = unique("restart");
-    let mut server = JackServer::start(&name);
+    let mut server = Jackd::start(&name);
     let con = console(ONE_CHANNEL);
     let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
     set(&con, "ch/kick/fader_db", -9.0);
@@ -558,6 +463,70 @@ fn jack_reconnects_after_server_restart() {
     audio.stop();
 }
 
+/// The session's own connections (a channel fed by `tester:sig`, master to `tester:rec_*`)
+/// are made on the supervisor thread after `start` returns; `stats().linked` says when they
+/// exist. Once it does, the ports are connected and the tone comes back at input x fader x
+/// pan law.
+#[test]
+fn jack_session_connections_exist_once_linked() {
+    let _s = serial();
+    let name = unique("links");
+    let _server = Jackd::start(&name);
+    let mut t = Tester::open(&name);
+    let con = console(
+        "version: 1
+channels:
+  - name: vox
+    source: { input: \"tester:sig\" }
+    fader_db: -6
+master:
+  outputs: [\"tester:rec_L\", \"tester:rec_R\"]
+",
+    );
+    let t0 = Instant::now();
+    let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
+    let started = t0.elapsed();
+    // JACK works for another process (the server): poll its answer with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !audio.stats().linked {
+        assert!(Instant::now() < deadline, "connections not made within 5 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let linked = t0.elapsed();
+    let c = t.client();
+    let port = |n: &str| c.port_by_name(n).unwrap_or_else(|| panic!("no port {n}"));
+    for (ours, theirs) in [
+        ("tester:sig", "faderbridge:vox_in"),
+        ("tester:rec_L", "faderbridge:master_L"),
+        ("tester:rec_R", "faderbridge:master_R"),
+    ] {
+        assert!(
+            port(ours).is_connected_to(theirs).unwrap_or(false),
+            "{ours} is not connected to {theirs} although the backend says linked"
+        );
+    }
+    eprintln!(
+        "start returned after {:.1} ms, connections made after {:.1} ms",
+        started.as_secs_f64() * 1000.0,
+        linked.as_secs_f64() * 1000.0
+    );
+    let rec = t.record(Duration::from_millis(300));
+    assert!(rec.len() > 9600, "recorded {} frames", rec.len());
+    let tail = &rec[rec.len() - 4800..];
+    let (pl, pr) = pan_law(0.0);
+    let g = 10f64.powf(-6.0 / 20.0);
+    for (left, pan) in [(true, pl), (false, pr)] {
+        let got = db(tone_amp(&chan(tail, left), FREQ as f32));
+        let want = db(AMP as f64 * g * pan);
+        assert!(
+            (got - want).abs() < 0.1,
+            "{}: {got:.3} dB, expected {want:.3} dB",
+            if left { "L" } else { "R" }
+        );
+    }
+    audio.stop();
+}
+
 /// `auto` picks JACK when the named server answers, `null` when none does.
 #[test]
 fn auto_picks_jack_only_when_a_server_answers() {
@@ -567,7 +536,7 @@ fn auto_picks_jack_only_when_a_server_answers() {
     let a = RunningAudio::start(BackendKind::Auto, cfg(&name), factory(&con)).expect("start");
     assert_eq!(a.stats().backend, "null");
     a.stop();
-    let _server = JackServer::start(&name);
+    let _server = Jackd::start(&name);
     let a = RunningAudio::start(BackendKind::Auto, cfg(&name), factory(&con)).expect("start");
     let st = a.stats();
     assert_eq!((st.backend, st.connected), ("jack", true));
@@ -637,7 +606,7 @@ fn soak_32_full_strips_for_30_s_at_64_frames() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
     let name = unique("xrun");
-    let server = JackServer::start(&name);
+    let server = Jackd::start(&name);
     let con = console(&big_session(channels));
     let audio = RunningAudio::start(BackendKind::Jack, cfg(&name), factory(&con)).expect("start");
     let targets: Vec<String> = (0..channels).map(|i| format!("ch{i}_in")).collect();
@@ -679,13 +648,11 @@ fn soak_32_full_strips_for_30_s_at_64_frames() {
          peak {out_peak:.3}",
         st.xruns - x0
     );
-    let c1 = server.xrun_causes();
+    let c = server.xrun_causes() - c0;
     eprintln!(
         "xruns seen at {xrun_at:?}; jackd's log: driver woke late {}, faderbridge not finished \
          {}, tester not finished {}",
-        c1.0 - c0.0,
-        c1.1 - c0.1,
-        c1.2 - c0.2
+        c.driver, c.faderbridge, c.other
     );
     assert!(avg < 50.0, "average load {avg} %");
     if std::env::var_os("FADERBRIDGE_STRICT_XRUNS").is_some() {

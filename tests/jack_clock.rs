@@ -8,9 +8,7 @@
 //! - the transport follows JACK's (issue 7): starting, stopping and locating it through the
 //!   JACK API moves the daemon's transport.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,51 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod daemon;
 use daemon::Daemon;
 
+#[path = "common/jackd.rs"]
+mod jackd;
+use jackd::Jackd;
+
 const SERVER: &str = "fbtest-jack-clock";
 const RATE: u32 = 48_000;
 const PERIOD: u32 = 256;
-
-struct Jackd(Child);
-
-impl Jackd {
-    fn start(dir: &Path) -> Jackd {
-        let log = std::fs::File::create(dir.join("jackd.log")).unwrap();
-        let mut cmd = Command::new("jackd");
-        cmd.args(["-n", SERVER, "-d", "dummy", "-r", "48000", "-p", "256"])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let j = Jackd(cmd.spawn().expect("jackd is installed (jackd2)"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while jack_client("probe").is_none() {
-            assert!(Instant::now() < deadline, "jackd did not answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        j
-    }
-}
-
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn jack_client(name: &str) -> Option<jack::Client> {
     // SAFETY: set before any thread of ours reads it; libjack reads it when a client opens.
@@ -144,7 +104,14 @@ fn start(tag: &str, seconds: u32) -> (std::sync::MutexGuard<'static, ()>, Jackd,
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempdir(tag);
-    let jackd = Jackd::start(&dir);
+    let jackd = Jackd::start_with(
+        SERVER,
+        jackd::Options {
+            period: PERIOD,
+            log: Some(dir.join("jackd.log")),
+            ..jackd::Options::default()
+        },
+    );
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,

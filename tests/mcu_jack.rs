@@ -3,9 +3,7 @@
 //! one MIDI output. The daemon finds the device's ports by name, connects them, handshakes,
 //! syncs, follows fader moves, and resyncs when the device's client goes away and comes back.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,58 +15,14 @@ use mcu_sim::Device;
 mod daemon;
 use daemon::Daemon;
 
+#[path = "common/jackd.rs"]
+mod jackd;
+use jackd::Jackd;
+
 const SERVER: &str = "fbtest-mcu-jack";
 
-struct Jackd(Child);
-
-impl Jackd {
-    fn start(dir: &Path) -> Jackd {
-        let log = std::fs::File::create(dir.join("jackd.log")).unwrap();
-        let mut cmd = Command::new("jackd");
-        cmd.args(["-n", SERVER, "-d", "dummy", "-r", "48000", "-p", "64"])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let j = Jackd(cmd.spawn().expect("jackd is installed (jackd2)"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while jack_client("probe").is_none() {
-            assert!(Instant::now() < deadline, "jackd did not answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        j
-    }
-}
-
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        // SIGTERM so the server leaves JACK's registry; then reap it.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn jack_client(name: &str) -> Option<jack::Client> {
-    // SAFETY: setting an environment variable before any thread of ours reads it; libjack reads
-    // JACK_DEFAULT_SERVER when a client opens.
-    unsafe { std::env::set_var("JACK_DEFAULT_SERVER", SERVER) };
-    jack::Client::new(name, jack::ClientOptions::NO_START_SERVER)
-        .ok()
-        .map(|(c, _)| c)
+    faderbridge::audio::jack::open_client(name, Some(SERVER)).ok()
 }
 
 /// The simulated device's JACK side: MIDI in feeds the device, queued messages go out.
@@ -143,7 +97,13 @@ fn tempdir() -> PathBuf {
 #[test]
 fn mcu_over_jack_midi_handshakes_follows_and_resyncs() {
     let dir = tempdir();
-    let _jackd = Jackd::start(&dir);
+    let _jackd = Jackd::start_with(
+        SERVER,
+        jackd::Options {
+            log: Some(dir.join("jackd.log")),
+            ..jackd::Options::default()
+        },
+    );
     // Faders at the law's table points: 0, -10, -30, +10 dB; then 0 dB.
     let mut session = String::from("version: 1\nchannels:\n");
     for (i, f) in ["0", "-10", "-30", "10", "0", "0", "0", "0"]

@@ -8,6 +8,14 @@
 //!
 //! JACK's process thread is the audio thread (real-time if the server runs with `-R`, the
 //! default; a warning says so when it is not). A supervisor thread owns the connection.
+//!
+//! Start-up cost is JACK round trips (2-10 ms each on a busy machine): the client open, one
+//! per port registered, the activation, one per connection. [`JackBackend::start`] opens,
+//! builds the engine, registers every audio and MIDI port in one pass before activating, and
+//! activates; it returns then, with the engine running. The session's connections are made
+//! right after by the supervisor thread (`AudioStats::linked` turns true when they are done,
+//! after every reconnection too), the way Ardour's or jack_mixer's ports appear connected a
+//! moment after the program is up. Timings go to the debug log.
 
 use super::jack_midi::{MidiBook, MidiPorts};
 use std::collections::HashMap;
@@ -396,8 +404,10 @@ impl PortBook {
     }
 
     /// Make every current port's connection match the session. Client must be active.
-    fn connect(&mut self, client: &Client) {
+    /// Returns how many connections were made.
+    fn connect(&mut self, client: &Client) -> usize {
         let mut failed = Vec::new();
+        let mut made = 0;
         for (capture, map) in [(true, &mut self.ins), (false, &mut self.outs)] {
             for e in map.values_mut() {
                 if e.want == e.have {
@@ -416,7 +426,7 @@ impl PortBook {
                     (ours.as_str(), theirs.as_str())
                 };
                 match client.connect_ports_by_name(src, dst) {
-                    Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => {}
+                    Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => made += 1,
                     Err(_) => failed.push(format!("{src} -> {dst}")),
                 }
             }
@@ -429,6 +439,7 @@ impl PortBook {
                 failed.join(", ")
             );
         }
+        made
     }
 
     /// Unregister ports no engine uses any more (call only when no swap is pending).
@@ -469,9 +480,28 @@ struct Conn {
     flags: Arc<Flags>,
     pruned: bool,
     rt_logged: bool,
+    /// The session's port connections were made after activation.
+    linked: bool,
 }
 
 impl Conn {
+    /// Make the session's port connections of a fresh connection (one server round trip
+    /// each, so this runs on the supervisor thread after the backend reported itself
+    /// started), then have JACK recompute latencies and publish `linked`.
+    fn link(&mut self, shared: &Shared) {
+        let t0 = Instant::now();
+        let client = self.client.as_client();
+        let n = self.book.connect(client);
+        // SAFETY: a live, active client.
+        unsafe { sys::jack_recompute_total_latencies(client.raw()) };
+        self.linked = true;
+        shared.linked.store(true, Ordering::Release);
+        tracing::debug!(
+            "JACK: {n} port connection(s) made in {} ms",
+            t0.elapsed().as_millis()
+        );
+    }
+
     /// Hand `engine` to the audio thread: register and connect its ports, update the latency
     /// report. May allocate and block.
     fn install(&mut self, engine: Box<Engine>) {
@@ -527,13 +557,60 @@ enum ConnectError {
     Other(String),
 }
 
+/// A JACK client opened on a thread of its own while the daemon reads its session (the open
+/// maps and locks jackd's shared segment: 15-50 ms). [`crate::audio::RunningAudio::start_preopened`]
+/// takes it over; dropped unused, it is closed.
+pub struct PreOpen(Option<JoinHandle<Option<Client>>>);
+
+impl PreOpen {
+    /// Start opening `cfg.client_name` on `cfg.jack_server` (never starting a server).
+    pub fn start(cfg: &AudioConfig) -> PreOpen {
+        let (name, server) = (cfg.client_name.clone(), cfg.jack_server.clone());
+        let h = std::thread::Builder::new()
+            .name("faderbridge-jack-open".into())
+            .spawn(move || open_client(&name, server.as_deref()).ok());
+        PreOpen(h.ok())
+    }
+
+    /// The client, once open; `None` when no server answered.
+    pub(crate) fn take(mut self) -> Option<Client> {
+        let t0 = Instant::now();
+        let c = self.0.take().and_then(|h| h.join().ok().flatten());
+        tracing::debug!(
+            "JACK start: waited {:.1} ms for the client opened ahead ({})",
+            t0.elapsed().as_secs_f64() * 1000.0,
+            if c.is_some() { "open" } else { "no server" }
+        );
+        c
+    }
+}
+
+impl Drop for PreOpen {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take()
+            && let Ok(Some(c)) = h.join()
+        {
+            let _g = client_lock();
+            drop(c);
+        }
+    }
+}
+
+/// Open (or take `pre`, a client opened ahead), build the engine, register its ports,
+/// activate. Connections are left to [`Conn::link`].
 fn connect(
     cfg: &AudioConfig,
     factory: &EngineFactory,
     shared: &Arc<Shared>,
+    pre: Option<Client>,
 ) -> Result<Conn, ConnectError> {
-    let client = open_client(&cfg.client_name, cfg.jack_server.as_deref())
-        .map_err(|_| ConnectError::NoServer)?;
+    let t0 = Instant::now();
+    let client = match pre {
+        Some(c) => c,
+        None => open_client(&cfg.client_name, cfg.jack_server.as_deref())
+            .map_err(|_| ConnectError::NoServer)?,
+    };
+    let t_open = t0.elapsed();
     let rate = client.sample_rate();
     let block = client.buffer_size() as usize;
     let engine = factory(rate, block).map_err(|message| {
@@ -545,6 +622,7 @@ fn connect(
     })?;
     shared.sample_rate.store(rate, Ordering::Relaxed);
     shared.block.store(block, Ordering::Relaxed);
+    let t_build = t0.elapsed();
 
     let latency = Box::new(LatencyCtx {
         latency: AtomicU32::new(engine.latency() as u32),
@@ -564,6 +642,11 @@ fn connect(
     let mut book = PortBook::default();
     let graph = book.prepare(&client, engine).map_err(ConnectError::Other)?;
     let (midi, midi_book) = MidiPorts::register(&client);
+    let t_register = t0.elapsed();
+    // The latency callback may run as soon as the client is active.
+    if let Ok(mut p) = latency.ports.lock() {
+        *p = book.current_ports();
+    }
     let (swap_tx, swap_rx) = swap::pair();
     let flags = Arc::new(Flags::default());
     let processor = Processor {
@@ -583,12 +666,17 @@ fn connect(
     let active = client
         .activate_async(notifier, processor)
         .map_err(|e| ConnectError::Other(format!("activating the client: {e}")))?;
-    book.connect(active.as_client());
-    if let Ok(mut p) = latency.ports.lock() {
-        *p = book.current_ports();
-    }
-    // SAFETY: a live, active client.
-    unsafe { sys::jack_recompute_total_latencies(active.as_client().raw()) };
+    let t_active = t0.elapsed();
+    tracing::debug!(
+        "JACK start: client open {} ms (0: opened ahead), engine built {} ms, {} audio ports registered {} ms, \
+         active {} ms (from the open call; connections follow on the supervisor thread)",
+        t_open.as_millis(),
+        t_build.as_millis(),
+        book.ins.len() + book.outs.len(),
+        t_register.as_millis(),
+        t_active.as_millis()
+    );
+    shared.linked.store(false, Ordering::Release);
     shared.connected.store(true, Ordering::Relaxed);
     Ok(Conn {
         client: active,
@@ -599,6 +687,7 @@ fn connect(
         flags,
         pruned: true,
         rt_logged: false,
+        linked: false,
     })
 }
 
@@ -610,15 +699,19 @@ pub(crate) struct JackBackend {
 }
 
 impl JackBackend {
-    /// Connect (once, synchronously) and start the supervisor. Without a server: `wait`
+    /// Connect (once, synchronously: ports registered, client active) and start the
+    /// supervisor, which then makes the session's connections. Without a server: `wait`
     /// starts anyway and keeps trying; otherwise `Ok(None)`. May allocate and block.
+    /// `pre` is a client already open on the server (see [`PreOpen`]).
     pub(crate) fn start(
         cfg: &AudioConfig,
         factory: EngineFactory,
         wait: bool,
+        pre: Option<Client>,
     ) -> Result<Option<Self>, AudioError> {
         let shared = Shared::new("jack");
-        let first = match connect(cfg, &factory, &shared) {
+        shared.linked.store(false, Ordering::Release);
+        let first = match connect(cfg, &factory, &shared, pre) {
             Ok(c) => Some(c),
             Err(ConnectError::NoServer) if !wait => return Ok(None),
             Err(ConnectError::NoServer) => {
@@ -721,11 +814,15 @@ fn supervise(
                         abandon(dead);
                     }
                     shared.connected.store(false, Ordering::Relaxed);
+                    shared.linked.store(false, Ordering::Release);
                     tracing::warn!("JACK server went away; audio continues when it returns");
                     backoff.reset();
                     next_try = Instant::now() + backoff.next();
                 }
                 Some(c) => {
+                    if !c.linked {
+                        c.link(&shared);
+                    }
                     if c.flags.rebuild.swap(false, Ordering::Relaxed) {
                         let client = c.client.as_client();
                         rebuild = Some((client.sample_rate(), client.buffer_size() as usize));
@@ -753,7 +850,7 @@ fn supervise(
             }
         }
         if need_connect {
-            match connect(&cfg, &factory, &shared) {
+            match connect(&cfg, &factory, &shared, None) {
                 Ok(c) => {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(

@@ -154,6 +154,10 @@ pub struct AudioStats {
     pub reconnects: u64,
     /// Frames processed since start (all connections together).
     pub frames: u64,
+    /// The session's port connections have been made (JACK makes them just after the
+    /// backend starts and after each reconnection, on its supervisor thread; the other
+    /// backends have none). Failed ones were logged and are left unconnected.
+    pub linked: bool,
 }
 
 /// The atomics behind [`AudioStats`], written by the audio and supervisor threads.
@@ -167,6 +171,7 @@ pub(crate) struct Shared {
     xruns: AtomicU64,
     reconnects: AtomicU64,
     frames: AtomicU64,
+    linked: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -182,6 +187,7 @@ impl Shared {
             xruns: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             frames: AtomicU64::new(0),
+            linked: AtomicBool::new(true),
             stop: AtomicBool::new(false),
         })
     }
@@ -197,6 +203,7 @@ impl Shared {
             xruns: self.xruns.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             frames: self.frames.load(Ordering::Relaxed),
+            linked: self.linked.load(Ordering::Acquire),
         }
     }
 
@@ -259,14 +266,37 @@ impl RunningAudio {
         cfg: AudioConfig,
         factory: EngineFactory,
     ) -> Result<Self, AudioError> {
+        Self::start_preopened(kind, cfg, factory, None)
+    }
+
+    /// [`RunningAudio::start`] with a JACK client opened ahead ([`jack::PreOpen`], for the
+    /// same `cfg`): the JACK and auto backends use it instead of opening one; the others
+    /// close it.
+    ///
+    /// # Errors
+    /// As [`RunningAudio::start`].
+    pub fn start_preopened(
+        kind: BackendKind,
+        cfg: AudioConfig,
+        factory: EngineFactory,
+        pre: Option<jack::PreOpen>,
+    ) -> Result<Self, AudioError> {
+        let pre = match kind {
+            BackendKind::Jack | BackendKind::Auto => pre.and_then(jack::PreOpen::take),
+            BackendKind::Null | BackendKind::Cpal => {
+                drop(pre);
+                None
+            }
+        };
         let backend = match kind {
             BackendKind::Null => Backend::Null(null::NullBackend::start(&cfg, factory)?),
             BackendKind::Cpal => Backend::Cpal(cpal::CpalBackend::start(&cfg, factory)?),
-            BackendKind::Jack => match jack::JackBackend::start(&cfg, factory, true)? {
+            BackendKind::Jack => match jack::JackBackend::start(&cfg, factory, true, pre)? {
                 Some(j) => Backend::Jack(j),
                 None => return Err(AudioError::Jack("no JACK backend".into())),
             },
-            BackendKind::Auto => match jack::JackBackend::start(&cfg, factory.clone(), false)? {
+            BackendKind::Auto => match jack::JackBackend::start(&cfg, factory.clone(), false, pre)?
+            {
                 Some(j) => {
                     tracing::info!(
                         "audio backend: JACK (server `{}` answered; {} Hz, {} frames)",

@@ -57,8 +57,8 @@ use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
-    LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, query_status,
-    serve_status,
+    LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, bind_status,
+    query_status, serve_status, serve_status_on,
 };
 
 /// Minimum time between two state writes.

@@ -485,6 +485,17 @@ pub async fn serve_status(
     path: &Path,
     shutdown: CancellationToken,
 ) -> Result<(), StatusError> {
+    let listener = bind_status(path).await?;
+    serve_status_on(handle, listener, path, shutdown).await;
+    Ok(())
+}
+
+/// Bind the status socket at `path` (removing a stale one), so that it answers as soon as
+/// [`serve_status_on`] runs: the daemon binds before it reports READY.
+///
+/// # Errors
+/// Another daemon already answers at `path`, or the socket cannot be bound.
+pub async fn bind_status(path: &Path) -> Result<tokio::net::UnixListener, StatusError> {
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(StatusError::AlreadyRunning {
@@ -497,6 +508,16 @@ pub async fn serve_status(
         path: path.to_path_buf(),
         source,
     })?;
+    Ok(listener)
+}
+
+/// Serve a socket from [`bind_status`] until `shutdown`, then remove the socket file.
+pub async fn serve_status_on(
+    handle: ConsoleHandle,
+    listener: tokio::net::UnixListener,
+    path: &Path,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -513,7 +534,6 @@ pub async fn serve_status(
         }
     }
     let _ = std::fs::remove_file(path);
-    Ok(())
 }
 
 /// Ask the daemon whose status socket is `path` for its status (blocking, 2 s timeout).

@@ -7,8 +7,11 @@
 //! 3. Start the audio backend with an engine factory: every engine it builds (at start, when
 //!    JACK comes back, on a rate change) is attached to the console and given the console's
 //!    current values before it plays, so nothing is lost across rebuilds.
-//! 4. Start the surfaces ([`surfaces::SurfaceSet`]: OSC, X-Air, MCU). Serve the status socket, tell systemd READY (and ping its watchdog), feed backend stats
-//!    to the console.
+//! 4. Start the surfaces ([`surfaces::SurfaceSet`]: OSC, X-Air, MCU, MIDI maps). Bind and
+//!    serve the status socket, then tell systemd READY (and ping its watchdog), feed backend
+//!    stats to the console. READY means the engine runs and the control plane answers; on
+//!    JACK the session's port connections are still being made at that moment (see
+//!    [`crate::audio::jack`]). `FADERBRIDGE_LOG=debug` logs each start-up step's time.
 //! 5. SIGHUP re-reads the session: errors are logged as `FILE:LINE:COL` and the running
 //!    config stays; a valid file's differences are swapped in without stopping audio, and
 //!    surfaces that were added, removed or changed are started and stopped (unchanged ones
@@ -34,6 +37,9 @@ use crate::media;
 use crate::params::ParamTree;
 use crate::session::{self, model::Session, model::Source};
 use crate::state::StateDir;
+
+/// The daemon's JACK client name.
+const CLIENT_NAME: &str = "faderbridge";
 
 /// What `faderbridge run` was asked to do.
 #[derive(Debug, Clone)]
@@ -83,26 +89,62 @@ struct Live {
 }
 
 impl Live {
-    /// The stems of the current session at `rate`, decoding what isn't cached.
+    /// The stems of the current session at `rate`, decoding what isn't cached (files in
+    /// parallel, one thread per core: decoding is most of a demo start's time).
     fn stems_at(&mut self, rate: u32) -> Result<HashMap<usize, StemData>, String> {
+        let mut missing: Vec<(PathBuf, &str)> = Vec::new();
+        for ch in &self.session.channels {
+            if let Source::File(path) = &ch.source
+                && !self.cache.contains_key(&(path.clone(), rate))
+                && !missing.iter().any(|(p, _)| p == path)
+            {
+                missing.push((path.clone(), &ch.name));
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(missing.len());
+        let mut decoded: Vec<(usize, Result<StemData, String>)> = std::thread::scope(|sc| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((path, name)) = missing.get(k) else {
+                                break done;
+                            };
+                            let r = media::read_stem(path, rate)
+                                .map(|stem| -> StemData { Arc::new(stem.channels) })
+                                .map_err(|e| {
+                                    format!("{}: channel {name}: {e}", self.session.file.display())
+                                });
+                            done.push((k, r));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        if decoded.len() < missing.len() {
+            return Err("decoding a file source failed (a decoder thread panicked)".into());
+        }
+        // The first failure in session order is the one reported.
+        decoded.sort_by_key(|(k, _)| *k);
+        for (k, r) in decoded {
+            self.cache.insert((missing[k].0.clone(), rate), r?);
+        }
         let mut out = HashMap::new();
         for (i, ch) in self.session.channels.iter().enumerate() {
-            let Source::File(path) = &ch.source else {
-                continue;
-            };
-            let key = (path.clone(), rate);
-            let data = match self.cache.get(&key) {
-                Some(d) => d.clone(),
-                None => {
-                    let stem = media::read_stem(path, rate).map_err(|e| {
-                        format!("{}: channel {}: {e}", self.session.file.display(), ch.name)
-                    })?;
-                    let d: StemData = Arc::new(stem.channels);
-                    self.cache.insert(key, d.clone());
-                    d
-                }
-            };
-            out.insert(i, data);
+            if let Source::File(path) = &ch.source
+                && let Some(d) = self.cache.get(&(path.clone(), rate))
+            {
+                out.insert(i, d.clone());
+            }
         }
         // Keep only what the current session uses.
         let used: Vec<PathBuf> = self
@@ -183,6 +225,13 @@ pub fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceE
 
 async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), ServiceError> {
     let started = Instant::now();
+    // Start-up steps at debug level (`FADERBRIDGE_LOG=debug`): where the time to READY goes.
+    let step = |what: &str| {
+        tracing::debug!(
+            "startup: {what} at {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    };
     // Signals first: a SIGTERM during startup must stop the daemon cleanly, not kill it.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -192,9 +241,19 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         path: state_path.clone(),
         message: e.to_string(),
     })?;
+    // The JACK client opens (15-50 ms) while the session is read.
+    let preopen = matches!(opts.backend, BackendKind::Jack | BackendKind::Auto).then(|| {
+        crate::audio::jack::PreOpen::start(&AudioConfig {
+            client_name: CLIENT_NAME.into(),
+            jack_server: opts.jack_server.clone(),
+            ..AudioConfig::default()
+        })
+    });
     let file = session_path(&opts, &state_path)?;
+    step("state directory open, session file found");
     let session = session::load(&file)?;
     let tree = ParamTree::build(&session);
+    step("session parsed and validated, parameter tree built");
     let settings = session.engine;
     let live = Arc::new(Mutex::new(Live {
         session,
@@ -205,9 +264,11 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         .expect("fresh lock")
         .stems_at(settings.sample_rate)
         .map_err(ServiceError::Stem)?;
+    step("file sources decoded");
 
     let (console, handle) = Console::new(tree, Some(state));
     let console_task = tokio::spawn(console.run(shutdown.clone()));
+    step("console started, saved state restored");
 
     let factory: EngineFactory = {
         let live = live.clone();
@@ -215,23 +276,32 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         Arc::new(move |rate, block| build_engine(&live, &handle, rate, block, 0))
     };
     let cfg = AudioConfig {
-        client_name: "faderbridge".into(),
+        client_name: CLIENT_NAME.into(),
         sample_rate: settings.sample_rate,
         block: settings.block,
         device: opts.device.clone(),
         jack_server: opts.jack_server.clone(),
     };
     surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
-    let audio = Arc::new(RunningAudio::start(opts.backend, cfg, factory)?);
+    let audio = Arc::new(RunningAudio::start_preopened(
+        opts.backend,
+        cfg,
+        factory,
+        preopen,
+    )?);
+    step("audio backend running");
 
     let sock = state_path.join("status.sock");
-    let status_task = {
-        let (h, t, p) = (handle.clone(), shutdown.clone(), sock.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::control::serve_status(h, &p, t).await {
-                tracing::error!("status socket: {e}");
-            }
-        })
+    // Bound before READY, so the control plane answers when systemd hears READY.
+    let status_task = match crate::control::bind_status(&sock).await {
+        Ok(listener) => {
+            let (h, t, p) = (handle.clone(), shutdown.clone(), sock.clone());
+            tokio::spawn(async move { crate::control::serve_status_on(h, listener, &p, t).await })
+        }
+        Err(e) => {
+            tracing::error!("status socket: {e}");
+            tokio::spawn(async {})
+        }
     };
 
     // Every surface on its own task(s); one that can't start is logged and skipped.
@@ -243,6 +313,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         audio.stats().sample_rate,
     )
     .await;
+    step("status socket and surfaces started");
 
     let stats = audio.stats();
     let (n_ch, n_bus) = {
