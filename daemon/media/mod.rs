@@ -1,8 +1,10 @@
 //! Media I/O: reading stems (WAV or FLAC, decoded with symphonia and resampled with rubato to
-//! the session rate) and writing the bounce as a WAV file atomically (see [`AtomicWavWriter`]).
+//! the session rate; plain PCM/float WAV files take a direct reader, `fastwav`, that gives the
+//! same samples without the per-packet decoder) and writing the bounce as a WAV file atomically (see [`AtomicWavWriter`]).
 //!
 //! Nothing here is real-time code: every function may allocate and block on the file system.
 
+mod fastwav;
 mod wav;
 
 #[cfg(test)]
@@ -132,7 +134,11 @@ pub enum MediaError {
 ///
 /// May allocate and block (file I/O); call it off the audio thread.
 pub fn read_stem(path: &Path, sample_rate: u32) -> Result<Stem, MediaError> {
-    let (channels, source_rate) = decode(path)?;
+    // Plain PCM/float WAV: read and convert directly; everything else through symphonia.
+    let (channels, source_rate) = match fastwav::read(path)? {
+        Some(decoded) => decoded,
+        None => decode(path)?,
+    };
     if sample_rate == 0 {
         return Err(MediaError::Resample {
             path: path.to_owned(),

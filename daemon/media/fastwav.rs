@@ -1,0 +1,229 @@
+//! The fast path for plain PCM and float WAV files: parse the RIFF chunks, read the `data`
+//! chunk in large blocks and convert it straight into planar `f32`, with no per-packet decoder.
+//!
+//! It takes only files it can read exactly as symphonia would (the same sample conversions,
+//! bit for bit): `fmt ` tag 1 (integer PCM, 16, 24 or 32 bits), 3 (float, 32 or 64 bits) or
+//! `WAVE_FORMAT_EXTENSIBLE` with one of those sub-formats and every container bit valid; one or
+//! two channels; a `data` chunk whose declared size is a whole number of frames and lies wholly
+//! inside the file. Anything else (8-bit, odd layouts, a truncated or streaming-written file, a
+//! damaged header) returns `Ok(None)` and the caller decodes with symphonia, which also gives
+//! the precise error messages for broken files.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::MediaError;
+
+const WAVE_FORMAT_PCM: u16 = 1;
+const WAVE_FORMAT_IEEE_FLOAT: u16 = 3;
+const WAVE_FORMAT_EXTENSIBLE: u16 = 0xfffe;
+/// Bytes read (and converted) per step: large enough that the system calls cost nothing,
+/// small enough to stay in cache between the read and the conversion.
+const READ_BLOCK: usize = 1 << 18;
+
+/// How the samples of the `data` chunk are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    I16,
+    I24,
+    I32,
+    F32,
+    F64,
+}
+
+impl Encoding {
+    fn bytes(self) -> usize {
+        match self {
+            Encoding::I16 => 2,
+            Encoding::I24 => 3,
+            Encoding::I32 | Encoding::F32 => 4,
+            Encoding::F64 => 8,
+        }
+    }
+
+    /// One little-endian sample (`b.len() == self.bytes()`) as f32, converted exactly as
+    /// symphonia converts it.
+    #[inline(always)]
+    fn get(self, b: &[u8]) -> f32 {
+        match self {
+            Encoding::I16 => f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0,
+            Encoding::I24 => {
+                // Sign-extend the 24-bit value through the top of an i32.
+                let v = i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8;
+                v as f32 / 8_388_608.0
+            }
+            Encoding::I32 => {
+                (f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])) / 2_147_483_648.0) as f32
+            }
+            Encoding::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            Encoding::F64 => {
+                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+            }
+        }
+    }
+}
+
+/// The parsed `fmt ` chunk.
+struct Format {
+    channels: usize,
+    rate: u32,
+    encoding: Encoding,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The encoding a `fmt ` chunk describes, if the fast path takes it.
+fn parse_fmt(b: &[u8]) -> Option<Format> {
+    let mut tag = u16_at(b, 0)?;
+    let channels = usize::from(u16_at(b, 2)?);
+    let rate = u32_at(b, 4)?;
+    let block_align = usize::from(u16_at(b, 12)?);
+    let bits = u16_at(b, 14)?;
+    if tag == WAVE_FORMAT_EXTENSIBLE {
+        // cbSize (16), valid bits (18), channel mask (20), sub-format GUID (24: its first two
+        // bytes are the plain format tag).
+        let valid = u16_at(b, 18)?;
+        if valid != bits {
+            return None;
+        }
+        tag = u16_at(b, 24)?;
+    }
+    let encoding = match (tag, bits) {
+        (WAVE_FORMAT_PCM, 16) => Encoding::I16,
+        (WAVE_FORMAT_PCM, 24) => Encoding::I24,
+        (WAVE_FORMAT_PCM, 32) => Encoding::I32,
+        (WAVE_FORMAT_IEEE_FLOAT, 32) => Encoding::F32,
+        (WAVE_FORMAT_IEEE_FLOAT, 64) => Encoding::F64,
+        _ => return None,
+    };
+    if !(1..=2).contains(&channels) || rate == 0 || block_align != channels * encoding.bytes() {
+        return None;
+    }
+    Some(Format {
+        channels,
+        rate,
+        encoding,
+    })
+}
+
+/// Read `path` through the fast path: planar `f32` planes and the file's rate, or `None` when
+/// the file is not one the fast path takes (see the module docs).
+///
+/// # Errors
+/// Only when the file cannot be opened or read (the same errors symphonia would give).
+pub(super) fn read(path: &Path) -> Result<Option<(Vec<Vec<f32>>, u32)>, MediaError> {
+    let io_err = |source: std::io::Error| MediaError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let mut head = [0u8; 12];
+    if file.read_exact(&mut head).is_err() || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Ok(None);
+    }
+    let mut pos: u64 = 12;
+    let mut format: Option<Format> = None;
+    // Walk the chunks up to `data`.
+    let data_len = loop {
+        let mut hdr = [0u8; 8];
+        if file.read_exact(&mut hdr).is_err() {
+            return Ok(None);
+        }
+        let id = [hdr[0], hdr[1], hdr[2], hdr[3]];
+        let len = u64::from(u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]));
+        pos += 8;
+        match &id {
+            b"fmt " => {
+                if !(16..=256).contains(&len) {
+                    return Ok(None);
+                }
+                let mut b = vec![0u8; len as usize];
+                if file.read_exact(&mut b).is_err() {
+                    return Ok(None);
+                }
+                format = parse_fmt(&b);
+                if format.is_none() {
+                    return Ok(None);
+                }
+                // Chunks are padded to an even length.
+                let pad = len & 1;
+                if pad == 1 && file.seek(SeekFrom::Current(1)).is_err() {
+                    return Ok(None);
+                }
+                pos += len + pad;
+            }
+            b"data" => break len,
+            _ => {
+                pos += len + (len & 1);
+                if pos >= file_len || file.seek(SeekFrom::Start(pos)).is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let Some(fmt) = format else {
+        return Ok(None);
+    };
+    let frame_bytes = fmt.channels * fmt.encoding.bytes();
+    // A streaming writer's placeholder size, a truncated file or a partial last frame: let
+    // symphonia decide what to do (and say what is wrong).
+    if data_len % frame_bytes as u64 != 0 || pos + data_len > file_len {
+        return Ok(None);
+    }
+    let frames = usize::try_from(data_len / frame_bytes as u64).map_err(|_| {
+        MediaError::Decode {
+            path: path.to_owned(),
+            msg: "data chunk too large".into(),
+        }
+    })?;
+    let mut planes: Vec<Vec<f32>> = (0..fmt.channels).map(|_| Vec::with_capacity(frames)).collect();
+    let block_frames = (READ_BLOCK / frame_bytes).max(1);
+    let mut raw = vec![0u8; block_frames * frame_bytes];
+    let mut done = 0;
+    while done < frames {
+        let n = block_frames.min(frames - done);
+        let buf = &mut raw[..n * frame_bytes];
+        file.read_exact(buf).map_err(|e| MediaError::Decode {
+            path: path.to_owned(),
+            msg: e.to_string(),
+        })?;
+        convert(fmt.encoding, buf, &mut planes);
+        done += n;
+    }
+    Ok(Some((planes, fmt.rate)))
+}
+
+/// Append the interleaved frames of `raw` to `planes` (1 or 2 of them).
+fn convert(enc: Encoding, raw: &[u8], planes: &mut [Vec<f32>]) {
+    // One match per block, so each loop is specialised to its encoding.
+    macro_rules! run {
+        ($e:expr) => {{
+            let (e, w) = ($e, $e.bytes());
+            match planes {
+                [m] => m.extend(raw.chunks_exact(w).map(|b| e.get(b))),
+                [l, r] => {
+                    for f in raw.chunks_exact(2 * w) {
+                        l.push(e.get(&f[..w]));
+                        r.push(e.get(&f[w..]));
+                    }
+                }
+                _ => {}
+            }
+        }};
+    }
+    match enc {
+        Encoding::I16 => run!(Encoding::I16),
+        Encoding::I24 => run!(Encoding::I24),
+        Encoding::I32 => run!(Encoding::I32),
+        Encoding::F32 => run!(Encoding::F32),
+        Encoding::F64 => run!(Encoding::F64),
+    }
+}
