@@ -422,11 +422,17 @@ impl Engine {
             });
             let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
                 for (d, s) in d.iter_mut().zip(s) {
-                    d[..block].iter_mut().zip(&s[..block]).for_each(|(d, s)| *d += s);
+                    d[..block]
+                        .iter_mut()
+                        .zip(&s[..block])
+                        .for_each(|(d, s)| *d += s);
                 }
             };
             loop {
-                for side in self.master_in.iter_mut().chain(self.bus_inputs.iter_mut().flatten())
+                for side in self
+                    .master_in
+                    .iter_mut()
+                    .chain(self.bus_inputs.iter_mut().flatten())
                 {
                     side[..block].fill(0.0);
                 }
@@ -458,6 +464,13 @@ impl Engine {
         });
         self.channels = channels;
         self.publish_meters();
+    }
+
+    /// Switch the channel strips' peak/RMS meters on (the default) or off. An offline render
+    /// reads no strip meter, and the meters cost about a twentieth of a strip; the audio is
+    /// the same either way. Real-time safe.
+    pub fn set_strip_meters(&mut self, on: bool) {
+        self.channels.iter_mut().for_each(|c| c.metering = on);
     }
 
     /// Create the parameter queue: the engine keeps the receiving end, the caller gets the

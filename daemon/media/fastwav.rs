@@ -113,12 +113,17 @@ fn parse_fmt(b: &[u8]) -> Option<Format> {
     })
 }
 
-/// Read `path` through the fast path: planar `f32` planes and the file's rate, or `None` when
-/// the file is not one the fast path takes (see the module docs).
-///
-/// # Errors
-/// Only when the file cannot be opened or read (the same errors symphonia would give).
-pub(super) fn read(path: &Path) -> Result<Option<(Vec<Vec<f32>>, u32)>, MediaError> {
+/// A file the fast path takes: open, positioned at the first sample of its `data` chunk.
+struct Probed {
+    file: File,
+    fmt: Format,
+    /// Byte offset of the first sample in the file.
+    data_at: u64,
+    frames: usize,
+}
+
+/// Open `path` and walk its chunks to `data`; `None` when the fast path does not take it.
+fn probe(path: &Path) -> Result<Option<Probed>, MediaError> {
     let io_err = |source: std::io::Error| MediaError::Open {
         path: path.to_owned(),
         source,
@@ -178,12 +183,33 @@ pub(super) fn read(path: &Path) -> Result<Option<(Vec<Vec<f32>>, u32)>, MediaErr
     if data_len % frame_bytes as u64 != 0 || pos + data_len > file_len {
         return Ok(None);
     }
-    let frames = usize::try_from(data_len / frame_bytes as u64).map_err(|_| {
-        MediaError::Decode {
-            path: path.to_owned(),
-            msg: "data chunk too large".into(),
-        }
-    })?;
+    let Ok(frames) = usize::try_from(data_len / frame_bytes as u64) else {
+        return Ok(None);
+    };
+    Ok(Some(Probed {
+        file,
+        fmt,
+        data_at: pos,
+        frames,
+    }))
+}
+
+/// Read `path` through the fast path: planar `f32` planes and the file's rate, or `None` when
+/// the file is not one the fast path takes (see the module docs).
+///
+/// # Errors
+/// Only when the file cannot be opened or read (the same errors symphonia would give).
+pub(super) fn read(path: &Path) -> Result<Option<(Vec<Vec<f32>>, u32)>, MediaError> {
+    let Some(Probed {
+        mut file,
+        fmt,
+        frames,
+        ..
+    }) = probe(path)?
+    else {
+        return Ok(None);
+    };
+    let frame_bytes = fmt.channels * fmt.encoding.bytes();
     let read_err = |e: std::io::Error| MediaError::Decode {
         path: path.to_owned(),
         msg: e.to_string(),
@@ -235,7 +261,11 @@ fn new_plane(frames: usize) -> Vec<f32> {
                 // SAFETY: the range lies inside this vector's own allocation; madvise with
                 // MADV_HUGEPAGE changes only how the kernel backs it, never its contents.
                 unsafe {
-                    libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+                    libc::madvise(
+                        first as *mut libc::c_void,
+                        last - first,
+                        libc::MADV_HUGEPAGE,
+                    );
                 }
             }
         }
@@ -273,4 +303,106 @@ fn convert(enc: Encoding, raw: &[u8], outs: &mut [&mut [f32]]) {
         Encoding::F32 => run!(Encoding::F32),
         Encoding::F64 => run!(Encoding::F64),
     }
+}
+
+/// A mono 32-bit float WAV file's samples, mapped read-only into memory straight from the
+/// file (no copy, no up-front read): see [`super::map_stem`].
+pub struct MappedPlane {
+    /// Start of the mapping (page-aligned) and its length in bytes.
+    base: *mut libc::c_void,
+    map_len: usize,
+    /// Offset of the first sample from `base`, and the number of samples.
+    offset: usize,
+    frames: usize,
+}
+
+// SAFETY: the mapping is private and read-only and owned by this value alone; reading it from
+// several threads at once is as safe as reading a shared `&[f32]`.
+unsafe impl Send for MappedPlane {}
+// SAFETY: as above: only shared reads ever happen through `&MappedPlane`.
+unsafe impl Sync for MappedPlane {}
+
+impl MappedPlane {
+    /// The samples.
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: `base + offset` lies inside the live mapping, is 4-byte aligned (checked in
+        // `map`) and is followed by `frames` little-endian f32s of the data chunk; f32 has no
+        // invalid bit patterns. (Truncating the file while it is mapped makes the kernel raise
+        // SIGBUS on access, which is why only the offline render maps its stems.)
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.cast::<u8>().add(self.offset).cast::<f32>(),
+                self.frames,
+            )
+        }
+    }
+}
+
+impl Drop for MappedPlane {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`map_len` are exactly what `mmap` returned, unmapped once, here.
+        unsafe {
+            libc::munmap(self.base, self.map_len);
+        }
+    }
+}
+
+impl std::fmt::Debug for MappedPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedPlane({} frames)", self.frames)
+    }
+}
+
+/// Map `path` when it is a mono 32-bit float WAV the fast path takes, on a little-endian
+/// machine, with its samples 4-byte aligned in the file. Returns the plane and the file's
+/// rate, or `None` (read it instead).
+///
+/// # Errors
+/// Only when the file cannot be opened.
+pub(super) fn map(path: &Path) -> Result<Option<(MappedPlane, u32)>, MediaError> {
+    use std::os::fd::AsRawFd;
+    let Some(p) = probe(path)? else {
+        return Ok(None);
+    };
+    let ok = cfg!(target_endian = "little")
+        && p.fmt.channels == 1
+        && p.fmt.encoding == Encoding::F32
+        && p.data_at % 4 == 0
+        && p.frames > 0;
+    if !ok {
+        return Ok(None);
+    }
+    let Ok(offset) = usize::try_from(p.data_at) else {
+        return Ok(None);
+    };
+    let map_len = offset + p.frames * 4;
+    // SAFETY: a fresh private read-only mapping of an open file descriptor; the kernel picks
+    // the address. Failure is checked below.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            p.file.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Ok(None);
+    }
+    // The render reads each stem once from start to end.
+    // SAFETY: advice on the mapping just made; it never changes its contents.
+    unsafe {
+        libc::madvise(base, map_len, libc::MADV_SEQUENTIAL);
+    }
+    Ok(Some((
+        MappedPlane {
+            base,
+            map_len,
+            offset,
+            frames: p.frames,
+        },
+        p.fmt.rate,
+    )))
 }

@@ -653,7 +653,11 @@ fn assert_fast_path_matches_symphonia(path: &Path) -> usize {
     assert_eq!(fast_rate, slow_rate);
     assert_eq!(fast.len(), slow.len(), "channel count");
     assert_eq!(fast[0].len(), slow[0].len(), "frame count");
-    assert!(bits(&fast) == bits(&slow), "{}: samples differ", path.display());
+    assert!(
+        bits(&fast) == bits(&slow),
+        "{}: samples differ",
+        path.display()
+    );
     fast[0].len()
 }
 
@@ -669,7 +673,11 @@ fn fast_wav_reader_gives_symphonias_samples_bit_for_bit() {
     for (name, chans, fmt) in [
         ("f32-mono.wav", vec![l.clone()], WavFormat::F32),
         ("f32-stereo.wav", vec![l.clone(), r.clone()], WavFormat::F32),
-        ("s16-stereo.wav", vec![edge.clone(), r.clone()], WavFormat::S16),
+        (
+            "s16-stereo.wav",
+            vec![edge.clone(), r.clone()],
+            WavFormat::S16,
+        ),
         ("s24-mono.wav", vec![edge.clone()], WavFormat::S24),
     ] {
         let path = dir.join(name);

@@ -103,7 +103,8 @@ impl RenderError {
     }
 }
 
-/// Decode every file source of `session` at its sample rate, in parallel.
+/// Load every file source of `session` at its sample rate, in parallel: mono float WAVs at
+/// that rate are mapped ([`media::map_stem`]), the others decoded.
 ///
 /// # Errors
 /// The first stem that can't be read, with its channel name.
@@ -128,8 +129,8 @@ pub fn load_stems(session: &Session) -> Result<HashMap<usize, StemData>, RenderE
                     chunk
                         .iter()
                         .map(|&(i, path)| {
-                            media::read_stem(path, rate)
-                                .map(|stem| (i, Arc::new(stem.channels)))
+                            media::map_stem(path, rate)
+                                .map(|planes| (i, Arc::new(planes)))
                                 .map_err(|source| RenderError::Stem {
                                     file: session.file.clone(),
                                     channel: session.channels[i].name.clone(),
@@ -158,7 +159,7 @@ pub fn natural_length(session: &Session, stems: &HashMap<usize, StemData>) -> u6
     let sr = session.engine.sample_rate as f64;
     let longest = stems
         .values()
-        .map(|s| s.iter().map(Vec::len).max().unwrap_or(0))
+        .map(|s| s.iter().map(|p| p.len()).max().unwrap_or(0))
         .max()
         .unwrap_or(0) as u64;
     let mut tail_s: f64 = 0.0;
@@ -208,6 +209,8 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     }
     let frames = end - start;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Nobody reads the strips' meters during a render.
+    engine.set_strip_meters(false);
     let latency = engine.latency() as u64;
     engine.locate(start);
 

@@ -96,7 +96,7 @@ impl Live {
                     let stem = media::read_stem(path, rate).map_err(|e| {
                         format!("{}: channel {}: {e}", self.session.file.display(), ch.name)
                     })?;
-                    let d: StemData = Arc::new(stem.channels);
+                    let d: StemData = Arc::new(stem.channels.into_iter().map(Into::into).collect());
                     self.cache.insert(key, d.clone());
                     d
                 }
