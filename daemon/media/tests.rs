@@ -773,3 +773,46 @@ fn fast_wav_reader_declines_what_it_does_not_take() {
     std::fs::write(&path, b"fLaC\0\0\0\0\0\0\0\0\0\0").expect("write");
     assert!(fastwav::read(&path).expect("read").is_none());
 }
+
+#[test]
+fn mapped_stems_hold_the_same_samples_as_read_ones() {
+    let dir = tmp_dir("map");
+    let n = 100_003;
+    // Mono float at the session rate (written by hound, as the bench stems are: its samples
+    // start 4-byte aligned): mapped, and bit-identical to reading it.
+    let path = dir.join("mono.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create");
+    for v in lcg_noise(n, 7) {
+        w.write_sample(v).expect("write");
+    }
+    w.finalize().expect("finalize");
+    let mapped = map_stem(&path, 48_000).expect("map");
+    assert!(matches!(mapped[..], [Plane::Mapped(_)]), "not mapped");
+    let read = read_stem(&path, 48_000).expect("read").channels;
+    assert_eq!(bits(&[mapped[0].to_vec()]), bits(&read));
+    // The same file at another session rate, a stereo file and a 24-bit one are decoded.
+    // So are a float file whose samples start unaligned (this writer's 46-byte header).
+    for (name, chans, fmt, rate) in [
+        ("mono.wav", 1, WavFormat::F32, 44_100),
+        ("unaligned.wav", 1, WavFormat::F32, 48_000),
+        ("stereo.wav", 2, WavFormat::F32, 48_000),
+        ("s24.wav", 1, WavFormat::S24, 48_000),
+    ] {
+        let path = dir.join(name);
+        if !path.exists() {
+            let planes: Vec<Vec<f32>> = (0..chans).map(|c| lcg_noise(n, c as u32)).collect();
+            write_wav(&path, 48_000, &planes, fmt);
+        }
+        let got = map_stem(&path, rate).expect("map");
+        assert!(got.iter().all(|p| matches!(p, Plane::Owned(_))), "{name}");
+        let want = read_stem(&path, rate).expect("read").channels;
+        let got: Vec<Vec<f32>> = got.iter().map(|p| p.to_vec()).collect();
+        assert_eq!(bits(&got), bits(&want), "{name}");
+    }
+}
