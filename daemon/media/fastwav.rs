@@ -113,6 +113,9 @@ fn parse_fmt(b: &[u8]) -> Option<Format> {
     })
 }
 
+/// Planar samples and the file's sample rate.
+type Planes = (Vec<Vec<f32>>, u32);
+
 /// A file the fast path takes: open, positioned at the first sample of its `data` chunk.
 struct Probed {
     file: File,
@@ -199,7 +202,7 @@ fn probe(path: &Path) -> Result<Option<Probed>, MediaError> {
 ///
 /// # Errors
 /// Only when the file cannot be opened or read (the same errors symphonia would give).
-pub(super) fn read(path: &Path) -> Result<Option<(Vec<Vec<f32>>, u32)>, MediaError> {
+pub(super) fn read(path: &Path) -> Result<Option<Planes>, MediaError> {
     let Some(Probed {
         mut file,
         fmt,
