@@ -420,6 +420,9 @@ impl Engine {
                     }
                 }
             });
+            // Owned by this closure, so a panic in `sink` drops them too and the helper ends
+            // instead of the scope waiting for it forever.
+            let (free_tx, full_rx) = (free_tx, full_rx);
             let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
                 for (d, s) in d.iter_mut().zip(s) {
                     d[..block]
