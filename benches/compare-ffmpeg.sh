@@ -12,9 +12,10 @@
 # (highpass, four equalizers, acompressor, pan, amix), so any difference favours ffmpeg.
 #
 # Both run with their defaults for threads: ffmpeg reads its inputs on threads of its own and
-# runs the filter graph on one; faderbridge decodes stems on all cores and then runs the engine
-# on one thread and the loudness measurement and the writer on another. The CPU column shows
-# how much of the machine each used (user + system seconds over wall seconds).
+# runs the filter graph on one; faderbridge maps or reads the stems, runs half the channel strips
+# on a second thread for the whole render, and the loudness measurement and the writer on a
+# third. The CPU column shows how much of the machine each used (user + system seconds over
+# wall seconds).
 #
 # Environment: FB_BENCH_DIR (default target/bench-stems), RUNS (default 3).
 set -euo pipefail

@@ -360,7 +360,7 @@ fn file_sources_loop_sample_exactly_when_looping_is_on() {
     let tree = faderbridge::params::ParamTree::build(&s);
     // A 100-sample ramp: sample i has value i + 1.
     let ramp: Vec<f32> = (0..100).map(|i| (i + 1) as f32).collect();
-    let stems = HashMap::from([(0usize, Arc::new(vec![ramp]))]);
+    let stems = HashMap::from([(0usize, Arc::new(vec![ramp.into()]))]);
     let mut e = faderbridge::engine::Engine::build(&s, &tree, &stems, SR, BLOCK).unwrap();
     assert_eq!(e.file_length(), 100);
     e.set_loop(Some(100));

@@ -38,6 +38,9 @@ pub use strip::{SourceRt, StemData, StripMeters};
 /// Glide time of every gain (fader, pan, mute, sends, trim).
 pub const GAIN_GLIDE_MS: f32 = 10.0;
 
+/// Blocks the helper thread of [`Engine::render_offline`] may run ahead of the main thread.
+pub const OFFLINE_AHEAD: usize = 3;
+
 /// Capacity of the parameter queue: changes beyond it wait on the sender's side.
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Most changes the engine holds for later blocks (timed OSC bundles are handed over a few
@@ -236,11 +239,6 @@ pub struct Engine {
     loop_len: Option<u64>,
     /// False while the transport is stopped: file sources are silent and the position holds.
     playing: bool,
-    /// Offline only ([`Engine::split_strips_offline`]): the strips from this index on run on
-    /// a helper thread, mixing into `helper_main` and `helper_bus`, added in afterwards.
-    helper_from: Option<usize>,
-    helper_main: [Vec<f32>; 2],
-    helper_bus: Vec<[Vec<f32>; 2]>,
 }
 
 impl Engine {
@@ -365,9 +363,6 @@ impl Engine {
             loudness: None,
             loop_len: None,
             playing: true,
-            helper_from: None,
-            helper_main: [Vec::new(), Vec::new()],
-            helper_bus: Vec::new(),
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -377,19 +372,132 @@ impl Engine {
         Ok(engine)
     }
 
-    /// For the offline render only: run the second half of the channel strips on a helper
-    /// thread in every block (spawned per block, so this is for large blocks and never for
-    /// the audio thread). The two halves' sums are added afterwards, so the mix differs from
-    /// the one-thread order by float rounding only. Allocates.
-    pub fn split_strips_offline(&mut self) {
-        let n = self.channels.len();
-        if n < 2 {
-            return;
+    /// Offline rendering: process consecutive blocks of `block` frames (capped at
+    /// [`Engine::max_block`]) from the current position, with no live inputs, handing every
+    /// block's outputs (one slice per [`Engine::output_ports`] entry) to `sink`, until `sink`
+    /// returns false.
+    ///
+    /// With `threads >= 2` (and at least two strips) the second half of the channel strips
+    /// runs on a helper thread for the whole run, up to [`OFFLINE_AHEAD`] blocks ahead of the
+    /// rest: a strip depends on nothing but its source, so it can run ahead of the buses and
+    /// the master, and the helper never waits for them. The main thread runs the first half,
+    /// adds the helper's sums in, and runs the buses and the master. The two halves' sums are
+    /// added at the end, so the mix differs from the one-thread order by float rounding only.
+    /// The strips' meters are published once, at the end.
+    ///
+    /// A looping or stopped transport, or a parameter queue (see [`Engine::handle`]), makes
+    /// this a plain loop over [`Engine::process`] on the calling thread. Allocates and spawns
+    /// a thread: never for the audio thread.
+    pub fn render_offline(
+        &mut self,
+        block: usize,
+        threads: usize,
+        mut sink: impl FnMut(&[&[f32]]) -> bool,
+    ) {
+        let block = block.clamp(1, self.max_block);
+        let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; self.outputs.len()];
+        let plain = threads < 2
+            || self.channels.len() < 2
+            || self.loop_len.is_some()
+            || !self.playing
+            || self.consumer.is_some();
+        if plain {
+            loop {
+                let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
+                self.process(block, &[], &mut outs);
+                let outs: Vec<&[f32]> = out_bufs.iter().map(|b| &b[..]).collect();
+                if !sink(&outs) {
+                    return;
+                }
+            }
         }
-        self.helper_from = Some(n / 2);
-        let z = || [vec![0.0; self.max_block], vec![0.0; self.max_block]];
-        self.helper_main = z();
-        self.helper_bus = (0..self.bus_inputs.len()).map(|_| z()).collect();
+        // The strips leave the engine for the run, so the main thread can borrow the rest.
+        let mut channels = std::mem::take(&mut self.channels);
+        let half = channels.len() / 2;
+        let (mine, theirs) = channels.split_at_mut(half);
+        type Sums = ([Vec<f32>; 2], Vec<[Vec<f32>; 2]>);
+        let z = || [vec![0.0f32; block], vec![0.0f32; block]];
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Sums>(OFFLINE_AHEAD);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Sums>();
+        for _ in 0..OFFLINE_AHEAD {
+            let sums = (z(), (0..self.bus_inputs.len()).map(|_| z()).collect());
+            let _ = free_tx.send(sums);
+        }
+        let start = self.position;
+        let no_inputs = Inputs {
+            slices: &[],
+            offset: 0,
+        };
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let _ftz = crate::dsp::util::DenormalGuard::new();
+                let mut pos = start;
+                // Ends when the main thread drops its end of either queue.
+                while let Ok((mut main, mut bus)) = free_rx.recv() {
+                    for side in main.iter_mut().chain(bus.iter_mut().flatten()) {
+                        side.fill(0.0);
+                    }
+                    run_strips(theirs, block, pos, no_inputs, &mut main, &mut bus);
+                    pos += block as u64;
+                    if full_tx.send((main, bus)).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Owned by this closure, so a panic in `sink` drops them too and the helper ends
+            // instead of the scope waiting for it forever.
+            let (free_tx, full_rx) = (free_tx, full_rx);
+            let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
+                for (d, s) in d.iter_mut().zip(s) {
+                    d[..block]
+                        .iter_mut()
+                        .zip(&s[..block])
+                        .for_each(|(d, s)| *d += s);
+                }
+            };
+            loop {
+                for side in self
+                    .master_in
+                    .iter_mut()
+                    .chain(self.bus_inputs.iter_mut().flatten())
+                {
+                    side[..block].fill(0.0);
+                }
+                let pos = self.position;
+                run_strips(
+                    mine,
+                    block,
+                    pos,
+                    no_inputs,
+                    &mut self.master_in,
+                    &mut self.bus_inputs,
+                );
+                let Ok(theirs) = full_rx.recv() else { break };
+                add(&mut self.master_in, &theirs.0);
+                for (d, s) in self.bus_inputs.iter_mut().zip(&theirs.1) {
+                    add(d, s);
+                }
+                let _ = free_tx.send(theirs);
+                let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
+                self.mix_down(block, &mut outs, 0);
+                let outs: Vec<&[f32]> = out_bufs.iter().map(|b| &b[..]).collect();
+                if !sink(&outs) {
+                    break;
+                }
+            }
+            // Dropping both ends stops the helper, whether it waits for a buffer or not.
+            drop(free_tx);
+            drop(full_rx);
+        });
+        self.channels = channels;
+        self.publish_meters();
+    }
+
+    /// Switch the channel strips' peak/RMS meters on (the default) or off. An offline render
+    /// reads no strip meter, and the meters cost about a twentieth of a strip; the audio is
+    /// the same either way. Real-time safe.
+    pub fn set_strip_meters(&mut self, on: bool) {
+        self.channels.iter_mut().for_each(|c| c.metering = on);
     }
 
     /// Create the parameter queue: the engine keeps the receiving end, the caller gets the
@@ -653,48 +761,22 @@ impl Engine {
         } else {
             u64::MAX
         };
-        match self.helper_from {
-            Some(from) => {
-                let at = from.min(self.channels.len());
-                let (mine, theirs) = self.channels.split_at_mut(at);
-                let (hm, hb) = (&mut self.helper_main, &mut self.helper_bus);
-                for b in hb.iter_mut() {
-                    b[0][..n].fill(0.0);
-                    b[1][..n].fill(0.0);
-                }
-                hm[0][..n].fill(0.0);
-                hm[1][..n].fill(0.0);
-                std::thread::scope(|s| {
-                    s.spawn(|| run_strips(theirs, n, pos, inputs, hm, hb));
-                    run_strips(
-                        mine,
-                        n,
-                        pos,
-                        inputs,
-                        &mut self.master_in,
-                        &mut self.bus_inputs,
-                    );
-                });
-                let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
-                    for (d, s) in d.iter_mut().zip(s) {
-                        d[..n].iter_mut().zip(&s[..n]).for_each(|(d, s)| *d += s);
-                    }
-                };
-                add(&mut self.master_in, &self.helper_main);
-                for (d, s) in self.bus_inputs.iter_mut().zip(&self.helper_bus) {
-                    add(d, s);
-                }
-            }
-            None => run_strips(
-                &mut self.channels,
-                n,
-                pos,
-                inputs,
-                &mut self.master_in,
-                &mut self.bus_inputs,
-            ),
-        }
+        run_strips(
+            &mut self.channels,
+            n,
+            pos,
+            inputs,
+            &mut self.master_in,
+            &mut self.bus_inputs,
+        );
 
+        self.mix_down(n, outputs, offset);
+    }
+
+    /// The second half of a sub-block, once every strip has mixed into `bus_inputs` and
+    /// `master_in`: the buses in order, the master, the outputs (at `offset`), the loudness
+    /// tap, the transport and the meters. Touches no channel strip but for their meters.
+    fn mix_down(&mut self, n: usize, outputs: &mut [&mut [f32]], offset: usize) {
         for &bi in &self.bus_order {
             let mut io = std::mem::take(&mut self.bus_inputs[bi]);
             let bus = &mut self.buses[bi];

@@ -10,6 +10,7 @@ use crate::dsp::delayline::AlignDelay;
 use crate::dsp::dynamics::{Compressor, Gate, Saturation};
 use crate::dsp::filters::{PassFilter, PassKind, UnityGain, process_series, try_process_fused};
 use crate::dsp::util::{SmoothedGain, db_to_gain};
+use crate::media::Plane;
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
 use crate::session::model::{Channel, Output};
@@ -17,8 +18,8 @@ use crate::session::model::{Channel, Output};
 use super::eqset::EqSet;
 use super::{GAIN_GLIDE_MS, pan_gains};
 
-/// The audio a file source plays: one `Vec` per channel (1 or 2), at the engine's rate.
-pub type StemData = Arc<Vec<Vec<f32>>>;
+/// The audio a file source plays: one plane per channel (1 or 2), at the engine's rate.
+pub type StemData = Arc<Vec<Plane>>;
 
 /// Where a strip's samples come from in each block.
 #[derive(Debug, Clone)]
@@ -82,6 +83,8 @@ pub(super) struct ChannelStrip {
     send_gate: SmoothedGain,
     pub sends: Vec<SendRt>,
     meter: PeakRms,
+    /// False when nobody reads the meters (offline renders): the strip skips its meter.
+    pub metering: bool,
     // Per-block gain scratch (sized at build).
     g_fader: Vec<f32>,
     g_l: Vec<f32>,
@@ -177,6 +180,7 @@ impl ChannelStrip {
                 })
                 .collect(),
             meter: PeakRms::new(sr, nch),
+            metering: true,
             g_fader: vec![0.0; max_block],
             g_l: vec![0.0; max_block],
             g_r: vec![0.0; max_block],
@@ -425,7 +429,7 @@ impl ChannelStrip {
         self.comp.process(chans);
         self.sat.process(chans);
         // 9: insert point (hardware inserts fill it later).
-        {
+        if self.metering {
             let ro: [&[f32]; 2] = [&*chans[0], &*chans[nch - 1]];
             self.meter.process(&ro[..nch]);
         }

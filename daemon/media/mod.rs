@@ -1,8 +1,10 @@
 //! Media I/O: reading stems (WAV or FLAC, decoded with symphonia and resampled with rubato to
-//! the session rate) and writing the bounce as a WAV file atomically (see [`AtomicWavWriter`]).
+//! the session rate; plain PCM/float WAV files take a direct reader, `fastwav`, that gives the
+//! same samples without the per-packet decoder) and writing the bounce as a WAV file atomically (see [`AtomicWavWriter`]).
 //!
 //! Nothing here is real-time code: every function may allocate and block on the file system.
 
+mod fastwav;
 mod wav;
 
 #[cfg(test)]
@@ -20,7 +22,34 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
+pub use fastwav::MappedPlane;
 pub use wav::{AtomicWavWriter, WavFormat};
+
+/// One channel of a stem at the session rate: decoded into memory, or (offline renders only,
+/// see [`map_stem`]) mapped straight from the file.
+#[derive(Debug)]
+pub enum Plane {
+    /// Decoded samples.
+    Owned(Vec<f32>),
+    /// A mono 32-bit float WAV file's data chunk, mapped read-only.
+    Mapped(MappedPlane),
+}
+
+impl std::ops::Deref for Plane {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Plane::Owned(v) => v,
+            Plane::Mapped(m) => m.as_slice(),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Plane {
+    fn from(v: Vec<f32>) -> Self {
+        Plane::Owned(v)
+    }
+}
 
 /// A decoded file source: planar `f32` samples at the rate asked of [`read_stem`].
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +161,11 @@ pub enum MediaError {
 ///
 /// May allocate and block (file I/O); call it off the audio thread.
 pub fn read_stem(path: &Path, sample_rate: u32) -> Result<Stem, MediaError> {
-    let (channels, source_rate) = decode(path)?;
+    // Plain PCM/float WAV: read and convert directly; everything else through symphonia.
+    let (channels, source_rate) = match fastwav::read(path)? {
+        Some(decoded) => decoded,
+        None => decode(path)?,
+    };
     if sample_rate == 0 {
         return Err(MediaError::Resample {
             path: path.to_owned(),
@@ -150,6 +183,26 @@ pub fn read_stem(path: &Path, sample_rate: u32) -> Result<Stem, MediaError> {
         channels,
         source_rate,
     })
+}
+
+/// For offline renders: a stem whose file is a mono 32-bit float WAV at `sample_rate` is
+/// mapped into memory (no read and no copy up front: the kernel brings the pages in as the
+/// render reaches them, usually straight from its cache); any other is read with
+/// [`read_stem`]. The samples are the same either way.
+///
+/// Not for the live daemon: a stem file truncated while it is mapped stops the process
+/// (SIGBUS) when a mapped page past the new end is read.
+pub fn map_stem(path: &Path, sample_rate: u32) -> Result<Vec<Plane>, MediaError> {
+    if let Some((plane, rate)) = fastwav::map(path)?
+        && rate == sample_rate
+    {
+        return Ok(vec![Plane::Mapped(plane)]);
+    }
+    Ok(read_stem(path, sample_rate)?
+        .channels
+        .into_iter()
+        .map(Plane::from)
+        .collect())
 }
 
 /// Decode the whole file into planar `f32` at its own rate. Returns the planes and the rate.

@@ -633,3 +633,186 @@ fn written_header_is_standard() {
     assert_eq!(&b[36..40], b"data");
     assert_eq!(u32::from_le_bytes([b[40], b[41], b[42], b[43]]), 12);
 }
+
+// ---- the direct WAV reader (fastwav) against symphonia ----
+
+/// Bit patterns of planar samples, for exact comparison (NaN-safe).
+fn bits(planes: &[Vec<f32>]) -> Vec<Vec<u32>> {
+    planes
+        .iter()
+        .map(|p| p.iter().map(|v| v.to_bits()).collect())
+        .collect()
+}
+
+/// `path` read by the fast path (which must take it) and by symphonia: same rate, same bits.
+fn assert_fast_path_matches_symphonia(path: &Path) -> usize {
+    let (fast, fast_rate) = fastwav::read(path)
+        .expect("fast read")
+        .unwrap_or_else(|| panic!("{}: the fast path declined", path.display()));
+    let (slow, slow_rate) = decode(path).expect("symphonia decode");
+    assert_eq!(fast_rate, slow_rate);
+    assert_eq!(fast.len(), slow.len(), "channel count");
+    assert_eq!(fast[0].len(), slow[0].len(), "frame count");
+    assert!(
+        bits(&fast) == bits(&slow),
+        "{}: samples differ",
+        path.display()
+    );
+    fast[0].len()
+}
+
+#[test]
+fn fast_wav_reader_gives_symphonias_samples_bit_for_bit() {
+    let dir = tmp_dir("fastwav");
+    // 300 001 frames: several of the reader's 256 KiB blocks, and a partial last one.
+    let n = 300_001;
+    let (l, r) = (lcg_noise(n, 1), lcg_noise(n, 2));
+    // Values at and beyond full scale, and an exact zero, for the integer conversions.
+    let mut edge = lcg_noise(n, 3);
+    edge[..5].copy_from_slice(&[1.0, -1.0, 0.0, 1.5, -2.0]);
+    for (name, chans, fmt) in [
+        ("f32-mono.wav", vec![l.clone()], WavFormat::F32),
+        ("f32-stereo.wav", vec![l.clone(), r.clone()], WavFormat::F32),
+        (
+            "s16-stereo.wav",
+            vec![edge.clone(), r.clone()],
+            WavFormat::S16,
+        ),
+        ("s24-mono.wav", vec![edge.clone()], WavFormat::S24),
+    ] {
+        let path = dir.join(name);
+        write_wav(&path, 44_100, &chans, fmt);
+        assert_eq!(assert_fast_path_matches_symphonia(&path), n, "{name}");
+    }
+    // 24-bit WAVE_FORMAT_EXTENSIBLE (hound), 32-bit integer (by hand), with extreme values.
+    let path = dir.join("hound24.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create");
+    for (i, v) in lcg_noise(20_000, 4).iter().enumerate() {
+        let s = match i {
+            0 => 8_388_607,
+            1 => -8_388_608,
+            _ => (v * 8_388_607.0) as i32,
+        };
+        w.write_sample(s).expect("write");
+    }
+    w.finalize().expect("finalize");
+    assert_eq!(assert_fast_path_matches_symphonia(&path), 10_000);
+    let path = dir.join("s32.wav");
+    let vals: Vec<i32> = lcg_noise(9_999, 5)
+        .iter()
+        .map(|v| (*v as f64 * 2_147_483_647.0) as i32)
+        .chain([i32::MIN, i32::MAX, 0])
+        .collect();
+    raw_wav(&path, 96_000, 1, 32, &vals);
+    assert_eq!(assert_fast_path_matches_symphonia(&path), 10_002);
+}
+
+#[test]
+fn fast_wav_reader_skips_other_chunks_and_reads_f64() {
+    // RIFF/WAVE with an odd-length JUNK chunk (padded) between `fmt ` and `data`, 64-bit
+    // float stereo: the reader must walk the chunks and convert f64 -> f32 like symphonia.
+    let dir = tmp_dir("fastwav-chunks");
+    let path = dir.join("x.wav");
+    let frames = 1_000usize;
+    let vals: Vec<f64> = (0..2 * frames)
+        .map(|i| ((i as f64) * 0.37).sin() * 1.25)
+        .collect();
+    let data_len = (vals.len() * 8) as u32;
+    let junk = b"abcde"; // 5 bytes: one pad byte follows
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(4 + 24 + 8 + 6 + 8 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&48_000u32.to_le_bytes());
+    b.extend_from_slice(&(48_000u32 * 16).to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(&64u16.to_le_bytes());
+    b.extend_from_slice(b"JUNK");
+    b.extend_from_slice(&(junk.len() as u32).to_le_bytes());
+    b.extend_from_slice(junk);
+    b.push(0);
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for v in &vals {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&path, b).expect("write");
+    assert_eq!(assert_fast_path_matches_symphonia(&path), frames);
+    let (planes, _) = fastwav::read(&path).expect("read").expect("taken");
+    for (k, v) in vals.iter().enumerate() {
+        assert_eq!(planes[k % 2][k / 2], *v as f32);
+    }
+}
+
+#[test]
+fn fast_wav_reader_declines_what_it_does_not_take() {
+    let dir = tmp_dir("fastwav-decline");
+    // 8-bit PCM, a truncated file, and a 3-channel file go to symphonia (which reads the
+    // first, and gives the precise errors for the others).
+    let path = dir.join("u8.wav");
+    raw_wav(&path, 48_000, 1, 8, &[0, 64, 128, 255]);
+    assert!(fastwav::read(&path).expect("read").is_none());
+    let path = dir.join("trunc.wav");
+    write_wav(&path, 48_000, &[vec![0.1; 1000]], WavFormat::S16);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() - 600]).expect("truncate");
+    assert!(fastwav::read(&path).expect("read").is_none());
+    let path = dir.join("three.wav");
+    raw_wav(&path, 48_000, 3, 16, &[0, 1, 2, 3, 4, 5]);
+    assert!(fastwav::read(&path).expect("read").is_none());
+    let path = dir.join("flac.wav");
+    std::fs::write(&path, b"fLaC\0\0\0\0\0\0\0\0\0\0").expect("write");
+    assert!(fastwav::read(&path).expect("read").is_none());
+}
+
+#[test]
+fn mapped_stems_hold_the_same_samples_as_read_ones() {
+    let dir = tmp_dir("map");
+    let n = 100_003;
+    // Mono float at the session rate (written by hound, as the bench stems are: its samples
+    // start 4-byte aligned): mapped, and bit-identical to reading it.
+    let path = dir.join("mono.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create");
+    for v in lcg_noise(n, 7) {
+        w.write_sample(v).expect("write");
+    }
+    w.finalize().expect("finalize");
+    let mapped = map_stem(&path, 48_000).expect("map");
+    assert!(matches!(mapped[..], [Plane::Mapped(_)]), "not mapped");
+    let read = read_stem(&path, 48_000).expect("read").channels;
+    assert_eq!(bits(&[mapped[0].to_vec()]), bits(&read));
+    // The same file at another session rate, a stereo file and a 24-bit one are decoded.
+    // So are a float file whose samples start unaligned (this writer's 46-byte header).
+    for (name, chans, fmt, rate) in [
+        ("mono.wav", 1, WavFormat::F32, 44_100),
+        ("unaligned.wav", 1, WavFormat::F32, 48_000),
+        ("stereo.wav", 2, WavFormat::F32, 48_000),
+        ("s24.wav", 1, WavFormat::S24, 48_000),
+    ] {
+        let path = dir.join(name);
+        if !path.exists() {
+            let planes: Vec<Vec<f32>> = (0..chans).map(|c| lcg_noise(n, c as u32)).collect();
+            write_wav(&path, 48_000, &planes, fmt);
+        }
+        let got = map_stem(&path, rate).expect("map");
+        assert!(got.iter().all(|p| matches!(p, Plane::Owned(_))), "{name}");
+        let want = read_stem(&path, rate).expect("read").channels;
+        let got: Vec<Vec<f32>> = got.iter().map(|p| p.to_vec()).collect();
+        assert_eq!(bits(&got), bits(&want), "{name}");
+    }
+}

@@ -103,7 +103,8 @@ impl RenderError {
     }
 }
 
-/// Decode every file source of `session` at its sample rate, in parallel.
+/// Load every file source of `session` at its sample rate, in parallel: mono float WAVs at
+/// that rate are mapped ([`media::map_stem`]), the others decoded.
 ///
 /// # Errors
 /// The first stem that can't be read, with its channel name.
@@ -128,8 +129,8 @@ pub fn load_stems(session: &Session) -> Result<HashMap<usize, StemData>, RenderE
                     chunk
                         .iter()
                         .map(|&(i, path)| {
-                            media::read_stem(path, rate)
-                                .map(|stem| (i, Arc::new(stem.channels)))
+                            media::map_stem(path, rate)
+                                .map(|planes| (i, Arc::new(planes)))
                                 .map_err(|source| RenderError::Stem {
                                     file: session.file.clone(),
                                     channel: session.channels[i].name.clone(),
@@ -158,7 +159,7 @@ pub fn natural_length(session: &Session, stems: &HashMap<usize, StemData>) -> u6
     let sr = session.engine.sample_rate as f64;
     let longest = stems
         .values()
-        .map(|s| s.iter().map(Vec::len).max().unwrap_or(0))
+        .map(|s| s.iter().map(|p| p.len()).max().unwrap_or(0))
         .max()
         .unwrap_or(0) as u64;
     let mut tail_s: f64 = 0.0;
@@ -207,9 +208,9 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
         return Err(RenderError::Range(session.file.clone()));
     }
     let frames = end - start;
-    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
-        engine.split_strips_offline();
-    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Nobody reads the strips' meters during a render.
+    engine.set_strip_meters(false);
     let latency = engine.latency() as u64;
     engine.locate(start);
 
@@ -230,7 +231,6 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     );
 
     let began = Instant::now();
-    let n_out = engine.output_ports().len();
     // The engine runs on this thread; measuring the loudness (true peak oversamples 4x) and
     // writing run on a second one, a few chunks behind, so the two overlap on two cores.
     // Chunks travel in a bounded queue and their buffers come back to be refilled.
@@ -249,22 +249,19 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
             },
         );
         let _ftz = DenormalGuard::new();
-        let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; n_out];
         let mut to_skip = latency;
         let mut written: u64 = 0;
         let new_chunk = || [0, 1].map(|_| Vec::with_capacity(SINK_CHUNK + block));
         let mut chunk = new_chunk();
         // Feed the engine until `frames` frames have come out past its latency.
-        while written < frames {
-            let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
-            engine.process(block, &[], &mut outs);
+        engine.render_offline(block, threads, |outs| {
             let skip = to_skip.min(block as u64) as usize;
             to_skip -= skip as u64;
             let take = ((block - skip) as u64).min(frames - written) as usize;
             if take == 0 {
-                continue;
+                return true;
             }
-            for (c, side) in chunk.iter_mut().zip(&out_bufs) {
+            for (c, side) in chunk.iter_mut().zip(outs) {
                 c.extend_from_slice(&side[skip..skip + take]);
             }
             written += take as u64;
@@ -277,13 +274,14 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
                     Err(_) => new_chunk(),
                 };
                 if full_tx.send(std::mem::replace(&mut chunk, next)).is_err() {
-                    break; // the sink failed; its error is reported below
+                    return false; // the sink failed; its error is reported below
                 }
                 if let Some(bar) = &bar {
                     bar.set_position(written);
                 }
             }
-        }
+            written < frames
+        });
         drop(full_tx);
         sink.join().expect("render writer thread panicked")
     })?;

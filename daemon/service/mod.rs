@@ -116,7 +116,9 @@ impl Live {
                                 break done;
                             };
                             let r = media::read_stem(path, rate)
-                                .map(|stem| -> StemData { Arc::new(stem.channels) })
+                                .map(|stem| -> StemData {
+                                    Arc::new(stem.channels.into_iter().map(Into::into).collect())
+                                })
                                 .map_err(|e| {
                                     format!("{}: channel {name}: {e}", self.session.file.display())
                                 });

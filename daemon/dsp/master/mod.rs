@@ -314,7 +314,9 @@ impl Limiter {
         let frames = chans[..nch].iter().map(|c| c.len()).min().unwrap_or(0);
         let avg_len = self.avg_ring.len();
         let inv_avg = 1.0 / avg_len as f64;
-        let mut max_gr = 0.0f32;
+        // The smallest gain applied, converted to dB once per block (the logarithm is
+        // monotonic, so this is the largest reduction).
+        let mut min_applied = 1.0f32;
         for i in 0..frames {
             // 1. Gain the (stereo-linked) true peak needs.
             let mut peak = 0.0f32;
@@ -345,7 +347,7 @@ impl Limiter {
             let gain = ((self.avg_sum * inv_avg) as f32).min(1.0);
             let m = self.mix.next_value();
             let applied = (1.0 - m) + m * gain;
-            max_gr = max_gr.max(-gain_to_db(applied));
+            min_applied = min_applied.min(applied);
             // 5. Delay the audio by the look-ahead and apply.
             for (ch, line) in chans[..nch].iter_mut().zip(self.delay_lines.iter_mut()) {
                 let delayed = line[self.delay_pos];
@@ -357,7 +359,7 @@ impl Limiter {
                 self.delay_pos = 0;
             }
         }
-        self.gr_db = max_gr.max(0.0);
+        self.gr_db = (-gain_to_db(min_applied)).max(0.0);
     }
 
     /// Constant look-ahead delay in samples (about 1.5 ms), the same enabled or not.
