@@ -571,8 +571,10 @@ fn mcu_and_osc_tablet_stay_in_sync() {
         1,
         "{bends:?}"
     );
+    // (Counted over the whole log: under load the initial sync may still be arriving when
+    // `n0` is read, so the sync's own position for strip 2 can fall after it.)
     assert_eq!(
-        bends[n0..].iter().filter(|b| b.0 == 1).count(),
+        bends.iter().filter(|b| **b == (1, 16383)).count(),
         1,
         "{bends:?}"
     );

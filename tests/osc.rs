@@ -108,8 +108,9 @@ fn errors_answer_the_sender_and_change_nothing() {
         ("/transport/play", f(1.0)),
         (
             "/ch/kick/fader_db/automation",
-            vec![OscType::String("touch".into())],
+            vec![OscType::String("sometimes".into())],
         ),
+        ("/ch/kick/fader_db/automation", f(1.0)),
     ] {
         c.send(addr, args);
         let m = c.wait_for("/error", Duration::from_secs(2)).expect(addr);
@@ -1167,4 +1168,46 @@ fn sighup_starts_added_surfaces_stops_removed_ones_and_keeps_the_rest() {
         -17.0,
         "the console kept its value"
     );
+}
+
+#[test]
+fn automation_modes_are_set_and_queried_per_parameter_and_per_strip() {
+    let d = start("automation");
+    let c = Client::new(d.addr());
+    let mode = |addr: &str| {
+        c.send(addr, vec![]);
+        let m = c.wait_for(addr, Duration::from_secs(2)).expect(addr);
+        match &m.args[..] {
+            [OscType::String(s)] => s.clone(),
+            other => panic!("{addr}: {other:?}"),
+        }
+    };
+    assert_eq!(mode("/ch/kick/fader_db/automation"), "off", "the default");
+    c.send(
+        "/ch/kick/fader_db/automation",
+        vec![OscType::String("touch".into())],
+    );
+    assert_eq!(mode("/ch/kick/fader_db/automation"), "touch");
+    assert_eq!(
+        mode("/ch/1/fader_db/automation"),
+        "touch",
+        "by position too"
+    );
+    assert_eq!(mode("/ch/kick/pan/automation"), "off", "one parameter only");
+    // A strip's address sets every parameter of the strip, and only that strip.
+    c.send(
+        "/ch/snare/automation",
+        vec![OscType::String("latch".into())],
+    );
+    assert_eq!(mode("/ch/snare/fader_db/automation"), "latch");
+    assert_eq!(mode("/ch/snare/pan/automation"), "latch");
+    assert_eq!(mode("/ch/snare/automation"), "latch");
+    assert_eq!(mode("/ch/kick/fader_db/automation"), "touch");
+    assert_eq!(mode("/ch/bass/fader_db/automation"), "off");
+    c.send(
+        "/ch/snare/pan/automation",
+        vec![OscType::String("off".into())],
+    );
+    assert_eq!(mode("/ch/snare/pan/automation"), "off");
+    assert_eq!(mode("/ch/snare/fader_db/automation"), "latch");
 }

@@ -2,11 +2,16 @@
 //! - [`lane`]: one parameter's breakpoints, read with the interpolation its taper calls for
 //!   (dB-linear gains, logarithmic frequencies, held toggles), written pass by pass with guard
 //!   points and one level of undo, and thinned after a pass.
+//! - [`mode`]: the modes (off/read/touch/latch/write/trim); the console keeps one per
+//!   parameter ([`crate::control::ConsoleHandle::set_automation`]), persisted with the state,
+//!   set from OSC `/PATH/automation` and the MCU's and MIDI maps' automation buttons.
 //!
-//! Still to come: the modes (read/touch/latch/write/trim) on the control plane, recording
+//! Still to come: what the modes do (recording
 //! from surfaces, sample-accurate playback in the engine, storage with the state and
 //! `render --automation`.
 
 pub mod lane;
+pub mod mode;
 
 pub use lane::{Interp, Lane, Point};
+pub use mode::Mode;

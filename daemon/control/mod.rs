@@ -52,6 +52,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::automation::Mode;
 use crate::engine::{EngineHandle, LoudnessMeter, LoudnessTap, MeterBank, Meters};
 use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{STATE_VERSION, SavedState, StateDir};
@@ -234,6 +235,8 @@ struct Inner {
     playing: bool,
     /// When the last transport command was sent to the engine.
     transport_cmd_at: Option<Instant>,
+    /// Automation modes other than off, by canonical parameter path.
+    automation: BTreeMap<Arc<str>, Mode>,
 }
 
 struct Shared {
@@ -401,7 +404,38 @@ impl Inner {
                 .collect(),
             scenes: self.scenes.clone(),
             insert_latency: self.insert_latency.clone(),
+            automation: self
+                .automation
+                .iter()
+                .map(|(p, m)| (p.to_string(), *m))
+                .collect(),
         }
+    }
+
+    /// The canonical paths `path` names: one parameter, or every parameter of a strip
+    /// (`ch/kick`, `ch/1`, `bus/drums`, `master`).
+    fn automation_targets(&self, path: &str) -> Result<Vec<Arc<str>>, ControlError> {
+        let path = path.trim_matches('/');
+        if let Some(id) = self.tree.resolve(path) {
+            return Ok(vec![self.paths[id.0 as usize].clone()]);
+        }
+        let unknown = || ControlError::UnknownPath {
+            path: path.to_string(),
+        };
+        let id = self
+            .tree
+            .resolve(&format!("{path}/fader_db"))
+            .ok_or_else(unknown)?;
+        let prefix = self.paths[id.0 as usize]
+            .strip_suffix("fader_db")
+            .ok_or_else(unknown)?
+            .to_string();
+        Ok(self
+            .paths
+            .iter()
+            .filter(|p| p.starts_with(&prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -437,6 +471,7 @@ impl Console {
         let mut values: Vec<f32> = tree.params().iter().map(|p| p.initial).collect();
         let mut scenes = BTreeMap::new();
         let mut insert_latency = BTreeMap::new();
+        let mut automation = BTreeMap::new();
         if let Some(dir) = &state {
             match dir.load() {
                 Ok(Some(saved)) => {
@@ -467,6 +502,15 @@ impl Console {
                     }
                     scenes = saved.scenes;
                     insert_latency = saved.insert_latency;
+                    automation = saved
+                        .automation
+                        .into_iter()
+                        .filter(|(_, m)| *m != Mode::Off)
+                        .filter_map(|(p, m)| {
+                            let id = tree.resolve(&p)?;
+                            Some((paths[id.0 as usize].clone(), m))
+                        })
+                        .collect();
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!("{e}; starting from the session's values"),
@@ -490,6 +534,7 @@ impl Console {
                 generation: 0,
                 playing: true,
                 transport_cmd_at: None,
+                automation,
             }),
             changes,
             touches,
@@ -962,6 +1007,41 @@ impl ConsoleHandle {
         Ok(())
     }
 
+    /// Set the automation mode of a parameter (`ch/kick/fader_db`) or of every parameter of
+    /// a strip (`ch/kick`, `ch/1`, `bus/drums`, `master`). Persisted with the state. Returns
+    /// how many parameters it set.
+    ///
+    /// # Errors
+    /// A path that names neither a parameter nor a strip.
+    pub fn set_automation(&self, path: &str, mode: Mode) -> Result<usize, ControlError> {
+        let mut g = self.shared.lock();
+        let targets = g.automation_targets(path)?;
+        for p in &targets {
+            match mode {
+                Mode::Off => g.automation.remove(p),
+                m => g.automation.insert(p.clone(), m),
+            };
+        }
+        g.mark_dirty(&self.shared.dirty);
+        Ok(targets.len())
+    }
+
+    /// The automation mode of a parameter; of a strip, the mode its fader has.
+    ///
+    /// # Errors
+    /// A path that names neither a parameter nor a strip.
+    pub fn automation(&self, path: &str) -> Result<Mode, ControlError> {
+        let g = self.shared.lock();
+        let targets = g.automation_targets(path)?;
+        let p = targets
+            .iter()
+            .find(|p| p.ends_with("/fader_db"))
+            .or(targets.first());
+        Ok(p.and_then(|p| g.automation.get(p))
+            .copied()
+            .unwrap_or_default())
+    }
+
     /// True while the transport plays.
     pub fn playing(&self) -> bool {
         self.shared.lock().playing
@@ -1043,6 +1123,12 @@ impl ConsoleHandle {
         }
         g.touched = touched;
         g.tree = tree.clone();
+        // Automation modes stay with the parameters that still exist.
+        let automation = std::mem::take(&mut g.automation)
+            .into_iter()
+            .filter_map(|(p, m)| tree.resolve(&p).map(|id| (paths[id.0 as usize].clone(), m)))
+            .collect();
+        g.automation = automation;
         g.paths = paths;
         g.values = values;
         g.engine = None;

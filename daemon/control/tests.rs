@@ -554,6 +554,52 @@ master: { outputs: [1, 2] }
 }
 
 #[tokio::test]
+async fn automation_modes_persist_and_follow_reloads() {
+    use crate::automation::Mode;
+    let d = TestDir::new("console-automation");
+    let dir = StateDir::open(&d.0).expect("open");
+    let (c, h) = Console::new(tree_of(SESSION), Some(dir.clone()));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(c.run(stop.clone()));
+    assert_eq!(h.set_automation("ch/kick/fader_db", Mode::Write), Ok(1));
+    // A strip by position: every one of its parameters.
+    let snare_params = h
+        .tree()
+        .params()
+        .iter()
+        .filter(|p| p.path.starts_with("ch/snare/"))
+        .count();
+    assert_eq!(h.set_automation("ch/2", Mode::Trim), Ok(snare_params));
+    assert!(h.set_automation("ch/nobody", Mode::Read).is_err());
+    assert!(h.automation("ch/kick/nothing").is_err());
+    stop.cancel();
+    task.await.expect("task");
+    let saved = dir.load().expect("load").expect("present");
+    assert_eq!(saved.automation["ch/kick/fader_db"], Mode::Write);
+    assert_eq!(saved.automation["ch/snare/pan"], Mode::Trim);
+    assert_eq!(
+        saved.automation.len(),
+        1 + snare_params,
+        "off is not stored"
+    );
+
+    // Restored on start; a reload keeps the modes of parameters that still exist.
+    let (_c2, h2) = Console::new(tree_of(SESSION), Some(dir.clone()));
+    assert_eq!(h2.automation("ch/kick/fader_db"), Ok(Mode::Write));
+    assert_eq!(h2.automation("ch/snare"), Ok(Mode::Trim));
+    assert_eq!(h2.automation("ch/kick/pan"), Ok(Mode::Off));
+    h2.reload(tree_of(
+        r#"
+version: 1
+channels: [ { name: kick, source: { input: 1 } } ]
+master: { outputs: [1, 2] }
+"#,
+    ));
+    assert_eq!(h2.automation("ch/kick/fader_db"), Ok(Mode::Write));
+    assert!(h2.automation("ch/snare/pan").is_err());
+}
+
+#[tokio::test]
 async fn a_corrupt_state_file_falls_back_to_the_session() {
     for (tag, bytes) in [
         ("garbage", b"{\"fnv1a64\":\"zz".to_vec()),

@@ -71,6 +71,20 @@ pub enum AutoMode {
     Latch,
 }
 
+impl From<AutoMode> for crate::automation::Mode {
+    fn from(m: AutoMode) -> Self {
+        use crate::automation::Mode;
+        match m {
+            AutoMode::Off => Mode::Off,
+            AutoMode::Read => Mode::Read,
+            AutoMode::Write => Mode::Write,
+            AutoMode::Trim => Mode::Trim,
+            AutoMode::Touch => Mode::Touch,
+            AutoMode::Latch => Mode::Latch,
+        }
+    }
+}
+
 /// One strip the MCU can show: a channel or a bus.
 #[derive(Debug, Clone)]
 struct StripRef {
@@ -688,6 +702,10 @@ impl McuHost {
                         } else {
                             mode
                         };
+                        // The console keeps the mode for every surface (OSC queries it).
+                        if let Err(e) = self.console.set_automation(&s, next.into()) {
+                            tracing::debug!("MCU automation mode for {s}: {e}");
+                        }
                         self.auto_mode.insert(s, next);
                     }
                 }

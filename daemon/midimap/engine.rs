@@ -564,6 +564,10 @@ impl MapEngine {
                     } else {
                         *mode
                     };
+                    // The console keeps the mode for every surface (OSC queries it).
+                    if let Err(e) = self.console.set_automation(&prefix, new.into()) {
+                        tracing::debug!("MIDI map {}: automation for {prefix}: {e}", self.map.name);
+                    }
                     self.auto_modes.insert(prefix, new);
                     self.refresh();
                 }

@@ -12,7 +12,7 @@
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
 //! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
-//! | `/PATH/automation ,s MODE` | answered with `/error`: automation arrives later |
+//! | `/PATH/automation ,s MODE` | the automation mode of a parameter, or of every parameter of a strip (`/ch/kick/automation`); no argument: the mode, `,s` |
 //!
 //! Every refusal answers `/error ,ss ADDRESS MESSAGE` to the sender and changes nothing.
 //! Feedback and snapshots are `/PATH ,f VALUE` (a closed fader is `-inf`). Meter bundles carry
@@ -45,9 +45,6 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 /// What silent meters read (dBFS).
 pub const METER_FLOOR_DB: f32 = -144.0;
-
-/// The automation modes of `/PATH/automation`.
-pub const AUTOMATION_MODES: [&str; 6] = ["off", "read", "touch", "latch", "write", "trim"];
 
 /// The native dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -203,6 +200,40 @@ impl Native {
 }
 
 impl Native {
+    /// `/PATH/automation`: with no argument, the mode (`,s`); with `,s MODE`, set it for the
+    /// parameter or for every parameter of the strip.
+    fn automation(
+        &self,
+        msg: &OscMessage,
+        path: &str,
+        current: crate::automation::Mode,
+        cx: &mut ClientCx<'_>,
+    ) -> Vec<OscPacket> {
+        if msg.args.is_empty() {
+            return vec![OscPacket::Message(OscMessage {
+                addr: msg.addr.clone(),
+                args: vec![OscType::String(current.name().into())],
+            })];
+        }
+        let mode = match text(&msg.args).map(str::parse::<crate::automation::Mode>) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return vec![error_reply(&msg.addr, &e.to_string())],
+            None => {
+                return vec![error_reply(
+                    &msg.addr,
+                    "wrong type: expected ,s off|read|touch|latch|write|trim",
+                )];
+            }
+        };
+        if let Err(e) = cx.check_write() {
+            return vec![error_reply(&msg.addr, &e.to_string())];
+        }
+        match cx.console().set_automation(path, mode) {
+            Ok(_) => vec![],
+            Err(e) => vec![error_reply(&msg.addr, &e.to_string())],
+        }
+    }
+
     fn transport(&self, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
         let cmd = match (msg.addr.as_str(), msg.args.as_slice()) {
             ("/transport/play", []) => Transport::Play,
@@ -315,17 +346,9 @@ impl Dialect for Native {
                     return self.touch(msg, path, cx);
                 }
                 if let Some(path) = a.strip_suffix("/automation")
-                    && cx.tree().resolve(path).is_some()
+                    && let Ok(mode) = cx.console().automation(&path[1..])
                 {
-                    return match text(&msg.args) {
-                        Some(m) if AUTOMATION_MODES.contains(&m) => {
-                            vec![error_reply(a, "automation is not available yet")]
-                        }
-                        _ => vec![error_reply(
-                            a,
-                            "wrong type: expected ,s off|read|touch|latch|write|trim",
-                        )],
-                    };
+                    return self.automation(msg, &path[1..], mode, cx);
                 }
                 if msg.args.is_empty() {
                     self.query(msg, cx)

@@ -89,6 +89,9 @@ pub struct SavedState {
     /// Measured round-trip latency of hardware inserts, in samples, by strip name.
     #[serde(default)]
     pub insert_latency: BTreeMap<String, u32>,
+    /// Automation modes other than off, by canonical parameter path.
+    #[serde(default)]
+    pub automation: BTreeMap<String, crate::automation::Mode>,
 }
 
 /// The state directory (see the module doc).

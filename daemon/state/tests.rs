@@ -47,6 +47,10 @@ fn sample() -> SavedState {
         params,
         scenes,
         insert_latency,
+        automation: BTreeMap::from([(
+            "ch/kick/fader_db".to_string(),
+            crate::automation::Mode::Touch,
+        )]),
     }
 }
 
