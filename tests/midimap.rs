@@ -19,7 +19,11 @@ mod mcu_sim;
 
 #[path = "common/daemon.rs"]
 mod daemon;
+
+#[path = "osc_client/mod.rs"]
+mod osc_client;
 use daemon::{Daemon, WAIT};
+use osc_client::Client;
 
 /// The X32 fader law of DESIGN.md: travel → dB.
 fn law(f: f64) -> f64 {
@@ -143,59 +147,20 @@ fn cc(channel: u8, controller: u8, value: u8) -> MidiEvent {
     }
 }
 
-/// A UDP OSC client of the native address space.
-struct Osc {
-    sock: std::net::UdpSocket,
-    server: std::net::SocketAddr,
-}
-
-impl Osc {
-    fn send(&self, addr: &str, args: Vec<rosc::OscType>) {
-        let p = rosc::OscPacket::Message(rosc::OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        self.sock
-            .send_to(&rosc::encoder::encode(&p).unwrap(), self.server)
-            .unwrap();
-    }
-
-    /// Wait for a message to `addr` whose float satisfies `f`.
-    fn wait_value(&self, addr: &str, f: impl Fn(f32) -> bool) -> f32 {
-        let deadline = Instant::now() + WAIT;
-        let mut buf = [0u8; 65536];
-        while Instant::now() < deadline {
-            let Ok(n) = self.sock.recv(&mut buf) else {
-                continue;
-            };
-            let Ok((_, p)) = rosc::decoder::decode_udp(&buf[..n]) else {
-                continue;
-            };
-            let mut msgs = vec![p];
-            while let Some(p) = msgs.pop() {
-                match p {
-                    rosc::OscPacket::Message(m) => {
-                        if m.addr == addr
-                            && let Some(rosc::OscType::Float(v)) = m.args.first()
-                            && f(*v)
-                        {
-                            return *v;
-                        }
-                    }
-                    rosc::OscPacket::Bundle(b) => msgs.extend(b.content),
-                }
+/// Wait for a message to `addr` whose float satisfies `f`.
+fn wait_float(c: &Client, addr: &str, f: impl Fn(f32) -> bool) -> f32 {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        for m in c.recv_within(deadline - Instant::now()).unwrap_or_default() {
+            if m.addr == addr
+                && let Some(rosc::OscType::Float(v)) = m.args.first()
+                && f(*v)
+            {
+                return *v;
             }
         }
-        panic!("no OSC {addr} with the expected value");
     }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    panic!("no OSC {addr} with the expected value");
 }
 
 /// How each shipped map's first fader and first mute button look on the wire.
@@ -410,7 +375,7 @@ fn session(dir: &Path, osc_port: u16) -> String {
 #[test]
 fn shipped_maps_mcu_and_osc_on_one_daemon() {
     let dir = tempdir("all");
-    let port = free_udp_port();
+    let port = osc_client::free_port();
     let mcu = Arc::new(mcu_sim::Device::default());
     let _mcu_dev = Dev::open(&dir.join("mcu"), Some(mcu.clone()));
     let mut devs: Vec<Dev> = CASES
@@ -418,13 +383,7 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
         .map(|c| Dev::open(&dir.join(c.map), None))
         .collect();
     let mut d = Daemon::start(&dir, &session(&dir, port), &["--backend", "null"]);
-    let osc = Osc {
-        sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-        server: format!("127.0.0.1:{port}").parse().unwrap(),
-    };
-    osc.sock
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    let osc = Client::new(format!("127.0.0.1:{port}").parse().unwrap());
     // Every surface registered (the ports connect as the ptys are there).
     let deadline = Instant::now() + WAIT;
     loop {
@@ -470,7 +429,9 @@ fn shipped_maps_mcu_and_osc_on_one_daemon() {
                     .then_some(())
             });
             // And an OSC subscriber hears it.
-            osc.wait_value("/ch/ch1/fader_db", |v| (f64::from(v) - want).abs() < 1e-3);
+            wait_float(&osc, "/ch/ch1/fader_db", |v| {
+                (f64::from(v) - want).abs() < 1e-3
+            });
         }
         // Mute button.
         let before = d.get("ch/1/mute");
@@ -614,7 +575,7 @@ fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
     for i in 1..=2 {
         s += &format!("  - {{ name: ch{i}, source: {{ input: {i} }} }}\n");
     }
-    let port = free_udp_port();
+    let port = osc_client::free_port();
     s += &format!(
         "surfaces:\n  - {{ kind: midi_map, map: mine.yaml, midi: \"serial:{}@31250\" }}\n",
         dir.join("dev").display()
@@ -662,13 +623,7 @@ fn learn_binds_the_next_control_and_keeps_the_file_s_comments() {
     d.wait_value("ch/ch2/fader_db", |v| v == 10.0);
 
     // OSC `/learn ,s PATH` arms the same: acknowledged, then note 9 is bound to ch1's mute.
-    let osc = Osc {
-        sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-        server: format!("127.0.0.1:{port}").parse().unwrap(),
-    };
-    osc.sock
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    let osc = Client::new(format!("127.0.0.1:{port}").parse().unwrap());
     let deadline = Instant::now() + WAIT;
     let mut buf = [0u8; 4096];
     'ack: loop {
