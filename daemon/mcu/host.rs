@@ -59,31 +59,9 @@ pub enum VpotMode {
     EqFreq(u8),
 }
 
-/// Automation mode of a strip as set from the MCU's buttons (the automation subsystem gives it
-/// effect).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AutoMode {
-    Off,
-    Read,
-    Write,
-    Trim,
-    Touch,
-    Latch,
-}
-
-impl From<AutoMode> for crate::automation::Mode {
-    fn from(m: AutoMode) -> Self {
-        use crate::automation::Mode;
-        match m {
-            AutoMode::Off => Mode::Off,
-            AutoMode::Read => Mode::Read,
-            AutoMode::Write => Mode::Write,
-            AutoMode::Trim => Mode::Trim,
-            AutoMode::Touch => Mode::Touch,
-            AutoMode::Latch => Mode::Latch,
-        }
-    }
-}
+/// Automation mode of a strip as set from the MCU's buttons: the console's own
+/// [`crate::automation::Mode`], under the name the surfaces have used for it.
+pub use crate::automation::Mode as AutoMode;
 
 /// One strip the MCU can show: a channel or a bus.
 #[derive(Debug, Clone)]
@@ -703,7 +681,7 @@ impl McuHost {
                             mode
                         };
                         // The console keeps the mode for every surface (OSC queries it).
-                        if let Err(e) = self.console.set_automation(&s, next.into()) {
+                        if let Err(e) = self.console.set_automation(&s, next) {
                             tracing::debug!("MCU automation mode for {s}: {e}");
                         }
                         self.auto_mode.insert(s, next);

@@ -565,7 +565,7 @@ impl MapEngine {
                         *mode
                     };
                     // The console keeps the mode for every surface (OSC queries it).
-                    if let Err(e) = self.console.set_automation(&prefix, new.into()) {
+                    if let Err(e) = self.console.set_automation(&prefix, new) {
                         tracing::debug!("MIDI map {}: automation for {prefix}: {e}", self.map.name);
                     }
                     self.auto_modes.insert(prefix, new);

@@ -986,18 +986,7 @@ impl Validator<'_> {
                     );
                     return None;
                 };
-                Action::Automation(self.word(
-                    "mode",
-                    m,
-                    &[
-                        ("off", AutoMode::Off),
-                        ("read", AutoMode::Read),
-                        ("touch", AutoMode::Touch),
-                        ("latch", AutoMode::Latch),
-                        ("write", AutoMode::Write),
-                        ("trim", AutoMode::Trim),
-                    ],
-                )?)
+                Action::Automation(self.word("mode", m, &AutoMode::ALL.map(|m| (m.name(), m)))?)
             }
             other => {
                 self.err(
