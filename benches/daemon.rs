@@ -35,8 +35,11 @@ use std::time::{Duration, Instant};
 use faderbridge::audio::jack::{client_lock, open_client};
 use faderbridge::control::query_status;
 
+#[path = "../tests/common/full_strip.rs"]
+mod full_strip;
 #[path = "../tests/common/jackd.rs"]
 mod jackd;
+use full_strip::FULL_STRIP;
 use jackd::{Jackd, XrunCauses};
 
 const RATE: u32 = 48000;
@@ -144,24 +147,6 @@ impl Drop for Feeder {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const FULL_STRIP: &str = "
-    trim_db: 3
-    invert: true
-    delay_ms: 1.5
-    hpf: { freq: 60, slope: 24 }
-    lpf: { freq: 15000, slope: 12 }
-    gate: { threshold_db: -50, range_db: 40, attack_ms: 0.5, hold_ms: 20, release_ms: 100 }
-    eq:
-      - { type: low_shelf, freq: 80, gain_db: 3, q: 0.7 }
-      - { type: bell, freq: 400, gain_db: -4, q: 1.4 }
-      - { type: bell, freq: 3000, gain_db: 2, q: 1.0 }
-      - { type: high_shelf, freq: 10000, gain_db: 2, q: 0.7 }
-    comp: { threshold_db: -24, ratio: 4, knee_db: 6, attack_ms: 5, release_ms: 80, makeup_db: 3 }
-    saturation: { drive_db: 6, mix: 0.5 }
-    pan: -0.3
-    fader_db: -3
-    sends: [ { bus: verb, level_db: -10 }, { bus: echo, level_db: -14, pre_fader: true } ]";
 
 /// N full strips, each fed by `fbfeed:noise` (the daemon makes the connections).
 fn session_text(n: usize) -> String {

@@ -20,6 +20,7 @@ use faderbridge::params::{Addr, ParamChange, ParamTree};
 use faderbridge::session::{self, model::Session};
 
 mod common;
+use common::full_strip::FULL_STRIP;
 use common::{db, tone_amp};
 #[path = "common/jackd.rs"]
 mod jackd;
@@ -261,6 +262,28 @@ fn pan_law(p: f64) -> (f64, f64) {
     (th.cos(), th.sin())
 }
 
+/// The test tone's level on each side of the last 4800 recorded frames is the input level
+/// times the fader (`fader_db`) and the pan law at `pan`, within 0.1 dB. Returns (side, got,
+/// expected) in dB for L and R.
+fn assert_tone_levels(
+    rec: &[(u32, f32, f32)],
+    pan: f64,
+    fader_db: f64,
+) -> [(&'static str, f64, f64); 2] {
+    let tail = &rec[rec.len() - 4800..];
+    let (pl, pr) = pan_law(pan);
+    let g = 10f64.powf(fader_db / 20.0);
+    [("L", true, pl), ("R", false, pr)].map(|(side, left, p)| {
+        let got = db(tone_amp(&chan(tail, left), FREQ as f32));
+        let want = db(AMP as f64 * g * p);
+        assert!(
+            (got - want).abs() < 0.1,
+            "{side}: {got:.3} dB, expected {want:.3} dB"
+        );
+        (side, got, want)
+    })
+}
+
 const ONE_CHANNEL: &str = "version: 1
 channels:
   - name: kick
@@ -289,22 +312,11 @@ fn jack_levels_latency_and_fader_timing() {
     // Levels, measured over 100 whole cycles of the tone after it settled.
     let rec = t.record(Duration::from_millis(400));
     assert!(rec.len() > 9600, "recorded {} frames", rec.len());
-    let tail = &rec[rec.len() - 4800..];
-    let (pl, pr) = pan_law(0.5);
-    let g = 10f64.powf(-6.0 / 20.0);
-    for (left, pan) in [(true, pl), (false, pr)] {
-        let got = db(tone_amp(&chan(tail, left), FREQ as f32));
-        let want = db(AMP as f64 * g * pan);
-        assert!(
-            (got - want).abs() < 0.1,
-            "{}: {got:.3} dB, expected {want:.3} dB",
-            if left { "L" } else { "R" }
-        );
-        eprintln!(
-            "level {}: {got:.3} dB (expected {want:.3})",
-            if left { "L" } else { "R" }
-        );
+    for (side, got, want) in assert_tone_levels(&rec, 0.5, -6.0) {
+        eprintln!("level {side}: {got:.3} dB (expected {want:.3})");
     }
+    let (pl, _) = pan_law(0.5);
+    let g = 10f64.powf(-6.0 / 20.0);
 
     // Latency: the outputs report the inputs' capture latency plus the engine's look-ahead.
     let engine_latency = con.lock().expect("console").latency as u32;
@@ -512,18 +524,7 @@ master:
     );
     let rec = t.record(Duration::from_millis(300));
     assert!(rec.len() > 9600, "recorded {} frames", rec.len());
-    let tail = &rec[rec.len() - 4800..];
-    let (pl, pr) = pan_law(0.0);
-    let g = 10f64.powf(-6.0 / 20.0);
-    for (left, pan) in [(true, pl), (false, pr)] {
-        let got = db(tone_amp(&chan(tail, left), FREQ as f32));
-        let want = db(AMP as f64 * g * pan);
-        assert!(
-            (got - want).abs() < 0.1,
-            "{}: {got:.3} dB, expected {want:.3} dB",
-            if left { "L" } else { "R" }
-        );
-    }
+    assert_tone_levels(&rec, 0.0, -6.0);
     audio.stop();
 }
 
@@ -542,24 +543,6 @@ fn auto_picks_jack_only_when_a_server_answers() {
     assert_eq!((st.backend, st.connected), ("jack", true));
     a.stop();
 }
-
-const FULL_STRIP: &str = "
-    trim_db: 3
-    invert: true
-    delay_ms: 1.5
-    hpf: { freq: 60, slope: 24 }
-    lpf: { freq: 15000, slope: 12 }
-    gate: { threshold_db: -50, range_db: 40, attack_ms: 0.5, hold_ms: 20, release_ms: 100 }
-    eq:
-      - { type: low_shelf, freq: 80, gain_db: 3, q: 0.7 }
-      - { type: bell, freq: 400, gain_db: -4, q: 1.4 }
-      - { type: bell, freq: 3000, gain_db: 2, q: 1.0 }
-      - { type: high_shelf, freq: 10000, gain_db: 2, q: 0.7 }
-    comp: { threshold_db: -24, ratio: 4, knee_db: 6, attack_ms: 5, release_ms: 80, makeup_db: 3 }
-    saturation: { drive_db: 6, mix: 0.5 }
-    pan: -0.3
-    fader_db: -3
-    sends: [ { bus: verb, level_db: -10 }, { bus: echo, level_db: -14, pre_fader: true } ]";
 
 fn big_session(n: usize) -> String {
     let mut s = String::from("version: 1\nchannels:\n");

@@ -9,6 +9,8 @@ use faderbridge::engine::{Engine, EngineHandle};
 use faderbridge::params::{ParamChange, ParamTree};
 use faderbridge::session;
 
+pub mod full_strip;
+
 pub const SR: f32 = 48000.0;
 pub const BLOCK: usize = 64;
 
