@@ -89,7 +89,7 @@ impl SurfaceSet {
             }
         }
         if stopped + started > 0 {
-            crate::service::surfaces::request_jack_midi(surfaces);
+            request_jack_midi(surfaces);
         }
         (stopped, started)
     }
