@@ -17,6 +17,8 @@ const GAIN_FLOOR_DB: f32 = -144.0;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub frame: u64,
+    /// May be `-inf` (a closed fader); stored as the string `"-inf"` in JSON.
+    #[serde(with = "crate::state::jnum")]
     pub value: f32,
 }
 

@@ -12,6 +12,8 @@
 
 pub mod lane;
 pub mod mode;
+pub mod playback;
 
 pub use lane::{Interp, Lane, Point};
 pub use mode::Mode;
+pub use playback::{PlayLane, Playback};

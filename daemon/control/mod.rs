@@ -115,6 +115,15 @@ pub struct Touch {
     pub origin: Origin,
 }
 
+/// An automation mode set, as broadcast to [`ConsoleHandle::subscribe_automation`]: one per
+/// parameter whose mode changed (a strip-wide set sends one for each of its parameters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeChange {
+    /// Canonical parameter path.
+    pub path: Arc<str>,
+    pub mode: Mode,
+}
+
 /// Statistics the audio backend reports (fed by the daemon's `run`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineStats {
@@ -243,6 +252,7 @@ struct Shared {
     inner: Mutex<Inner>,
     changes: broadcast::Sender<Change>,
     touches: broadcast::Sender<Touch>,
+    modes: broadcast::Sender<ModeChange>,
     dirty: Notify,
     tree_tx: watch::Sender<Arc<ParamTree>>,
     meters_tx: watch::Sender<Arc<Meters>>,
@@ -409,6 +419,8 @@ impl Inner {
                 .iter()
                 .map(|(p, m)| (p.to_string(), *m))
                 .collect(),
+            lanes: BTreeMap::new(),
+            lane_rate: 0,
         }
     }
 
@@ -518,6 +530,7 @@ impl Console {
         }
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
         let (touches, _) = broadcast::channel(1024);
+        let (modes, _) = broadcast::channel(4096);
         let (tree_tx, _) = watch::channel(tree.clone());
         let (meters_tx, _) = watch::channel(Arc::new(Meters::default()));
         let shared = Arc::new(Shared {
@@ -538,6 +551,7 @@ impl Console {
             }),
             changes,
             touches,
+            modes,
             dirty: Notify::new(),
             tree_tx,
             meters_tx,
@@ -887,6 +901,11 @@ impl ConsoleHandle {
         self.shared.touches.subscribe()
     }
 
+    /// Every automation mode change, from now on (surfaces light their mode LEDs from it).
+    pub fn subscribe_automation(&self) -> broadcast::Receiver<ModeChange> {
+        self.shared.modes.subscribe()
+    }
+
     /// The current tree; changes on reload (surfaces resend snapshots / OSCQuery trees).
     pub fn subscribe_tree(&self) -> watch::Receiver<Arc<ParamTree>> {
         self.shared.tree_tx.subscribe()
@@ -1017,10 +1036,16 @@ impl ConsoleHandle {
         let mut g = self.shared.lock();
         let targets = g.automation_targets(path)?;
         for p in &targets {
-            match mode {
+            let old = match mode {
                 Mode::Off => g.automation.remove(p),
                 m => g.automation.insert(p.clone(), m),
             };
+            if old.unwrap_or_default() != mode {
+                let _ = self.shared.modes.send(ModeChange {
+                    path: p.clone(),
+                    mode,
+                });
+            }
         }
         g.mark_dirty(&self.shared.dirty);
         Ok(targets.len())

@@ -92,6 +92,13 @@ pub struct SavedState {
     /// Automation modes other than off, by canonical parameter path.
     #[serde(default)]
     pub automation: BTreeMap<String, crate::automation::Mode>,
+    /// Automation lanes (breakpoints in transport frames at [`SavedState::lane_rate`]), by
+    /// canonical parameter path. Only lanes with points are stored.
+    #[serde(default)]
+    pub lanes: BTreeMap<String, Vec<crate::automation::Point>>,
+    /// The sample rate the lanes' frames count at (0: no lanes were written).
+    #[serde(default)]
+    pub lane_rate: u32,
 }
 
 /// The state directory (see the module doc).

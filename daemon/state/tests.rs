@@ -51,6 +51,20 @@ fn sample() -> SavedState {
             "ch/kick/fader_db".to_string(),
             crate::automation::Mode::Touch,
         )]),
+        lanes: BTreeMap::from([(
+            "ch/kick/fader_db".to_string(),
+            vec![
+                crate::automation::Point {
+                    frame: 0,
+                    value: f32::NEG_INFINITY,
+                },
+                crate::automation::Point {
+                    frame: 48_000,
+                    value: -3.5,
+                },
+            ],
+        )]),
+        lane_rate: 48_000,
     }
 }
 
