@@ -21,6 +21,9 @@ pub struct Meters {
     pub position: u64,
     /// Whether the engine's transport was playing then.
     pub playing: bool,
+    /// The absolute engine frame (`Engine::next_frame` count) at which `position` holds: the
+    /// frame after the last one processed.
+    pub frame: u64,
     /// The master's loudness. The bank does not hold it (it is measured off the audio thread,
     /// see [`super::LoudnessMeter`]): [`MeterBank::read`] leaves it at `-inf`, the console
     /// fills it in.
@@ -35,6 +38,9 @@ pub struct MeterBank {
     slots: Box<[AtomicU32]>,
     position: AtomicU64,
     playing: std::sync::atomic::AtomicBool,
+    frame: AtomicU64,
+    /// Odd while the audio thread writes position/frame/playing (a seqlock: one writer).
+    seq: AtomicU64,
 }
 
 impl MeterBank {
@@ -49,6 +55,8 @@ impl MeterBank {
                 .collect(),
             position: AtomicU64::new(0),
             playing: std::sync::atomic::AtomicBool::new(true),
+            frame: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
         }
     }
 
@@ -95,12 +103,35 @@ impl MeterBank {
         limiter_gr_db: f32,
         position: u64,
         playing: bool,
+        frame: u64,
     ) {
         self.put(self.channels + self.buses, m);
         let last = self.slots.len() - 1;
         self.slots[last].store(limiter_gr_db.to_bits(), Ordering::Relaxed);
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         self.position.store(position, Ordering::Relaxed);
         self.playing.store(playing, Ordering::Relaxed);
+        self.frame.store(frame, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The transport as last published, consistently: (position, engine frame, playing).
+    /// Never waits for the audio thread for long: a read torn by a write is retried.
+    pub fn transport(&self) -> (u64, u64, bool) {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let p = self.position.load(Ordering::Relaxed);
+            let f = self.frame.load(Ordering::Relaxed);
+            let on = self.playing.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            let s2 = self.seq.load(Ordering::Relaxed);
+            if s1 == s2 && s1 % 2 == 0 {
+                return (p, f, on);
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Copy every meter out (control plane; allocates).
@@ -115,6 +146,7 @@ impl MeterBank {
             limiter_gr_db: f32::from_bits(self.slots[last].load(Ordering::Relaxed)),
             position: self.position.load(Ordering::Relaxed),
             playing: self.playing.load(Ordering::Relaxed),
+            frame: self.frame.load(Ordering::Relaxed),
             loudness: MasterLoudness::default(),
         }
     }

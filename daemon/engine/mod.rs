@@ -490,7 +490,7 @@ impl Engine {
             drop(full_rx);
         });
         self.channels = channels;
-        self.publish_meters();
+        self.publish_meters(self.block_frame);
     }
 
     /// Switch the channel strips' peak/RMS meters on (the default) or off. An offline render
@@ -664,7 +664,9 @@ impl Engine {
         self.meter_bank.clone()
     }
 
-    fn publish_meters(&self) {
+    /// Publish every meter and the transport; `frame` is the absolute engine frame at which
+    /// the current position holds.
+    fn publish_meters(&self, frame: u64) {
         let bank = &self.meter_bank;
         for (i, c) in self.channels.iter().enumerate() {
             bank.put_channel(i, &c.meters());
@@ -673,7 +675,7 @@ impl Engine {
             bank.put_bus(i, &b.meters());
         }
         let (m, gr) = self.master.meters();
-        bank.put_master(&m, gr, self.position, self.playing);
+        bank.put_master(&m, gr, self.position, self.playing, frame);
     }
 
     /// The backend's stamp for the next block: its first frame is engine frame `frame`
@@ -817,7 +819,7 @@ impl Engine {
                 self.position -= l;
             }
         }
-        self.publish_meters();
+        self.publish_meters(self.block_frame + (offset + n) as u64);
     }
 }
 
