@@ -40,7 +40,12 @@
 //!   [`SAVE_INTERVAL`] and normally within [`SAVE_INTERVAL`] plus the write time after a
 //!   change (SPEC §9 asks for 1 s), and once more on shutdown.
 
+mod automation;
 pub mod status;
+
+pub use automation::{
+    AutomationConfig, IMPLICIT_TOUCH, ReadTouch, TICK as AUTOMATION_TICK, thin_tolerance,
+};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -206,6 +211,12 @@ impl EngineLink {
         self.backlog.insert(id, value);
     }
 
+    /// Hand the engine the lanes to play.
+    fn send_playback(&mut self, playback: crate::automation::Playback) {
+        // Engine playback lands with the engine side of issue 7.
+        let _ = playback;
+    }
+
     fn drain(&mut self, tree: &ParamTree) {
         while let Some((id, value)) = self.backlog.pop_first() {
             let c = ParamChange {
@@ -246,6 +257,8 @@ struct Inner {
     transport_cmd_at: Option<Instant>,
     /// Automation modes other than off, by canonical parameter path.
     automation: BTreeMap<Arc<str>, Mode>,
+    /// Lanes, passes, what plays ([`automation`]).
+    auto: automation::AutoState,
 }
 
 struct Shared {
@@ -381,6 +394,25 @@ impl Inner {
         origin: Origin,
         at: Option<StdInstant>,
     ) -> f32 {
+        let mut v = v;
+        if matches!(origin, Origin::Surface(_)) {
+            match self.auto_surface_set(sh, id, v, origin) {
+                Some(w) => v = w,
+                None => return self.values[id.0 as usize],
+            }
+        }
+        self.store_raw(sh, id, v, origin, at)
+    }
+
+    /// [`Inner::store_at`] without the automation hook (passes, implicit touches).
+    fn store_raw(
+        &mut self,
+        sh: &Shared,
+        id: ParamId,
+        v: f32,
+        origin: Origin,
+        at: Option<StdInstant>,
+    ) -> f32 {
         let i = id.0 as usize;
         if origin == Origin::Automation && self.touched.get(&id).is_some_and(|s| !s.is_empty()) {
             return self.values[i];
@@ -419,8 +451,8 @@ impl Inner {
                 .iter()
                 .map(|(p, m)| (p.to_string(), *m))
                 .collect(),
-            lanes: BTreeMap::new(),
-            lane_rate: 0,
+            lanes: self.auto.saved(),
+            lane_rate: self.auto.rate,
         }
     }
 
@@ -484,6 +516,7 @@ impl Console {
         let mut scenes = BTreeMap::new();
         let mut insert_latency = BTreeMap::new();
         let mut automation = BTreeMap::new();
+        let mut auto = automation::AutoState::default();
         if let Some(dir) = &state {
             match dir.load() {
                 Ok(Some(saved)) => {
@@ -514,6 +547,8 @@ impl Console {
                     }
                     scenes = saved.scenes;
                     insert_latency = saved.insert_latency;
+                    auto =
+                        automation::AutoState::restore(saved.lanes, saved.lane_rate, &tree, &paths);
                     automation = saved
                         .automation
                         .into_iter()
@@ -548,6 +583,7 @@ impl Console {
                 playing: true,
                 transport_cmd_at: None,
                 automation,
+                auto,
             }),
             changes,
             touches,
@@ -584,6 +620,8 @@ impl Console {
         let sh = self.shared;
         let mut meter_tick = tokio::time::interval(METER_PERIOD);
         meter_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut auto_tick = tokio::time::interval(automation::TICK);
+        auto_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut saved_gen = 0u64;
         let mut last_save: Option<Instant> = None;
         let mut next_save: Option<Instant> = None;
@@ -618,6 +656,9 @@ impl Console {
                         next_save = Some(started + SAVE_INTERVAL);
                     }
                 }
+                _ = auto_tick.tick() => {
+                    sh.lock().auto_tick(&sh);
+                }
                 _ = meter_tick.tick() => {
                     let bank = {
                         let mut g = sh.lock();
@@ -638,6 +679,7 @@ impl Console {
                                 .is_none_or(|t| t.elapsed() > Duration::from_millis(200));
                             if settled && g.playing != m.playing {
                                 g.playing = m.playing;
+                                g.auto_transport(&sh, m.playing);
                             }
                         }
                         sh.meters_tx.send_replace(Arc::new(m));
@@ -860,8 +902,10 @@ impl ConsoleHandle {
     ) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
         let id = g.resolve(path)?;
+        // An explicit touch or release replaces an implicit touch of the same surface.
+        let was_implicit = g.auto.take_implicit(id, origin);
         let changed = if touched {
-            g.touched.entry(id).or_default().insert(origin)
+            g.touched.entry(id).or_default().insert(origin) || was_implicit
         } else {
             let removed = g.touched.get_mut(&id).is_some_and(|s| s.remove(&origin));
             if g.touched.get(&id).is_some_and(HashSet::is_empty) {
@@ -876,6 +920,7 @@ impl ConsoleHandle {
                 touched,
                 origin,
             });
+            g.auto_touch(&self.shared, id, touched, origin);
         }
         Ok(())
     }
@@ -977,6 +1022,9 @@ impl ConsoleHandle {
             let _ = link.handle.send(transport_change(Transport::Stop));
         }
         inner.engine = Some(link);
+        inner.auto.forget_engaged();
+        inner.auto.lanes_changed = true;
+        inner.refresh_playback();
     }
 
     /// Play, stop or locate the transport of the running engine (file sources; live inputs
@@ -1013,10 +1061,15 @@ impl ConsoleHandle {
         link.handle
             .send(change)
             .map_err(|_| ControlError::Transport("the engine's queue is full; try again"))?;
+        let was = g.playing;
         match cmd {
             Transport::Play => g.playing = true,
             Transport::Stop => g.playing = false,
-            Transport::Locate(_) => {}
+            Transport::Locate(s) => g.auto_locate(&self.shared, s),
+        }
+        if g.playing != was {
+            let playing = g.playing;
+            g.auto_transport(&self.shared, playing);
         }
         g.transport_cmd_at = Some(Instant::now());
         drop(g);
@@ -1045,8 +1098,12 @@ impl ConsoleHandle {
                     path: p.clone(),
                     mode,
                 });
+                if let Some(id) = g.tree.resolve(p) {
+                    g.auto_mode_changed(&self.shared, id);
+                }
             }
         }
+        g.refresh_playback();
         g.mark_dirty(&self.shared.dirty);
         Ok(targets.len())
     }
@@ -1065,6 +1122,69 @@ impl ConsoleHandle {
         Ok(p.and_then(|p| g.automation.get(p))
             .copied()
             .unwrap_or_default())
+    }
+
+    /// The automation lane of a parameter: its points (transport frames at
+    /// [`ConsoleHandle::lane_rate`]), empty when it has none.
+    ///
+    /// # Errors
+    /// An unknown path.
+    pub fn lane(&self, path: &str) -> Result<Vec<crate::automation::Point>, ControlError> {
+        let g = self.shared.lock();
+        let id = g.resolve(path)?;
+        Ok(g.auto
+            .lanes
+            .get(&g.paths[id.0 as usize])
+            .map(|s| s.lane.points.clone())
+            .unwrap_or_default())
+    }
+
+    /// Replace a parameter's lane (an import; values are clamped into the range, points
+    /// sorted, NaN dropped). An empty list removes the lane.
+    ///
+    /// # Errors
+    /// An unknown path.
+    pub fn set_lane(
+        &self,
+        path: &str,
+        points: Vec<crate::automation::Point>,
+    ) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        let id = g.resolve(path)?;
+        let spec = g.tree.get(id).spec;
+        let p = g.paths[id.0 as usize].clone();
+        let points = automation::clean_points(points, spec);
+        if points.is_empty() {
+            g.auto.lanes.remove(&p);
+        } else {
+            let mut lane = crate::automation::Lane::new(crate::automation::Interp::for_spec(spec));
+            lane.points = points;
+            g.auto.lanes.insert(p, automation::LaneSlot::new(lane));
+        }
+        g.auto.lanes_changed = true;
+        g.mark_dirty(&self.shared.dirty);
+        g.refresh_playback();
+        Ok(())
+    }
+
+    /// The sample rate lane frames count at (0 until a backend reported one).
+    pub fn lane_rate(&self) -> u32 {
+        self.shared.lock().auto.rate
+    }
+
+    /// Put back the lanes the last write pass changed; returns how many.
+    pub fn automation_undo(&self) -> usize {
+        self.shared.lock().auto_undo(&self.shared)
+    }
+
+    /// Change the automation settings (glide time, what a touch does in read mode).
+    pub fn set_automation_config(&self, cfg: AutomationConfig) {
+        self.shared.lock().auto.config = cfg;
+    }
+
+    /// The transport position heard now (samples) and whether it plays.
+    pub fn position(&self) -> (u64, bool) {
+        self.shared.lock().position_now()
     }
 
     /// True while the transport plays.
@@ -1154,6 +1274,12 @@ impl ConsoleHandle {
             .filter_map(|(p, m)| tree.resolve(&p).map(|id| (paths[id.0 as usize].clone(), m)))
             .collect();
         g.automation = automation;
+        g.auto.forget_ids();
+        let lanes = std::mem::take(&mut g.auto.lanes)
+            .into_iter()
+            .filter_map(|(p, l)| tree.resolve(&p).map(|id| (paths[id.0 as usize].clone(), l)))
+            .collect();
+        g.auto.lanes = lanes;
         g.paths = paths;
         g.values = values;
         g.engine = None;
@@ -1279,7 +1405,9 @@ impl ConsoleHandle {
 
     /// Store the backend's statistics (read back through `engine/*` and the status).
     pub fn set_engine_stats(&self, s: EngineStats) {
-        self.shared.lock().stats = s;
+        let mut g = self.shared.lock();
+        g.auto.set_rate(s.sample_rate);
+        g.stats = s;
     }
 
     /// The last statistics stored.

@@ -102,6 +102,7 @@ mod tests {
             limiter_gr_db: 0.0,
             position: 0,
             playing: true,
+            frame: 0,
             loudness: Default::default(),
         };
         let msg = meters_1_message(METERS_1, &m);
