@@ -135,6 +135,8 @@ struct Pass {
 struct Engaged {
     pos: u64,
     from: f32,
+    /// Engaged by a release while playing: it glides back (otherwise it takes over at once).
+    glide: bool,
 }
 
 /// The console's automation state (in [`Inner`]).
@@ -151,6 +153,8 @@ pub(super) struct AutoState {
     /// Implicit touches and when each ends.
     implicit: HashMap<(ParamId, Origin), StdInstant>,
     engaged: HashMap<ParamId, Engaged>,
+    /// Released just now (their lanes glide back when they engage).
+    releasing: HashSet<ParamId>,
     /// Paths written by the last pass (for undo).
     last_pass: Vec<Arc<str>>,
     /// A lane's points changed since the engine was last given the lanes.
@@ -312,10 +316,13 @@ impl Inner {
                 e.send(&self.tree, *id, v, None);
             }
         }
+        let (_, playing) = self.position_now();
         for id in after.difference(&before) {
             let from = self.values[id.0 as usize];
-            self.auto.engaged.insert(*id, Engaged { pos, from });
+            let glide = playing && self.auto.releasing.contains(id);
+            self.auto.engaged.insert(*id, Engaged { pos, from, glide });
         }
+        self.auto.releasing.clear();
         let changed = before != after;
         if changed || self.auto.lanes_changed {
             self.auto.lanes_changed = false;
@@ -327,7 +334,10 @@ impl Inner {
                         addr: self.tree.get(*id).addr,
                         interp: slot.lane.interp,
                         points: slot.shared.clone(),
-                        glide_in: glide,
+                        glide_in: match self.auto.engaged.get(id) {
+                            Some(e) if e.glide => glide,
+                            _ => 0,
+                        },
                         glide_from: self.auto.engaged.get(id).map_or(0.0, |e| e.from),
                     })
                 })
@@ -361,11 +371,11 @@ impl Inner {
                     self.auto.latched.insert(id);
                 }
             }
-        } else if !self.touched_now(id)
-            && matches!(mode, Mode::Touch | Mode::Trim)
-            && self.auto.passes.contains_key(&id)
-        {
-            self.end_passes(sh, &[id], pos, true);
+        } else if !self.touched_now(id) {
+            self.auto.releasing.insert(id);
+            if matches!(mode, Mode::Touch | Mode::Trim) && self.auto.passes.contains_key(&id) {
+                self.end_passes(sh, &[id], pos, true);
+            }
         }
         self.refresh_playback();
     }
@@ -556,7 +566,7 @@ impl Inner {
             .filter_map(|(id, e)| {
                 let slot = self.lane_of(*id)?;
                 let target = slot.lane.value_at(pos)?;
-                let v = if glide > 0 && pos < e.pos + glide && pos >= e.pos {
+                let v = if e.glide && glide > 0 && pos < e.pos + glide && pos >= e.pos {
                     let t = (pos - e.pos) as f64 / glide as f64;
                     blend(slot.lane.interp, e.from, target, t)
                 } else {

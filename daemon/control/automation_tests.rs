@@ -331,8 +331,7 @@ fn read_can_refuse_surface_moves() {
     });
     r.h.set_automation(FADER, Mode::Read).expect("mode");
     r.play();
-    // Past the glide from the fader's 0 dB into the lane.
-    r.to(24_000);
+    r.to(4_800);
     assert_eq!(r.h.set_sync(FADER, -3.0, r.ui), Ok(-10.0));
     assert_eq!(r.h.get_sync(FADER), Ok(-10.0));
 }
