@@ -772,4 +772,11 @@ fn a_touch_pass_written_from_a_tablet_plays_back_on_the_motor_and_other_tablets(
     assert!(motor.windows(2).all(|w| w[1] >= w[0]), "{motor:?}");
     assert!(motor.iter().all(|b| (6142..=8194).contains(b)), "{motor:?}");
     assert!(motor.last().unwrap().abs_diff(8192) <= 2, "{motor:?}");
+    // The pass can be undone (one lane), and only once.
+    for want in [1, 0] {
+        rider.send("/automation/undo", vec![]);
+        rider.recv_until("the undo's reply", |m| {
+            m.addr == "/automation/undo" && m.args == vec![Int(want)]
+        });
+    }
 }

@@ -12,6 +12,7 @@
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
 //! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
+//! | `/automation/undo` | put back the lanes the last automation pass wrote; replies `,i` how many |
 //! | `/PATH/automation ,s MODE` | the automation mode of a parameter, or of every parameter of a strip (`/ch/kick/automation`); no argument: the mode, `,s` |
 //!
 //! Every refusal answers `/error ,ss ADDRESS MESSAGE` to the sender and changes nothing.
@@ -336,6 +337,19 @@ impl Dialect for Native {
                 Some(path) => vec![error_reply(a, &format!("{path}: no such parameter"))],
                 None => vec![error_reply(a, "wrong type: expected ,s PATH")],
             },
+            "/automation/undo" => {
+                if !msg.args.is_empty() {
+                    return vec![error_reply(a, "wrong type: expected no arguments")];
+                }
+                if let Err(e) = cx.check_write() {
+                    return vec![error_reply(a, &e.to_string())];
+                }
+                let n = cx.console().automation_undo();
+                vec![OscPacket::Message(OscMessage {
+                    addr: a.into(),
+                    args: vec![OscType::Int(n as i32)],
+                })]
+            }
             "/scene/save" => self.scene(msg, true, cx),
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
