@@ -606,6 +606,7 @@ mod tests {
                 outputs: vec![],
             },
             surfaces: vec![],
+            automation: Default::default(),
         }
     }
 

@@ -622,6 +622,17 @@ pub const ENGINE: &[ParamSpec] = &[
     ),
 ];
 
+/// `automation:` settings (not live parameters; validated from the file).
+pub const AUTOMATION: &[ParamSpec] = &[ParamSpec::new(
+    "glide_ms",
+    Unit::Ms,
+    0.0,
+    10_000.0,
+    250.0,
+    Taper::Linear,
+    "time a lane takes to glide back to its curve after a touch is released",
+)];
+
 /// Settings of a network surface (`kind: osc` / `kind: xair`; not live parameters).
 pub const NET_SURFACE: &[ParamSpec] = &[
     ParamSpec::new(

@@ -269,6 +269,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     step("file sources decoded");
 
     let (console, handle) = Console::new(tree, Some(state));
+    apply_automation_settings(&handle, &live.lock().expect("fresh lock").session);
     let console_task = tokio::spawn(console.run(shutdown.clone()));
     step("console started, saved state restored");
 
@@ -434,6 +435,7 @@ fn reload(
     let summary = handle.reload(ParamTree::build(
         &live.lock().expect("session lock").session,
     ));
+    apply_automation_settings(handle, &live.lock().expect("session lock").session);
     let position = handle.meters().position;
     match build_engine(
         live,
@@ -468,4 +470,17 @@ fn reload(
 fn notify(states: &[sd_notify::NotifyState]) {
     // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
     let _ = sd_notify::notify(states);
+}
+
+/// The session's `automation:` settings, on the console.
+fn apply_automation_settings(handle: &ConsoleHandle, session: &crate::session::model::Session) {
+    let a = session.automation;
+    handle.set_automation_config(crate::control::AutomationConfig {
+        glide_ms: a.glide_ms,
+        read_touch: if a.read_touch_overrides {
+            crate::control::ReadTouch::Override
+        } else {
+            crate::control::ReadTouch::Ignore
+        },
+    });
 }

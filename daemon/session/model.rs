@@ -18,6 +18,26 @@ pub struct Session {
     pub buses: Vec<Bus>,
     pub master: Master,
     pub surfaces: Vec<Surface>,
+    pub automation: AutomationSettings,
+}
+
+/// `automation:`: how lanes behave against surfaces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutomationSettings {
+    /// Glide back to the lane after a touch is released (ms).
+    pub glide_ms: f32,
+    /// In read mode, a touch overrides the lane (true, `read_touch: override`) or surface
+    /// moves are refused (`read_touch: ignore`).
+    pub read_touch_overrides: bool,
+}
+
+impl Default for AutomationSettings {
+    fn default() -> Self {
+        Self {
+            glide_ms: 250.0,
+            read_touch_overrides: true,
+        }
+    }
 }
 
 /// `engine:`: used by the null and cpal backends and by `render`; JACK dictates its own.

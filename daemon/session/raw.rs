@@ -167,6 +167,14 @@ pub struct RawSession {
     pub buses: Option<Vec<Spanned<RawBus>>>,
     pub master: Option<RawMaster>,
     pub surfaces: Option<Vec<Spanned<RawSurface>>>,
+    pub automation: Option<RawAutomation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutomation {
+    pub glide_ms: Option<Num>,
+    pub read_touch: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,14 +11,14 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
 use super::model::{
-    Bus, BusKind, Channel, Color, Comp, DEFAULT_ALLOW, Delay, EngineSettings, EqBand, Gate, Insert,
-    InsertLatency, Limiter, Master, NetSurface, Output, PassFilter, PortRef, Reverb, Saturation,
-    Send, Session, Slope, Source, Surface,
+    AutomationSettings, Bus, BusKind, Channel, Color, Comp, DEFAULT_ALLOW, Delay, EngineSettings,
+    EqBand, Gate, Insert, InsertLatency, Limiter, Master, NetSurface, Output, PassFilter, PortRef,
+    Reverb, Saturation, Send, Session, Slope, Source, Surface,
 };
 use super::raw::{
-    Flag, Num, Ports, RawBand, RawBus, RawBusKind, RawChannel, RawComp, RawDelay, RawEngine,
-    RawGate, RawInsert, RawLimiter, RawMaster, RawPass, RawReverb, RawSaturation, RawSend,
-    RawSession, RawSource, RawSurface, RawSurfaceKind, Scalar, fmt_f64,
+    Flag, Num, Ports, RawAutomation, RawBand, RawBus, RawBusKind, RawChannel, RawComp, RawDelay,
+    RawEngine, RawGate, RawInsert, RawLimiter, RawMaster, RawPass, RawReverb, RawSaturation,
+    RawSend, RawSession, RawSource, RawSurface, RawSurfaceKind, Scalar, fmt_f64,
 };
 use crate::params::eq_type_from_value;
 use crate::params::spec::{self, ParamSpec};
@@ -40,6 +40,7 @@ pub(super) fn validate(raw: &RawSession, file: &Path) -> Result<Session, Vec<Dia
     };
     cx.version(&raw.version);
     let engine = cx.engine(raw.engine.as_ref());
+    let automation = cx.automation(raw.automation.as_ref());
 
     let raw_buses: &[Spanned<RawBus>] = raw.buses.as_deref().unwrap_or_default();
     let index = cx.bus_index(raw_buses);
@@ -63,6 +64,7 @@ pub(super) fn validate(raw: &RawSession, file: &Path) -> Result<Session, Vec<Dia
             buses,
             master,
             surfaces,
+            automation,
         })
     } else {
         Err(cx.errors)
@@ -318,6 +320,39 @@ impl Ctx<'_> {
                 format!("version {n} is not supported (this faderbridge reads version 1)"),
             ),
             other => self.err(&v.referenced, format!("version: expected 1, found {other}")),
+        }
+    }
+
+    fn automation(&mut self, raw: Option<&RawAutomation>) -> AutomationSettings {
+        let Some(a) = raw else {
+            return AutomationSettings::default();
+        };
+        let glide = spec::get(spec::AUTOMATION, "glide_ms");
+        let glide_ms = match &a.glide_ms {
+            Some(v) => self
+                .ranged("automation/glide_ms", glide, v)
+                .unwrap_or(glide.default),
+            None => glide.default,
+        };
+        let read_touch_overrides = match &a.read_touch {
+            None => true,
+            Some(v) => match v.value.as_str() {
+                "override" => true,
+                "ignore" => false,
+                other => {
+                    self.err(
+                        &v.referenced,
+                        format!(
+                            "automation/read_touch: {other:?} is not a choice; use override or ignore"
+                        ),
+                    );
+                    true
+                }
+            },
+        };
+        AutomationSettings {
+            glide_ms,
+            read_touch_overrides,
         }
     }
 
