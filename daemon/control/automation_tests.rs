@@ -403,3 +403,38 @@ fn lanes_are_saved_with_the_state_and_restored() {
     });
     assert_eq!(h2.lane(FADER).expect("lane")[1].frame, 96_000);
 }
+
+#[test]
+fn a_slow_ride_is_thinned_at_least_fivefold_within_tolerance() {
+    let mut r = Rig::new();
+    r.h.set_automation(FADER, Mode::Touch).expect("mode");
+    r.play();
+    r.to(4_800);
+    r.touch(true);
+    // 10 s of a slow ride: a 0.2 Hz sine of ±6 dB around -12 dB, one move per 10 ms block.
+    let ride =
+        |f: u64| -12.0 + 6.0 * (2.0 * std::f64::consts::PI * 0.2 * f as f64 / 48_000.0).sin();
+    let mut moves = Vec::new();
+    let mut f = 4_800;
+    while f < 4_800 + 480_000 {
+        let v = ride(f) as f32;
+        r.set(v);
+        moves.push((f, v));
+        f += BLOCK as u64;
+        r.to(f);
+    }
+    r.touch(false);
+    r.to(f + 24_000);
+    r.stop();
+    let n = r.h.lane(FADER).expect("lane").len();
+    assert!(
+        n * 5 <= moves.len(),
+        "{n} points kept of {} moves",
+        moves.len()
+    );
+    for &(f, v) in &moves {
+        let got = r.lane_at(f);
+        assert!((got - v).abs() <= 0.05 + 1e-4, "at {f}: {got} vs {v}");
+    }
+    eprintln!("slow ride: {} moves kept as {n} points", moves.len());
+}
