@@ -310,4 +310,8 @@ pub enum Surface {
         map: PathBuf,
         midi: String,
     },
+    /// MIDI Time Code chase: the transport follows the MTC arriving on `midi`.
+    Mtc {
+        midi: String,
+    },
 }
