@@ -689,7 +689,11 @@ fn mcu_automation_leds_follow_modes_set_anywhere() {
             vec![rosc::OscType::String(mode.into())],
         );
         wait_auto_leds(&dev, mode);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{mode}: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{mode}: {:?}",
+            t0.elapsed()
+        );
     }
     // One parameter's mode (not the fader's) leaves the strip's LEDs alone; the fader's
     // alone sets them.
@@ -698,7 +702,11 @@ fn mcu_automation_leds_follow_modes_set_anywhere() {
         vec![rosc::OscType::String("latch".into())],
     );
     wait_auto_leds(&dev, "latch");
-    assert_eq!(osc_mode(&osc, "ch/ch1/pan"), "trim", "pan kept the strip's mode");
+    assert_eq!(
+        osc_mode(&osc, "ch/ch1/pan"),
+        "trim",
+        "pan kept the strip's mode"
+    );
     // Pressing the lit LATCH turns the strip's automation off: dark LEDs, console off.
     send(&mut pty, &[0x90, 0x4E, 0x7F, 0x90, 0x4E, 0x00]);
     wait_auto_leds(&dev, "off");

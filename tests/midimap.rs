@@ -755,7 +755,11 @@ fn map_automation_leds_follow_modes_set_anywhere() {
             vec![rosc::OscType::String(mode.into())],
         );
         wait_fp_auto_leds(&dev, mode);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{mode}: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{mode}: {:?}",
+            t0.elapsed()
+        );
     }
     // Latch has no button on this map: every automation LED goes dark.
     osc.send(

@@ -134,7 +134,10 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     // The transport plays within a cycle or so, and then tracks the MTC time.
     wait_transport(&mut d, "playing on quarter frames", |p, _| p);
     let started = t0.elapsed();
-    eprintln!("playing {:.0} ms after the first quarter frame", started.as_secs_f64() * 1e3);
+    eprintln!(
+        "playing {:.0} ms after the first quarter frame",
+        started.as_secs_f64() * 1e3
+    );
     assert!(started < Duration::from_millis(300), "{started:?}");
     let mut worst: f64 = 0.0;
     let mut samples = 0;
@@ -151,7 +154,10 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("{samples} samples: position within {:.1} ms of the MTC time", worst * 1e3);
+    eprintln!(
+        "{samples} samples: position within {:.1} ms of the MTC time",
+        worst * 1e3
+    );
     assert!(samples >= 10, "{samples}");
     assert!(worst <= 2.0 * FRAME_25, "off by {worst:.4} s");
 

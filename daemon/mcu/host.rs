@@ -740,11 +740,11 @@ impl McuHost {
     /// An automation mode set in the console (from any surface, this one included): the
     /// mode LEDs show the selected strip's mode.
     pub fn on_mode_change(&mut self, c: &ModeChange) {
-        let shown = self
-            .selected
-            .iter()
-            .next()
-            .is_some_and(|s| c.path.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('/')));
+        let shown = self.selected.iter().next().is_some_and(|s| {
+            c.path
+                .strip_prefix(s.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        });
         if shown {
             self.auto_leds();
         }

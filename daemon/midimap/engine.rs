@@ -627,7 +627,12 @@ impl MapEngine {
                 continue;
             }
             let idx = (self.bank + c.strip - 1) as usize;
-            let Some(prefix) = self.tree.channel_names().get(idx).map(|n| format!("ch/{n}")) else {
+            let Some(prefix) = self
+                .tree
+                .channel_names()
+                .get(idx)
+                .map(|n| format!("ch/{n}"))
+            else {
                 continue;
             };
             if path.is_some_and(|p| {

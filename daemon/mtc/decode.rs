@@ -96,7 +96,8 @@ impl Timecode {
             frames,
             rate,
         };
-        let dropped = rate == Rate::Df2997 && seconds == 0 && frames < 2 && minutes % 10 != 0;
+        let dropped =
+            rate == Rate::Df2997 && seconds == 0 && frames < 2 && !minutes.is_multiple_of(10);
         (hours < 24 && minutes < 60 && seconds < 60 && frames < rate.labels() && !dropped)
             .then_some(tc)
     }
@@ -336,8 +337,18 @@ mod tests {
             (Rate::Fps24, (0, 0, 10, 0), 240, 10.0),
             (Rate::Fps25, (0, 0, 10, 0), 250, 10.0),
             (Rate::Fps25, (0, 0, 20, 12), 512, 20.48),
-            (Rate::Fps30, (1, 2, 3, 4), (3723 * 30 + 4), 3723.0 + 4.0 / 30.0),
-            (Rate::Fps24, (23, 59, 59, 23), 86400 * 24 - 1, 86400.0 - 1.0 / 24.0),
+            (
+                Rate::Fps30,
+                (1, 2, 3, 4),
+                (3723 * 30 + 4),
+                3723.0 + 4.0 / 30.0,
+            ),
+            (
+                Rate::Fps24,
+                (23, 59, 59, 23),
+                86400 * 24 - 1,
+                86400.0 - 1.0 / 24.0,
+            ),
         ];
         for (r, (h, m, s, f), n, secs) in table {
             let t = tc(h, m, s, f, r);
@@ -375,7 +386,10 @@ mod tests {
         assert_eq!(full_frame(&[0x7E, 0x7F, 0x01, 0x01, 0, 0, 0, 0]), None);
         assert_eq!(full_frame(&[0x7F, 0x7F, 0x01, 0x01, 0, 0]), None);
         assert_eq!(full_frame(&[0x7F, 0x7F, 0x01, 0x01, 0x20, 0, 0, 25]), None);
-        for t in [tc(0, 0, 10, 0, Rate::Fps25), tc(13, 14, 15, 16, Rate::Df2997)] {
+        for t in [
+            tc(0, 0, 10, 0, Rate::Fps25),
+            tc(13, 14, 15, 16, Rate::Df2997),
+        ] {
             assert_eq!(full_frame(&full_frame_payload(&t)), Some(t));
         }
     }
