@@ -112,6 +112,18 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     assert!(!playing, "a full frame does not start the transport");
     assert!((held - 10.0).abs() <= FRAME_25, "{held}");
 
+    // Drop frame: 00:01:00;02 is frame 1800 at 30000/1001 fps, 60.06 s.
+    let df = Timecode::new(0, 1, 0, 2, Rate::Df2997).unwrap();
+    let mut ff = vec![0xF0];
+    ff.extend(full_frame_payload(&df));
+    ff.push(0xF7);
+    assert_eq!(ff, [0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x40, 1, 0, 2, 0xF7]);
+    send(&mut pty, &ff);
+    let (_, pos) = wait_transport(&mut d, "located to 60.06 s", |_, s| {
+        (s - 1800.0 * 1001.0 / 30000.0).abs() <= 1001.0 / 30000.0
+    });
+    eprintln!("full frame 00:01:00;02 → position {pos:.4} s");
+
     // Quarter frames from 00:00:20:00, one every 10 ms (25 fps), for 1 s, paced against
     // absolute deadlines by a writer thread. Quarter frame i stands for 20 s + i × 10 ms.
     let start = Timecode::new(0, 0, 20, 0, Rate::Fps25).unwrap();

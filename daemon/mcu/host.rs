@@ -8,6 +8,8 @@
 //! caches cleared, so the next refresh sends everything. Changes this host made itself come
 //! back from the console tagged with its own [`Origin`] and are ignored (the device already
 //! shows them: a moved fader is echoed at once with the exact position received).
+//! The automation mode LEDs are read from the console's modes as well (no copy here), and
+//! refreshed when the console broadcasts a mode change ([`McuHost::on_mode_change`]).
 //!
 //! # Motors
 //! A touched fader is never driven. When released, it is driven once to the current value.
@@ -275,9 +277,12 @@ impl McuHost {
         self.mode
     }
 
-    /// The automation mode of a strip (`ch/kick`), as the console keeps it (its fader's).
+    /// The automation mode of a strip (`ch/kick`), as the console keeps it: its fader's
+    /// (asked by the fader's path, which the console resolves directly).
     pub fn auto_mode(&self, prefix: &str) -> AutoMode {
-        self.console.automation(prefix).unwrap_or_default()
+        self.console
+            .automation(&format!("{prefix}/fader_db"))
+            .unwrap_or_default()
     }
 
     /// Re-read the strip list (after a reload).
@@ -738,12 +743,14 @@ impl McuHost {
     }
 
     /// An automation mode set in the console (from any surface, this one included): the
-    /// mode LEDs show the selected strip's mode.
+    /// mode LEDs show the selected strip's mode (its fader's).
     pub fn on_mode_change(&mut self, c: &ModeChange) {
+        // The LEDs show the fader's mode: a strip-wide set sends one change per parameter,
+        // and only the fader's matters here.
         let shown = self.selected.iter().next().is_some_and(|s| {
             c.path
                 .strip_prefix(s.as_str())
-                .is_some_and(|r| r.starts_with('/'))
+                .is_some_and(|r| r == "/fader_db")
         });
         if shown {
             self.auto_leds();

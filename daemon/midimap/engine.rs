@@ -193,9 +193,12 @@ impl MapEngine {
         self.shift
     }
 
-    /// The automation mode of a strip (`ch/kick`), as the console keeps it (its fader's).
+    /// The automation mode of a strip (`ch/kick`), as the console keeps it: its fader's
+    /// (asked by the fader's path, which the console resolves directly).
     pub fn auto_mode(&self, prefix: &str) -> AutoMode {
-        self.console.automation(prefix).unwrap_or_default()
+        self.console
+            .automation(&format!("{prefix}/fader_db"))
+            .unwrap_or_default()
     }
 
     /// Take the messages queued for the device.
@@ -615,8 +618,8 @@ impl MapEngine {
         self.auto_leds(Some(&c.path));
     }
 
-    /// Set the LEDs of the active automation buttons from the console's modes; with `path`,
-    /// only those of the strip that parameter belongs to.
+    /// Set the LEDs of the active automation buttons from the console's modes (a strip's
+    /// mode is its fader's); with `path`, only those of the strip whose fader that is.
     fn auto_leds(&mut self, path: Option<&str>) {
         for i in 0..self.map.controls.len() {
             let c = &self.map.controls[i];
@@ -635,10 +638,8 @@ impl MapEngine {
             else {
                 continue;
             };
-            if path.is_some_and(|p| {
-                !p.strip_prefix(prefix.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-            }) {
+            // The LED shows the strip's fader's mode; other parameters' changes leave it.
+            if path.is_some_and(|p| p != format!("{prefix}/fader_db")) {
                 continue;
             }
             let on = m != AutoMode::Off && self.auto_mode(&prefix) == m;
