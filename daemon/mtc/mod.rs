@@ -15,6 +15,11 @@
 //!   is that time + 1.75 frames (the assembly latency, compensated). At each cycle the
 //!   daemon's position is compared with it and the transport relocated when they differ by
 //!   more than [`MAX_DRIFT_FRAMES`].
+//! - The MTC clock: messages reach the chase through a channel and a task, which a busy
+//!   machine may delay; a cycle handled late looks like MTC running behind. So the MTC time
+//!   is kept as a clock (the monotonic clock plus an offset) whose offset is the largest of
+//!   the last [`CLOCK_WINDOW`] cycles' (the least delayed one), and a cycle only restarts
+//!   the clock when it is more than [`JUMP_FRAMES`] away from it (the master jumped).
 //! - When no quarter frame came for [`STOP_AFTER`], the transport stops.
 //! - Quarter frames running backward (a master rewinding while playing) stop the
 //!   transport and locate it to each cycle's time (the console does not play backward).
@@ -38,6 +43,11 @@ pub const STOP_AFTER: Duration = Duration::from_millis(150);
 pub const MAX_DRIFT_FRAMES: f64 = 1.0;
 /// Where in its cycle piece 7 arrives, in frames after the time the cycle spells.
 pub const PIECE7_LATENCY_FRAMES: f64 = 1.75;
+/// How many cycles the MTC clock's offset is taken over (the least delayed one wins).
+pub const CLOCK_WINDOW: usize = 8;
+/// A cycle this many frames away from the MTC clock is a jump of the master: the clock
+/// restarts from it.
+pub const JUMP_FRAMES: f64 = 4.0;
 /// How often the task looks for quarter frames that stopped.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -50,6 +60,48 @@ pub enum Command {
     Locate(f64),
 }
 
+/// The running MTC time: `now − epoch + offset`, the offset being the largest of the last
+/// cycles' (see the module doc).
+#[derive(Debug, Clone)]
+struct Clock {
+    epoch: Instant,
+    offsets: [f64; CLOCK_WINDOW],
+    len: usize,
+    next: usize,
+}
+
+impl Clock {
+    fn new(t: f64, now: Instant) -> Clock {
+        let mut c = Clock {
+            epoch: now,
+            offsets: [0.0; CLOCK_WINDOW],
+            len: 0,
+            next: 0,
+        };
+        c.push(t, now);
+        c
+    }
+
+    fn since(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.epoch).as_secs_f64()
+    }
+
+    /// A cycle: MTC time `t` seen at `now`.
+    fn push(&mut self, t: f64, now: Instant) {
+        self.offsets[self.next] = t - self.since(now);
+        self.next = (self.next + 1) % CLOCK_WINDOW;
+        self.len = (self.len + 1).min(CLOCK_WINDOW);
+    }
+
+    fn time(&self, now: Instant) -> f64 {
+        let offset = self.offsets[..self.len]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.since(now) + offset
+    }
+}
+
 /// The chase's state machine.
 #[derive(Debug, Default)]
 pub struct Chase {
@@ -57,8 +109,10 @@ pub struct Chase {
     /// The transport was started by quarter frames and they still come.
     rolling: bool,
     last_qf: Option<Instant>,
-    /// The MTC time (seconds) at an instant: the last complete cycle.
+    /// The MTC time (seconds) at an instant, when not rolling: the last locate.
     anchor: Option<(f64, Instant)>,
+    /// The MTC clock while rolling.
+    clock: Option<Clock>,
     rate: Option<Rate>,
 }
 
@@ -80,12 +134,10 @@ impl Chase {
     /// The MTC time now (seconds): the last complete cycle's, run on by the clock while
     /// rolling.
     pub fn mtc_time(&self, now: Instant) -> Option<f64> {
-        let (t, at) = self.anchor?;
-        Some(if self.rolling {
-            t + now.saturating_duration_since(at).as_secs_f64()
-        } else {
-            t
-        })
+        match (&self.clock, self.rolling) {
+            (Some(c), true) => Some(c.time(now)),
+            _ => self.anchor.map(|(t, _)| t),
+        }
     }
 
     /// One MIDI message at `now`. `position_s` is the daemon's transport position and
@@ -103,6 +155,7 @@ impl Chase {
                     self.rate = Some(tc.rate);
                     let t = tc.seconds();
                     self.anchor = Some((t, now));
+                    self.clock = None;
                     self.qf.reset();
                     vec![Command::Locate(t)]
                 }
@@ -125,7 +178,16 @@ impl Chase {
         let frame = rate.frame_s();
         match c.direction {
             Direction::Forward => {
-                let t = c.time.seconds() + PIECE7_LATENCY_FRAMES * frame;
+                let seen = c.time.seconds() + PIECE7_LATENCY_FRAMES * frame;
+                match &mut self.clock {
+                    Some(k)
+                        if self.rolling && (seen - k.time(now)).abs() <= JUMP_FRAMES * frame =>
+                    {
+                        k.push(seen, now);
+                    }
+                    _ => self.clock = Some(Clock::new(seen, now)),
+                }
+                let t = self.clock.as_ref().map_or(seen, |k| k.time(now));
                 self.anchor = Some((t, now));
                 let mut out = Vec::new();
                 if !self.rolling || !playing {
@@ -140,6 +202,7 @@ impl Chase {
             Direction::Backward => {
                 let t = c.time.seconds();
                 self.anchor = Some((t, now));
+                self.clock = None;
                 let mut out = Vec::new();
                 if std::mem::take(&mut self.rolling) || playing {
                     out.push(Command::Stop);
@@ -156,11 +219,12 @@ impl Chase {
             .last_qf
             .is_none_or(|t| now.saturating_duration_since(t) > STOP_AFTER);
         if self.rolling && stale {
-            self.rolling = false;
             // Hold the MTC time where it stopped.
             if let Some(t) = self.mtc_time(now) {
                 self.anchor = Some((t, now));
             }
+            self.rolling = false;
+            self.clock = None;
             self.qf.reset();
             return Some(Command::Stop);
         }
@@ -339,6 +403,51 @@ mod tests {
         assert_eq!(
             qf(&mut chase, &tc3, 2, 20.23 - 0.044),
             vec![Command::Locate(20.23)]
+        );
+    }
+
+    /// A cycle handled late (a busy machine) does not move the MTC clock back, so the
+    /// transport is not relocated; a real jump of the master is followed.
+    #[test]
+    fn late_cycles_do_not_relocate_but_jumps_do() {
+        let mut chase = Chase::new();
+        let t0 = Instant::now();
+        let start = Timecode::new(0, 0, 20, 0, Rate::Fps25).unwrap();
+        // Cycle k's piece j is sent at 10 ms × (8k + j), standing for 20 s + that; piece 7
+        // is handled `late` later. The transport's position is exactly the master's time.
+        let cycle = |chase: &mut Chase, tc: &Timecode, k: u32, late: Duration| {
+            let mut out = Vec::new();
+            for (j, d) in decode::quarter_frames(tc).into_iter().enumerate() {
+                let sent = 10 * MS * (8 * k + j as u32);
+                let now = t0 + sent + if j == 7 { late } else { Duration::ZERO };
+                let pos = 20.0 + (now - t0).as_secs_f64();
+                out = chase.on_midi(&MidiEvent::MtcQuarterFrame(d), now, pos, k > 0);
+            }
+            us(out)
+        };
+        assert_eq!(
+            cycle(&mut chase, &start, 0, Duration::ZERO),
+            vec![Command::Locate(20.07), Command::Play]
+        );
+        for k in 1..4 {
+            let tc = start.add_frames(2 * i64::from(k));
+            assert_eq!(
+                cycle(&mut chase, &tc, k, Duration::ZERO),
+                vec![],
+                "cycle {k}"
+            );
+        }
+        // Cycle 4 handled 60 ms (1.5 frames) late: the clock still says where the master is.
+        let tc = start.add_frames(8);
+        assert_eq!(cycle(&mut chase, &tc, 4, 60 * MS), vec![]);
+        let now = t0 + 10 * MS * 39 + 60 * MS;
+        let mtc = chase.mtc_time(now).unwrap();
+        assert!((mtc - (20.0 + 0.45)).abs() < 1e-9, "{mtc}");
+        // The master jumps to 00:00:40:00: relocated to 40 s + 1.75 frames.
+        let jump = Timecode::new(0, 0, 40, 0, Rate::Fps25).unwrap();
+        assert_eq!(
+            cycle(&mut chase, &jump, 5, Duration::ZERO),
+            vec![Command::Locate(40.07)]
         );
     }
 
