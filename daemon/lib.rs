@@ -20,6 +20,7 @@
 //! - [`mcu`]: the Mackie Control host (MCU, X-Touch, extenders) on top of [`midi`].
 //! - [`midi`]: MIDI byte-stream parsing and the transports (ALSA, JACK MIDI, serial).
 //! - [`midimap`]: generic MIDI controllers driven by mapping files (`kind: midi_map`).
+//! - [`mtc`]: MIDI Time Code chase (`kind: mtc`): the transport follows an MTC master.
 //! - [`osc`]: OSC surfaces: the network server (guard, decoding, leases, coalescing,
 //!   touch hold-back, OSCQuery) and the native dialect (SPEC §5); other dialects plug in.
 //! - [`state`]: persistence of the live state (atomic files, scenes).
@@ -45,6 +46,7 @@ pub mod media;
 pub mod meter;
 pub mod midi;
 pub mod midimap;
+pub mod mtc;
 pub mod osc;
 pub mod params;
 pub mod render;

@@ -780,3 +780,125 @@ fn a_touch_pass_written_from_a_tablet_plays_back_on_the_motor_and_other_tablets(
         });
     }
 }
+
+/// The MCU's automation LEDs (READ, WRITE, TRIM, TOUCH, LATCH), as the device shows them.
+const AUTO_LEDS: [(u8, &str); 5] = [
+    (0x4A, "read"),
+    (0x4B, "write"),
+    (0x4C, "trim"),
+    (0x4D, "touch"),
+    (0x4E, "latch"),
+];
+
+/// Wait until exactly the LED of `mode` is lit among the automation LEDs (none for `off`).
+fn wait_auto_leds(dev: &Device, mode: &str) {
+    dev.wait(&format!("the automation LEDs showing {mode}"), |s| {
+        AUTO_LEDS
+            .iter()
+            .all(|(n, m)| s.leds.get(n) == Some(if *m == mode { &0x7F } else { &0 }))
+            .then_some(())
+    });
+}
+
+/// The automation mode of `path` as the console reports it over OSC (`/PATH/automation`
+/// with no argument).
+fn osc_mode(c: &OscClient, path: &str) -> String {
+    let addr = format!("/{path}/automation");
+    c.send(&addr, vec![]);
+    let mut mode = String::new();
+    c.recv_until(&format!("the reply to {addr}"), |m| {
+        if m.addr != addr {
+            return false;
+        }
+        if let Some(rosc::OscType::String(s)) = m.args.first() {
+            mode = s.clone();
+        }
+        true
+    });
+    mode
+}
+
+/// The mode LEDs show the selected strip's mode as the console keeps it, whoever set it.
+#[test]
+fn mcu_automation_leds_follow_modes_set_anywhere() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let Rig {
+        link,
+        mut pty,
+        mut dev,
+        d: _d,
+    } = Rig::start("auto", |_, link| {
+        session(link) + &format!("  - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n")
+    });
+    wait_faders(&dev, "initial sync", &expected_bank1());
+    let osc = OscClient::new(format!("127.0.0.1:{port}").parse().unwrap());
+    wait_auto_leds(&dev, "off");
+    // SELECT strip 1; then the console's mode for ch1 set over OSC lights its LED.
+    send(&mut pty, &[0x90, 0x18, 0x7F, 0x90, 0x18, 0x00]);
+    dev.wait("SELECT 1 lit", |s| {
+        (s.leds.get(&0x18) == Some(&0x7F)).then_some(())
+    });
+    for mode in ["touch", "latch", "read", "write", "trim"] {
+        let t0 = Instant::now();
+        osc.send(
+            "/ch/ch1/automation",
+            vec![rosc::OscType::String(mode.into())],
+        );
+        wait_auto_leds(&dev, mode);
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{mode}: {:?}",
+            t0.elapsed()
+        );
+    }
+    // One parameter's mode (not the fader's) leaves the strip's LEDs alone; the fader's
+    // alone sets them.
+    osc.send(
+        "/ch/ch1/fader_db/automation",
+        vec![rosc::OscType::String("latch".into())],
+    );
+    wait_auto_leds(&dev, "latch");
+    assert_eq!(
+        osc_mode(&osc, "ch/ch1/pan"),
+        "trim",
+        "pan kept the strip's mode"
+    );
+    // Pressing the lit LATCH turns the strip's automation off: dark LEDs, console off.
+    send(&mut pty, &[0x90, 0x4E, 0x7F, 0x90, 0x4E, 0x00]);
+    wait_auto_leds(&dev, "off");
+    assert_eq!(osc_mode(&osc, "ch/ch1"), "off");
+    assert_eq!(osc_mode(&osc, "ch/ch1/pan"), "off", "the whole strip");
+    // Pressing TOUCH sets it in the console, for every surface.
+    send(&mut pty, &[0x90, 0x4D, 0x7F, 0x90, 0x4D, 0x00]);
+    wait_auto_leds(&dev, "touch");
+    assert_eq!(osc_mode(&osc, "ch/ch1/fader_db"), "touch");
+    // A mode set on another strip does not show; selecting that strip shows it.
+    osc.send(
+        "/ch/ch2/automation",
+        vec![rosc::OscType::String("write".into())],
+    );
+    assert_eq!(osc_mode(&osc, "ch/ch2"), "write");
+    send(&mut pty, &[0x90, 0x18, 0x7F, 0x90, 0x18, 0x00]); // deselect 1
+    send(&mut pty, &[0x90, 0x19, 0x7F, 0x90, 0x19, 0x00]); // select 2
+    wait_auto_leds(&dev, "write");
+    // Replug: the fresh device gets the mode LEDs with the resync, and a mode set while it
+    // was away shows.
+    dev.unplug();
+    drop(pty);
+    let _ = std::fs::remove_file(&link);
+    osc.send(
+        "/ch/ch2/automation",
+        vec![rosc::OscType::String("read".into())],
+    );
+    assert_eq!(osc_mode(&osc, "ch/ch2"), "read");
+    let pty = Pty::open();
+    pty.link(&link);
+    let dev = PtyDevice::attach(&pty);
+    dev.wait("the device query after replug", |s| {
+        s.sysex.iter().any(|(c, _)| *c == 0x00).then_some(())
+    });
+    wait_auto_leds(&dev, "read");
+}

@@ -679,3 +679,119 @@ fn checking_a_session_checks_its_mapping_files() {
         )
     );
 }
+
+/// The FaderPort map's automation LEDs (poly pressure on MIDI channel 1, `A0`): read 13, write 14
+/// (and the rec button's 23, also `mode: write`), touch 15.
+const FP_AUTO_LEDS: [(u8, &str); 4] = [(13, "read"), (14, "write"), (23, "write"), (15, "touch")];
+
+/// The last value the device got for each FaderPort LED.
+fn fp_leds(dev: &Dev) -> std::collections::HashMap<u8, u8> {
+    let mut m = std::collections::HashMap::new();
+    for e in dev.got.lock().unwrap().iter() {
+        if let MidiEvent::PolyPressure {
+            channel: 0,
+            note,
+            pressure,
+        } = e
+        {
+            m.insert(*note, *pressure);
+        }
+    }
+    m
+}
+
+/// Wait until exactly the automation LEDs of `mode` are lit.
+fn wait_fp_auto_leds(dev: &Dev, mode: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let leds = fp_leds(dev);
+        let ok = FP_AUTO_LEDS
+            .iter()
+            .all(|(n, m)| leds.get(n) == Some(&u8::from(*m == mode)));
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "FaderPort automation LEDs never showed {mode}: {leds:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The console's automation mode of `path`, asked over OSC.
+fn osc_mode(c: &Client, path: &str) -> String {
+    let addr = format!("/{path}/automation");
+    c.send(&addr, vec![]);
+    let m = c
+        .wait_for(&addr, WAIT)
+        .unwrap_or_else(|| panic!("no reply to {addr}"));
+    match m.args.first() {
+        Some(rosc::OscType::String(s)) => s.clone(),
+        a => panic!("{addr}: {a:?}"),
+    }
+}
+
+/// A MIDI map's automation LEDs show the console's mode of their strip, whoever set it.
+#[test]
+fn map_automation_leds_follow_modes_set_anywhere() {
+    let dir = tempdir("auto");
+    let port = osc_client::free_port();
+    let mut dev = Dev::open(&dir.join("fp"), None);
+    let session = format!(
+        "version: 1\nchannels:\n  - {{ name: kick }}\n  - {{ name: snare }}\nsurfaces:\n  \
+         - {{ kind: osc, listen: \"127.0.0.1:{port}\" }}\n  \
+         - {{ kind: midi_map, map: {}, midi: \"serial:{}@31250\" }}\n",
+        repo().join("mappings/faderport.yaml").display(),
+        dir.join("fp").display()
+    );
+    let _d = Daemon::start(&dir, &session, &["--backend", "null"]);
+    let osc = Client::new(format!("127.0.0.1:{port}").parse().unwrap());
+    wait_fp_auto_leds(&dev, "off");
+    for mode in ["touch", "read", "write"] {
+        let t0 = Instant::now();
+        osc.send(
+            "/ch/kick/automation",
+            vec![rosc::OscType::String(mode.into())],
+        );
+        wait_fp_auto_leds(&dev, mode);
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{mode}: {:?}",
+            t0.elapsed()
+        );
+    }
+    // Latch has no button on this map: every automation LED goes dark.
+    osc.send(
+        "/ch/kick/automation",
+        vec![rosc::OscType::String("latch".into())],
+    );
+    wait_fp_auto_leds(&dev, "off");
+    // Another strip's mode does not show on strip 1's buttons.
+    osc.send(
+        "/ch/snare/automation",
+        vec![rosc::OscType::String("touch".into())],
+    );
+    assert_eq!(osc_mode(&osc, "ch/snare"), "touch");
+    osc.send(
+        "/ch/kick/automation",
+        vec![rosc::OscType::String("read".into())],
+    );
+    wait_fp_auto_leds(&dev, "read");
+    // Pressing the lit READ (poly 10) turns the strip's automation off.
+    dev.send(&[0xA0, 10, 1, 0xA0, 10, 0]);
+    wait_fp_auto_leds(&dev, "off");
+    assert_eq!(osc_mode(&osc, "ch/kick"), "off");
+    // Pressing TOUCH (poly 8) sets it in the console.
+    dev.send(&[0xA0, 8, 1, 0xA0, 8, 0]);
+    wait_fp_auto_leds(&dev, "touch");
+    assert_eq!(osc_mode(&osc, "ch/kick/fader_db"), "touch");
+    // Channel right (poly 21): the bank moves to the snare, whose mode shows.
+    dev.send(&[0xA0, 21, 1, 0xA0, 21, 0]);
+    wait_fp_auto_leds(&dev, "touch");
+    osc.send(
+        "/ch/snare/automation",
+        vec![rosc::OscType::String("write".into())],
+    );
+    wait_fp_auto_leds(&dev, "write");
+}

@@ -8,6 +8,8 @@
 //! caches cleared, so the next refresh sends everything. Changes this host made itself come
 //! back from the console tagged with its own [`Origin`] and are ignored (the device already
 //! shows them: a moved fader is echoed at once with the exact position received).
+//! The automation mode LEDs are read from the console's modes as well (no copy here), and
+//! refreshed when the console broadcasts a mode change ([`McuHost::on_mode_change`]).
 //!
 //! # Motors
 //! A touched fader is never driven. When released, it is driven once to the current value.
@@ -22,7 +24,7 @@ use super::profile::Profile;
 use super::protocol::{
     self as p, LCD_CELL, MASTER_FADER_CHANNEL, RingMode, cc, note, parse_sysex, sysex, sysex_msg,
 };
-use crate::control::{Change, ConsoleHandle, Origin, Transport};
+use crate::control::{Change, ConsoleHandle, ModeChange, Origin, Transport};
 use crate::engine::Meters;
 use crate::midi::MidiEvent;
 use crate::params::{ParamTree, Unit};
@@ -182,7 +184,6 @@ pub struct McuHost {
     flip: bool,
     selected: BTreeSet<String>,
     armed: BTreeSet<String>,
-    auto_mode: HashMap<String, AutoMode>,
     /// Play position from the last meter snapshot, in seconds.
     position_s: f64,
     out: Vec<Out>,
@@ -255,7 +256,6 @@ impl McuHost {
             flip: false,
             selected: BTreeSet::new(),
             armed: BTreeSet::new(),
-            auto_mode: HashMap::new(),
             position_s: 0.0,
             out: Vec::new(),
         };
@@ -277,9 +277,12 @@ impl McuHost {
         self.mode
     }
 
-    /// The automation mode set for a strip (`ch/kick`).
+    /// The automation mode of a strip (`ch/kick`), as the console keeps it: its fader's
+    /// (asked by the fader's path, which the console resolves directly).
     pub fn auto_mode(&self, prefix: &str) -> AutoMode {
-        self.auto_mode.get(prefix).copied().unwrap_or(AutoMode::Off)
+        self.console
+            .automation(&format!("{prefix}/fader_db"))
+            .unwrap_or_default()
     }
 
     /// Re-read the strip list (after a reload).
@@ -684,7 +687,6 @@ impl McuHost {
                         if let Err(e) = self.console.set_automation(&s, next) {
                             tracing::debug!("MCU automation mode for {s}: {e}");
                         }
-                        self.auto_mode.insert(s, next);
                     }
                 }
                 _ => return,
@@ -738,6 +740,43 @@ impl McuHost {
             return;
         }
         self.refresh(now);
+    }
+
+    /// An automation mode set in the console (from any surface, this one included): the
+    /// mode LEDs show the selected strip's mode (its fader's).
+    pub fn on_mode_change(&mut self, c: &ModeChange) {
+        // The LEDs show the fader's mode: a strip-wide set sends one change per parameter,
+        // and only the fader's matters here.
+        let shown = self.selected.iter().next().is_some_and(|s| {
+            c.path
+                .strip_prefix(s.as_str())
+                .is_some_and(|r| r == "/fader_db")
+        });
+        if shown {
+            self.auto_leds();
+        }
+    }
+
+    /// The Read/Write/Trim/Touch/Latch LEDs: the mode of the first selected strip.
+    fn auto_leds(&mut self) {
+        if !self.units[0].connected {
+            return;
+        }
+        let on = |b: bool| if b { 0x7F } else { 0x00 };
+        let am = self
+            .selected
+            .iter()
+            .next()
+            .map_or(AutoMode::Off, |s| self.auto_mode(s));
+        for (n, mode) in [
+            (note::AUTO_READ, AutoMode::Read),
+            (note::AUTO_WRITE, AutoMode::Write),
+            (note::AUTO_TRIM, AutoMode::Trim),
+            (note::AUTO_TOUCH, AutoMode::Touch),
+            (note::AUTO_LATCH, AutoMode::Latch),
+        ] {
+            self.led(0, n, on(am == mode));
+        }
     }
 
     /// Meters from the engine: channel pressure per visible strip, timecode from position.
@@ -934,18 +973,8 @@ impl McuHost {
             self.led(0, note::ASSIGN_EQ, on(matches!(m, VpotMode::EqGain(_))));
             self.led(0, note::ASSIGN_PLUGIN, on(matches!(m, VpotMode::EqFreq(_))));
             self.led(0, note::FLIP, if self.flip { blink } else { 0 });
-            let first_sel = self.selected.iter().next().cloned();
-            let am = first_sel.map_or(AutoMode::Off, |s| self.auto_mode(&s));
             self.transport_leds();
-            for (n, mode) in [
-                (note::AUTO_READ, AutoMode::Read),
-                (note::AUTO_WRITE, AutoMode::Write),
-                (note::AUTO_TRIM, AutoMode::Trim),
-                (note::AUTO_TOUCH, AutoMode::Touch),
-                (note::AUTO_LATCH, AutoMode::Latch),
-            ] {
-                self.led(0, n, on(am == mode));
-            }
+            self.auto_leds();
         }
         let u = &mut self.units[unit];
         if u.lcd_sent_at

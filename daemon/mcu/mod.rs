@@ -74,6 +74,7 @@ pub async fn run(console: ConsoleHandle, cfg: McuConfig, cancel: CancellationTok
     drop(tx);
     let mut host = McuHost::new(console.clone(), origin, cfg.profile.clone(), specs.len());
     let mut changes = console.subscribe();
+    let mut modes = console.subscribe_automation();
     let mut meters = console.subscribe_meters();
     let mut tree = console.subscribe_tree();
     let mut tick = tokio::time::interval(TICK);
@@ -98,6 +99,11 @@ pub async fn run(console: ConsoleHandle, cfg: McuConfig, cancel: CancellationTok
             }
             c = changes.recv() => match c {
                 Ok(c) => host.on_change(&c, Instant::now().into_std()),
+                Err(broadcast::error::RecvError::Lagged(_)) => host.refresh(Instant::now().into_std()),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            m = modes.recv() => match m {
+                Ok(m) => host.on_mode_change(&m),
                 Err(broadcast::error::RecvError::Lagged(_)) => host.refresh(Instant::now().into_std()),
                 Err(broadcast::error::RecvError::Closed) => break,
             },

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::format::{
     Action, Control, Encoding, Layer, MidiMap, Mode, STRIP, Source, Takeover, Target, Transform,
 };
-use crate::control::{Change, ConsoleHandle, Origin, Transport};
+use crate::control::{Change, ConsoleHandle, ModeChange, Origin, Transport};
 use crate::mcu::AutoMode;
 use crate::midi::MidiEvent;
 use crate::params::{ParamSpec, ParamTree};
@@ -155,7 +155,6 @@ pub struct MapEngine {
     /// Last value of every controller, per channel (14-bit pairs combine them).
     cc_last: HashMap<(u8, u8), u8>,
     nrpn: [Nrpn; 16],
-    auto_modes: HashMap<String, AutoMode>,
     sent: HashMap<FbKey, u16>,
     out: Vec<MidiEvent>,
 }
@@ -174,7 +173,6 @@ impl MapEngine {
             shift: false,
             cc_last: HashMap::new(),
             nrpn: [Nrpn::default(); 16],
-            auto_modes: HashMap::new(),
             sent: HashMap::new(),
             out: Vec::new(),
         };
@@ -195,12 +193,12 @@ impl MapEngine {
         self.shift
     }
 
-    /// The automation mode set for a strip (`ch/kick`) from this surface.
+    /// The automation mode of a strip (`ch/kick`), as the console keeps it: its fader's
+    /// (asked by the fader's path, which the console resolves directly).
     pub fn auto_mode(&self, prefix: &str) -> AutoMode {
-        self.auto_modes
-            .get(prefix)
-            .copied()
-            .unwrap_or(AutoMode::Off)
+        self.console
+            .automation(&format!("{prefix}/fader_db"))
+            .unwrap_or_default()
     }
 
     /// Take the messages queued for the device.
@@ -568,8 +566,7 @@ impl MapEngine {
                     if let Err(e) = self.console.set_automation(&prefix, new) {
                         tracing::debug!("MIDI map {}: automation for {prefix}: {e}", self.map.name);
                     }
-                    self.auto_modes.insert(prefix, new);
-                    self.refresh();
+                    self.auto_leds(None);
                 }
             }
         }
@@ -615,6 +612,41 @@ impl MapEngine {
         }
     }
 
+    /// An automation mode set in the console (from any surface, this one included): the
+    /// automation LEDs of that strip follow.
+    pub fn on_mode_change(&mut self, c: &ModeChange) {
+        self.auto_leds(Some(&c.path));
+    }
+
+    /// Set the LEDs of the active automation buttons from the console's modes (a strip's
+    /// mode is its fader's); with `path`, only those of the strip whose fader that is.
+    fn auto_leds(&mut self, path: Option<&str>) {
+        for i in 0..self.map.controls.len() {
+            let c = &self.map.controls[i];
+            let Target::Action(Action::Automation(m)) = c.target else {
+                continue;
+            };
+            if !c.feedback || !self.layer_active(c.layer) {
+                continue;
+            }
+            let idx = (self.bank + c.strip - 1) as usize;
+            let Some(prefix) = self
+                .tree
+                .channel_names()
+                .get(idx)
+                .map(|n| format!("ch/{n}"))
+            else {
+                continue;
+            };
+            // The LED shows the strip's fader's mode; other parameters' changes leave it.
+            if path.is_some_and(|p| p != format!("{prefix}/fader_db")) {
+                continue;
+            }
+            let on = m != AutoMode::Off && self.auto_mode(&prefix) == m;
+            self.led(i, on);
+        }
+    }
+
     /// Resend the feedback of every active control (changed values only).
     pub fn refresh(&mut self) {
         for i in 0..self.map.controls.len() {
@@ -630,16 +662,10 @@ impl MapEngine {
                 }
                 (Target::Param { .. }, None) => self.led(i, false),
                 (Target::Action(Action::Shift), _) => self.led(i, self.shift),
-                (Target::Action(Action::Automation(m)), _) => {
-                    let idx = (self.bank + c.strip - 1) as usize;
-                    let on = self.tree.channel_names().get(idx).is_some_and(|n| {
-                        self.auto_mode(&format!("ch/{n}")) == *m && *m != AutoMode::Off
-                    });
-                    self.led(i, on);
-                }
                 _ => {}
             }
         }
+        self.auto_leds(None);
     }
 
     fn feedback(&mut self, i: usize, value: f32) {

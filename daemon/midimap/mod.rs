@@ -67,6 +67,7 @@ pub async fn run(console: ConsoleHandle, cfg: MidiMapConfig, cancel: Cancellatio
     };
     let mut engine = MapEngine::new(console.clone(), origin, map);
     let mut changes = console.subscribe();
+    let mut modes = console.subscribe_automation();
     let mut tree = console.subscribe_tree();
     loop {
         tokio::select! {
@@ -100,6 +101,11 @@ pub async fn run(console: ConsoleHandle, cfg: MidiMapConfig, cancel: Cancellatio
             }
             c = changes.recv() => match c {
                 Ok(c) => engine.on_change(&c),
+                Err(broadcast::error::RecvError::Lagged(_)) => engine.refresh(),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            m = modes.recv() => match m {
+                Ok(m) => engine.on_mode_change(&m),
                 Err(broadcast::error::RecvError::Lagged(_)) => engine.refresh(),
                 Err(broadcast::error::RecvError::Closed) => break,
             },

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control::ConsoleHandle;
 use crate::mcu::{self, McuConfig, Profile};
 use crate::midimap::{self, MidiMapConfig};
+use crate::mtc::{self, MtcConfig};
 use crate::session::model::Surface;
 
 /// Ask for the JACK MIDI ports of every `jack:` surface port, so that the JACK backend
@@ -17,7 +18,7 @@ pub fn request_jack_midi(surfaces: &[Surface]) {
             Surface::Mcu {
                 midi, extenders, ..
             } => std::iter::once(midi).chain(extenders).collect(),
-            Surface::MidiMap { midi, .. } => vec![midi],
+            Surface::MidiMap { midi, .. } | Surface::Mtc { midi } => vec![midi],
             _ => vec![],
         };
         for p in ports {
@@ -157,6 +158,23 @@ impl SurfaceSet {
                     return false;
                 }
             },
+            Surface::Mtc { midi } => match midi.parse() {
+                Ok(port) => {
+                    let cfg = MtcConfig {
+                        port,
+                        sample_rate: self.sample_rate,
+                    };
+                    vec![tokio::spawn(mtc::run(
+                        self.console.clone(),
+                        cfg,
+                        token.clone(),
+                    ))]
+                }
+                Err(e) => {
+                    tracing::error!("MTC surface: {e}");
+                    return false;
+                }
+            },
         };
         self.running.push(Running {
             surface: s.clone(),
@@ -174,6 +192,7 @@ fn describe(s: &Surface) -> &'static str {
         Surface::Xair(_) => "xair",
         Surface::Mcu { .. } => "mcu",
         Surface::MidiMap { .. } => "midi_map",
+        Surface::Mtc { .. } => "mtc",
     }
 }
 

@@ -883,6 +883,42 @@ surfaces:
     }
 
     #[test]
+    fn mtc_surfaces_need_a_midi_port() {
+        let s = parse(
+            "version: 1\nsurfaces:\n  - {kind: mtc, midi: \"serial:/dev/ttyUSB1@31250\"}\n  \
+             - {kind: mtc, midi: \"jack:mtc in\"}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.surfaces,
+            vec![
+                Surface::Mtc {
+                    midi: "serial:/dev/ttyUSB1@31250".into()
+                },
+                Surface::Mtc {
+                    midi: "jack:mtc in".into()
+                },
+            ]
+        );
+        let t = "version: 1\nsurfaces:\n  - {kind: mtc, midi: \"usb:mtc\"}\n  - {kind: mtc}\n  \
+                 - {kind: mtc, midi: \"alsa:x\", map: m.yaml}\n";
+        assert_eq!(
+            errors(t),
+            [
+                format!(
+                    "{}: surfaces/1/midi: \"usb:mtc\" is not a MIDI port; use alsa:NAME, jack:NAME or serial:/dev/ttyX@BAUD",
+                    at(t, "\"usb:mtc\"")
+                ),
+                "4:5: surfaces/2: kind mtc needs midi (a MIDI port like \"alsa:MTC\")".to_owned(),
+                format!(
+                    "{}: surfaces/3/map: not used by kind mtc",
+                    after(t, "\"alsa:x\", map: ")
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn display_is_one_line_per_error() {
         let t = "version: 1\nchannels: [{name: a, pan: 3, mute: true, trim_db: 99}]\n";
         let e = parse(t).expect_err("two faults");

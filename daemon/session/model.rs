@@ -330,4 +330,8 @@ pub enum Surface {
         map: PathBuf,
         midi: String,
     },
+    /// MIDI Time Code chase: the transport follows the MTC arriving on `midi`.
+    Mtc {
+        midi: String,
+    },
 }

@@ -351,6 +351,7 @@ pub enum RawSurfaceKind {
     Xair,
     Mcu,
     MidiMap,
+    Mtc,
 }
 
 /// One surface; which keys apply depends on `kind`, checked by the validator.

@@ -957,12 +957,14 @@ impl Ctx<'_> {
             RawSurfaceKind::Xair => "xair",
             RawSurfaceKind::Mcu => "mcu",
             RawSurfaceKind::MidiMap => "midi_map",
+            RawSurfaceKind::Mtc => "mtc",
         };
         let p = format!("surfaces/{}", i + 1);
-        let (net, mcu, map) = (
+        let (net, mcu, map, mtc) = (
             matches!(r.kind, RawSurfaceKind::Osc | RawSurfaceKind::Xair),
             r.kind == RawSurfaceKind::Mcu,
             r.kind == RawSurfaceKind::MidiMap,
+            r.kind == RawSurfaceKind::Mtc,
         );
         let fields: [(&str, Option<&Location>, bool); 10] = [
             ("profile", r.profile.as_ref().map(|v| &v.referenced), mcu),
@@ -988,7 +990,11 @@ impl Ctx<'_> {
                 r.feedback_hz.as_ref().map(|v| &v.referenced),
                 net,
             ),
-            ("midi", r.midi.as_ref().map(|v| &v.referenced), mcu || map),
+            (
+                "midi",
+                r.midi.as_ref().map(|v| &v.referenced),
+                mcu || map || mtc,
+            ),
             (
                 "extenders",
                 r.extenders.as_ref().map(|v| &v.referenced),
@@ -1117,6 +1123,16 @@ impl Ctx<'_> {
                     }
                 };
                 Some(Surface::MidiMap { map, midi })
+            }
+            RawSurfaceKind::Mtc => {
+                let midi = match &r.midi {
+                    Some(m) => self.transport(&format!("{p}/midi"), m),
+                    None => {
+                        missing(self, "midi (a MIDI port like \"alsa:MTC\")");
+                        String::new()
+                    }
+                };
+                Some(Surface::Mtc { midi })
             }
         }
     }
