@@ -155,7 +155,10 @@ lanes:
         worst = worst.max((got - want).abs());
     }
     eprintln!("step at {N}: first change at {first}, glide max error {worst:.2e}");
-    assert!(worst < 1e-5, "glide differs from the raised cosine by {worst}");
+    assert!(
+        worst < 1e-5,
+        "glide differs from the raised cosine by {worst}"
+    );
     assert!(l[N + len..].iter().all(|&v| v == 0.5));
 }
 
@@ -185,7 +188,10 @@ fn a_slow_db_ramp_is_followed_per_sample_within_a_hundredth_of_a_db() {
         let got = 20.0 * (f64::from(v) / 0.5).log10();
         worst = worst.max((got - lane_db(i)).abs());
     }
-    eprintln!("dB ramp: worst per-sample error {worst:.5} dB over {} samples", l.len());
+    eprintln!(
+        "dB ramp: worst per-sample error {worst:.5} dB over {} samples",
+        l.len()
+    );
     assert!(worst < 0.01, "off by {worst} dB");
 }
 
@@ -217,7 +223,10 @@ fn a_state_directory_renders_its_values_and_its_lanes_not_in_mode_off() {
     };
     StateDir::open(&state_dir).unwrap().save(&state).unwrap();
     let [l, r] = render(&dir, &state_dir);
-    assert_eq!(l, r, "centred by the state's value, the off pan lane ignored");
+    assert_eq!(
+        l, r,
+        "centred by the state's value, the off pan lane ignored"
+    );
     let trim = db_to_gain(-6.0206);
     let a = 0.5 * trim * db_to_gain(-12.0);
     for i in [0, 1000, 23_998] {
@@ -409,7 +418,11 @@ fn lane_sets_reach_the_audio_thread_without_allocation() {
             lanes: vec![
                 l(fader, Interp::Linear, &[(0, db)]),
                 l(freq, Interp::Log, &[(0, 300.0), (40_000, 3000.0)]),
-                l(mute, Interp::Step, &[(0, 0.0), (50_000, 1.0), (50_100, 0.0)]),
+                l(
+                    mute,
+                    Interp::Step,
+                    &[(0, 0.0), (50_000, 1.0), (50_100, 0.0)],
+                ),
                 l(pan, Interp::Linear, &[(1000, -0.3), (90_000, 0.3)]),
             ],
         })
@@ -446,3 +459,95 @@ fn lane_sets_reach_the_audio_thread_without_allocation() {
     assert!((diff - 20.0).abs() < 0.1, "{diff} dB");
 }
 
+/// Live, through the handle: a fader lane followed per sample while playing; held while the
+/// transport is stopped; re-read with the fader's own glide on a locate; and a lane new in a
+/// set with `glide_in` moving from `glide_from` to its curve, while the lanes the previous
+/// set played carry on without a pause.
+#[test]
+fn live_lanes_hold_when_stopped_reread_on_locate_and_glide_in() {
+    let mut rig =
+        common::Rig::new("version: 1\nchannels:\n  - { name: a, source: { input: [1, 2] } }\n");
+    let block = common::BLOCK;
+    let dc = vec![0.5f32; block];
+    let ins: [&[f32]; 2] = [&dc, &dc];
+    let mut out = vec![vec![0.0f32; block]; 2];
+    // Every output sample's gain (dB), in engine frames.
+    let mut all: Vec<f64> = Vec::new();
+    let mut run = |rig: &mut common::Rig, blocks: usize| {
+        for _ in 0..blocks {
+            let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+            rig.engine.process(block, &ins, &mut outs);
+            assert_eq!(out[0], out[1]);
+            all.extend(out[0].iter().map(|&v| 20.0 * (f64::from(v) / 0.5).log10()));
+        }
+    };
+    let addr = |rig: &common::Rig, p: &str| rig.tree.get(rig.tree.resolve(p).unwrap()).addr;
+    let lane = |addr, pts: &[(u64, f32)], glide_in: u32| PlayLane {
+        addr,
+        interp: Interp::Linear,
+        points: pts
+            .iter()
+            .map(|&(frame, value)| Point { frame, value })
+            .collect::<Vec<_>>()
+            .into(),
+        glide_in,
+        glide_from: 0.0,
+    };
+    // -20 dB at 0 to 0 dB at 1 s.
+    let fader_db = |f: usize| -20.0 + 20.0 * f as f64 / 48000.0;
+    let fader = lane(addr(&rig, "ch/a/fader_db"), &[(0, -20.0), (48_000, 0.0)], 0);
+    rig.handle
+        .send_playback(Box::new(Playback {
+            lanes: vec![fader.clone()],
+        }))
+        .unwrap();
+    run(&mut rig, 100); // frames 0..6400, transport 0..6400
+    rig.engine.set_playing(false);
+    run(&mut rig, 20); // frames 6400..7680, stopped at 6400
+    rig.engine.locate(24_000);
+    run(&mut rig, 20); // frames 7680..8960, stopped at 24000
+    // Playing again from 24000, a new set: the fader lane carries on, a new trim lane at
+    // -6 dB glides in from 0 dB over 4800 frames (linearly in dB).
+    rig.engine.set_playing(true);
+    let trim = lane(addr(&rig, "ch/a/trim_db"), &[(0, -6.0)], 4800);
+    rig.handle
+        .send_playback(Box::new(Playback {
+            lanes: vec![fader, trim],
+        }))
+        .unwrap();
+    run(&mut rig, 110); // frames 8960.., transport 24000..
+    // The output lags the strips by the limiter's look-ahead.
+    let lat = rig.engine.latency();
+    let g = |f: usize| all[f + lat];
+
+    // The lane starts with the fader's glide (from the session's 0 dB), then follows it
+    // per sample.
+    let worst = (1024..6400)
+        .map(|f| (g(f) - fader_db(f)).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 0.01, "playing: off the lane by {worst} dB");
+    // Stopped at 6400: the value holds.
+    let held = fader_db(6400);
+    let worst = (6400..7680)
+        .map(|f| (g(f) - held).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "stopped: moved by {worst} dB from {held}");
+    // Located to 0.5 s while stopped: the fader glides to -10 dB with its raised cosine.
+    let (g0, g1) = (db_to_gain(held), db_to_gain(-10.0));
+    for k in 0..1280 {
+        let want = 20.0 * glide(g0, g1, 480, k).log10();
+        let v = g(7680 + k);
+        assert!(
+            (v - want).abs() < 1e-3,
+            "locate glide, sample {k}: {v} vs {want}"
+        );
+    }
+    // Playing: fader lane + the trim gliding in, with no pause of the fader.
+    let mut worst: f64 = 0.0;
+    for k in 0..6400 {
+        let trim_db = -6.0 * (k as f64 / 4800.0).min(1.0);
+        worst = worst.max((g(8960 + k) - (fader_db(24_000 + k) + trim_db)).abs());
+    }
+    eprintln!("glide-in over a playing lane: worst {worst:.4} dB");
+    assert!(worst < 0.01, "off by {worst} dB");
+}

@@ -306,10 +306,7 @@ impl Ctx<'_> {
             }
         };
         if !x.is_finite() || x < 0.0 {
-            self.err(
-                at,
-                format!("{what}: {} is not a number >= 0", fmt_f64(x)),
-            );
+            self.err(at, format!("{what}: {} is not a number >= 0", fmt_f64(x)));
             return None;
         }
         Some(x)
@@ -585,7 +582,10 @@ lanes:
             "{e}"
         );
         assert!(lines[1].starts_with("a.yaml:6:22: ch/kick/fader_db: 20 is out of range"));
-        assert!(lines[2].starts_with("a.yaml:8:22: ch/kick/pan: this point"), "{e}");
+        assert!(
+            lines[2].starts_with("a.yaml:8:22: ch/kick/pan: this point"),
+            "{e}"
+        );
         assert!(lines[2].contains("times must increase"));
         assert!(lines[3].starts_with("a.yaml:10:14: ch/bass/pan: .nan is not a number"));
         assert!(lines[4].starts_with("a.yaml:12:11: ch/bass/fader_db: unknown automation mode"));
@@ -594,6 +594,18 @@ lanes:
         assert!(e.starts_with("a.yaml:4:5: "), "{e}");
         let e = parse("version: 2\nlanes: {}\n").unwrap_err();
         assert_eq!(e, "a.yaml:1:10: version: expected 1, found 2");
+    }
+
+    #[test]
+    fn the_readme_example_is_a_valid_lane_file() {
+        let readme = include_str!("../../README.md");
+        let at = readme.find("### Automation lanes").expect("README section");
+        let text = &readme[at..];
+        let start = text.find("```yaml\n").expect("example") + 8;
+        let end = start + text[start..].find("```").expect("end of example");
+        let got = parse_str(&text[start..end], Path::new("README.md"), &tree(), 48000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.lanes.len(), 3);
     }
 
     #[test]
@@ -627,6 +639,9 @@ lanes:
         let e = from_state(&bad, Path::new("state.json"), &t, 48000)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`ch/snare/mute`, which this session does not have"), "{e}");
+        assert!(
+            e.contains("`ch/snare/mute`, which this session does not have"),
+            "{e}"
+        );
     }
 }

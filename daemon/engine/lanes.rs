@@ -63,6 +63,8 @@ struct LaneRt {
     glide: Option<(u64, u64)>,
     /// New in its set: `glide_in` applies at the first re-read.
     fresh: bool,
+    /// This reading carries the lane over from the previous set.
+    carried: bool,
     /// This lane's next key frame.
     next: u64,
 }
@@ -73,7 +75,10 @@ pub(crate) struct PlaySet {
     play: Box<Playback>,
     rt: Vec<LaneRt>,
     next_key: u64,
+    /// The transport moved: every lane is re-read at the next reading.
     reread: bool,
+    /// Just swapped in: new lanes start, the others carry on from where their parameter is.
+    start: bool,
 }
 
 impl PlaySet {
@@ -88,6 +93,7 @@ impl PlaySet {
                 hold_until: 0,
                 glide: None,
                 fresh: is_new(l),
+                carried: false,
                 next: 0,
             })
             .collect();
@@ -95,7 +101,8 @@ impl PlaySet {
             play,
             rt,
             next_key: 0,
-            reread: true,
+            reread: false,
+            start: true,
         })
     }
 
@@ -124,7 +131,7 @@ impl PlaySet {
     /// True when lanes must be read at transport position `pos`.
     #[inline]
     pub fn due(&self, pos: u64, playing: bool) -> bool {
-        self.reread || (playing && pos == self.next_key)
+        self.reread || self.start || (playing && pos == self.next_key)
     }
 
     /// The earliest key frame of all lanes (after a reading).
@@ -140,8 +147,11 @@ impl PlaySet {
         self.next_key = self.rt.iter().map(|r| r.next).min().unwrap_or(u64::MAX);
     }
 
-    /// Read the lanes due at `pos` (every lane on a re-read), moving their parameters through
-    /// `apply`; `glide` is the gain glide in frames. Real-time safe.
+    /// Read the lanes due at `pos`, moving their parameters through `apply`; `glide` is the
+    /// gain glide in frames. After a locate every lane is re-read (its parameter glides to
+    /// it); in a set just swapped in, lanes new to the set start so (or glide in), while the
+    /// lanes the previous set played too carry on from where their parameters are (no pause
+    /// in a ride because another control was touched). Real-time safe.
     pub fn read(
         &mut self,
         pos: u64,
@@ -149,11 +159,15 @@ impl PlaySet {
         glide: u64,
         apply: &mut impl FnMut(Addr, f32, Move),
     ) {
-        let reread = std::mem::take(&mut self.reread);
+        let all = std::mem::take(&mut self.reread);
+        let start = std::mem::take(&mut self.start);
         let mut next = u64::MAX;
         for (lane, rt) in self.play.lanes.iter().zip(&mut self.rt) {
-            if reread || (playing && rt.next == pos) {
-                rt.next = rt.read(lane, pos, reread, playing, glide, apply);
+            if all || (start && (rt.fresh || !playing)) {
+                rt.next = rt.read(lane, pos, true, playing, glide, apply);
+            } else if start || (playing && rt.next == pos) {
+                rt.carried = start;
+                rt.next = rt.read(lane, pos, false, playing, glide, apply);
             }
             next = next.min(rt.next);
         }
@@ -189,6 +203,8 @@ impl LaneRt {
         apply: &mut impl FnMut(Addr, f32, Move),
     ) -> u64 {
         let pts = &lane.points[..];
+        let fresh = std::mem::replace(&mut self.fresh, false);
+        let carried = std::mem::replace(&mut self.carried, false);
         if pts.is_empty() {
             return u64::MAX;
         }
@@ -198,10 +214,9 @@ impl LaneRt {
         let step_len = if self.per_sample { glide } else { 0 };
         if reread {
             self.glide = None;
-            if self.fresh && lane.glide_in > 0 && playing {
+            if fresh && lane.glide_in > 0 && playing {
                 self.glide = Some((p, p + u64::from(lane.glide_in)));
             }
-            self.fresh = false;
             if self.glide.is_none() {
                 let i = pts.partition_point(|q| q.frame <= p);
                 // Inside a step's short segment the value before the step holds.
@@ -238,8 +253,16 @@ impl LaneRt {
         }
         if self.per_sample {
             let i = pts.partition_point(|q| q.frame <= p);
-            if i > 0 && pts[i - 1].frame == p && ends_step(lane, i - 1, glide) {
-                apply(lane.addr, pts[i - 1].value, Move::Set);
+            let step_here = i > 0 && pts[i - 1].frame == p && ends_step(lane, i - 1, glide);
+            if step_here || (carried && !moving(lane, i, glide)) {
+                // A step (or a lane carried into a new set, where it holds: its value may be
+                // new) glides there with the parameter's own smoothing.
+                let v = if i == 0 {
+                    pts[0].value
+                } else {
+                    pts[i - 1].value
+                };
+                apply(lane.addr, v, Move::Set);
                 self.hold_until = p + glide;
             } else if p >= self.hold_until && moving(lane, i, glide) {
                 let q = grid_after(p).min(pts[i].frame);
@@ -321,7 +344,11 @@ mod tests {
                 lane(Key::Mute, Interp::Step, &[(0, 0.0), (777, 1.0)]),
             ],
         };
-        let a = readings(&mut PlaySet::new(Box::new(play.clone()), |_| false), 6000, 64);
+        let a = readings(
+            &mut PlaySet::new(Box::new(play.clone()), |_| false),
+            6000,
+            64,
+        );
         let b = readings(&mut PlaySet::new(Box::new(play), |_| false), 6000, 4096);
         assert_eq!(a, b);
         // The fader ramps from grid point to grid point up to its point at 1000, steps at
@@ -332,7 +359,11 @@ mod tests {
             .collect();
         assert_eq!(
             fader.iter().map(|r| (r.1, r.3)).collect::<Vec<_>>(),
-            [(960, Move::Ramp(32)), (992, Move::Ramp(8)), (1001, Move::Set)],
+            [
+                (960, Move::Ramp(32)),
+                (992, Move::Ramp(8)),
+                (1001, Move::Set)
+            ],
         );
         assert_eq!(fader[2].2, -6.0);
         // The ramp's targets are the lane's values at the grid points (-20 dB at 100 to
@@ -342,7 +373,10 @@ mod tests {
         let mutes: Vec<_> = a.iter().filter(|r| r.0 == Key::Mute).collect();
         assert_eq!(
             mutes,
-            [&(Key::Mute, 0, 0.0, Move::Set), &(Key::Mute, 777, 1.0, Move::Set)]
+            [
+                &(Key::Mute, 0, 0.0, Move::Set),
+                &(Key::Mute, 777, 1.0, Move::Set)
+            ]
         );
     }
 }

@@ -11,6 +11,12 @@
 //! Order inside a block: every channel strip mixes into the inputs of its destination and of
 //! its sends' buses; buses run in dependency order (a bus feeding another runs first) and sum
 //! into their destination; the master runs last.
+//!
+//! Automation ([`lanes`]): the lanes of a [`Playback`] drive their parameters from inside
+//! `process`, read at transport positions (a 32-frame grid and every breakpoint) so a live run
+//! and a render of the same lanes produce the same samples; gains and pans follow them per
+//! sample. Sets arrive through [`EngineHandle::send_playback`] without allocation or locks on
+//! the audio thread; without a set the only cost is one test per sub-block.
 
 mod bus;
 pub mod clock;
@@ -20,8 +26,8 @@ mod loudness;
 mod meters;
 mod strip;
 
-use std::collections::{HashMap, HashSet};
 use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -689,6 +695,7 @@ impl Engine {
     /// plane only (the audio thread gets sets through [`EngineHandle::send_playback`]).
     pub fn set_playback(&mut self, play: Box<Playback>) {
         let mut set = PlaySet::new(play, |_| false);
+        set.relocate();
         let (pos, playing, glide) = (self.position, self.playing, self.glide_frames);
         set.read(pos, playing, glide, &mut |a, v, m| self.drive(a, v, m));
         self.snap();
@@ -708,8 +715,7 @@ impl Engine {
             return;
         };
         while ret.slots() > 0 {
-            let Ok(mut set) = rx.pop() else { break };
-            set.relocate();
+            let Ok(set) = rx.pop() else { break };
             if let Some(old) = self.play.replace(set) {
                 // Cannot fail: there was a free slot.
                 let _ = ret.push(old);
@@ -969,7 +975,9 @@ impl Engine {
     /// any number of them; missing or short ones are silence) and write every [`Engine::output_ports`] entry into
     /// `outputs` (slices of at least `frames`; extra slices are left alone). Queued
     /// parameter changes are applied at their frames (sample-accurately inside the block;
-    /// frames already past apply at the block start). Advances the transport.
+    /// frames already past apply at the block start), then the automation lanes due (see
+    /// [`lanes`]), which win over queued changes of the parameters they drive. Advances the
+    /// transport.
     /// Real-time safe.
     pub fn process(&mut self, frames: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let start = self.block_frame;
