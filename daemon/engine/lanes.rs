@@ -107,7 +107,7 @@ impl PlaySet {
     }
 
     /// The lanes, back as the box they came in.
-    pub fn into_playback(self: Box<Self>) -> Box<Playback> {
+    pub fn into_playback(self) -> Box<Playback> {
         self.play
     }
 

@@ -269,7 +269,7 @@ impl EngineHandle {
                 self.playing = addrs;
                 Ok(())
             }
-            Err(rtrb::PushError::Full(set)) => Err(set.into_playback()),
+            Err(rtrb::PushError::Full(set)) => Err((*set).into_playback()),
         }
     }
 
@@ -595,8 +595,7 @@ impl Engine {
                         .for_each(|(d, s)| *d += s);
                 }
             };
-            loop {
-                let Ok(theirs) = full_rx.recv() else { break };
+            while let Ok(theirs) = full_rx.recv() {
                 let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
                 let mut done = 0;
                 while done < block {
