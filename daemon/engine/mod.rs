@@ -818,8 +818,7 @@ impl Engine {
 
     /// Move the transport (file sources play from there; automation lanes are read there).
     pub fn locate(&mut self, sample: u64) {
-        self.position = sample;
-        self.relocate_lanes();
+        self.move_to(sample);
     }
 
     /// Start (true) or stop the transport: while stopped, file sources are silent and the
@@ -831,11 +830,19 @@ impl Engine {
     /// Move the transport to `sample`, wrapped into the loop of live file sources.
     /// Real-time safe.
     pub fn seek(&mut self, sample: u64) {
-        self.position = match self.loop_len {
+        let to = match self.loop_len {
             Some(l) if l > 0 => sample % l,
             _ => sample,
         };
-        self.relocate_lanes();
+        self.move_to(to);
+    }
+
+    /// Put the transport at `to`; the lanes are re-read when that moves it.
+    fn move_to(&mut self, to: u64) {
+        if to != self.position {
+            self.position = to;
+            self.relocate_lanes();
+        }
     }
 
     /// True while the transport plays.
@@ -853,11 +860,11 @@ impl Engine {
             }
             Key::TransportLocate => {
                 let s = (f64::from(value.max(0.0)) * f64::from(self.sample_rate)).round();
-                self.position = s as u64;
+                let mut to = s as u64;
                 if let Some(l) = self.loop_len {
-                    self.position %= l;
+                    to %= l;
                 }
-                self.relocate_lanes();
+                self.move_to(to);
                 return true;
             }
             _ => {}
@@ -896,9 +903,8 @@ impl Engine {
     pub fn set_loop(&mut self, len: Option<u64>) {
         self.loop_len = len.filter(|&l| l > 0);
         if let Some(l) = self.loop_len {
-            self.position %= l;
+            self.move_to(self.position % l);
         }
-        self.relocate_lanes();
     }
 
     /// Length of the longest file source, in samples (0 without file sources).
