@@ -1,25 +1,27 @@
 //! Automation playback on the audio thread: a [`Playback`] with the running state of each of
-//! its lanes ([`PlaySet`], allocated on the control side), read at transport positions only.
+//! its lanes (`PlaySet`, allocated on the control side), read at transport positions only.
 //!
 //! # When a lane is read
 //! Each lane has its own next *key frame*: the next multiple of [`LANE_GRID`] while its curve
 //! moves, its next breakpoint, and the end of a glide it started. The engine splits its
 //! blocks at the earliest key frame of all lanes and reads the lanes due there. Key frames
-//! depend on nothing but the lanes and the transport position (a locate, a loop wrap and a
-//! new set re-read every lane where the transport is), so the values a run uses do not
-//! depend on its block size or on where its periods fall.
+//! depend on nothing but the lanes and the transport position (a locate and a loop wrap
+//! re-read every lane where the transport is; a new set starts its new lanes there), so the
+//! values a run uses do not depend on its block size or on where its periods fall.
 //!
 //! # What a reading does
-//! - Gains and pans ([`per_sample`]) follow a moving segment with straight per-sample ramps
-//!   from key frame to key frame ([`Move::Ramp`]). A segment shorter than the gain glide
+//! - Gains and pans (`per_sample`) follow a moving segment with straight per-sample ramps
+//!   from key frame to key frame (`Move::Ramp`). A segment shorter than the gain glide
 //!   (`GAIN_GLIDE_MS`) is a step: at the point that ends it the parameter is set
-//!   ([`Move::Set`]) and glides there with its own smoothing, starting at that frame; ramps
+//!   (`Move::Set`) and glides there with its own smoothing, starting at that frame; ramps
 //!   wait until the glide is over.
 //! - Every other parameter is set to the lane's value at the key frame (when it changed); its
 //!   own glides and gates smooth the steps.
-//! - A re-read sets every parameter to the lane's value with its own smoothing, except a lane
-//!   new in its set with `glide_in > 0` while the transport plays: that one moves from
-//!   `glide_from` to the lane over `glide_in` frames, in the lane's interpolation domain.
+//! - A re-read sets the parameter to the lane's value with its own smoothing (gains: no ramps
+//!   until that glide is over), except for a lane new in its set with `glide_in > 0` while
+//!   the transport plays: that one moves from `glide_from` to the lane over `glide_in`
+//!   frames, in the lane's interpolation domain. Lanes carried over from the previous set are
+//!   not re-read: they go on from where their parameters are.
 //! - A stopped transport reads nothing but re-reads (the values hold).
 
 use crate::automation::lane::value_in;
