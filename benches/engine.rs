@@ -270,6 +270,7 @@ fn main() {
             end_s: None,
             format: faderbridge::media::WavFormat::F32,
             progress: false,
+            automation: None,
         };
         let t = Instant::now();
         let report = render::render(&session_path, &opts).expect("render");

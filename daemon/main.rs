@@ -71,6 +71,10 @@ enum Command {
         /// Sample format: f32, s24 or s16 (integer formats are TPDF-dithered).
         #[arg(long, default_value = "f32")]
         format: WavFormat,
+        /// Play automation: a lane file (README, "Automation lanes") or a daemon's state
+        /// directory (its lanes not in mode off, from its parameter values).
+        #[arg(long, value_name = "PATH")]
+        automation: Option<PathBuf>,
     },
     /// Validate a session or a MIDI mapping file; exit 0 if it is valid, 2 with
     /// FILE:LINE:COL messages if not.
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
             start,
             end,
             format,
+            automation,
         } => {
             let opts = RenderOptions {
                 out: output.clone(),
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
                 end_s: end,
                 format,
                 progress: true,
+                automation,
             };
             match render::render(&session, &opts) {
                 Ok(report) => {

@@ -23,6 +23,7 @@ fn demo_renders_a_balanced_mix_at_streaming_loudness() {
         end_s: None,
         format: WavFormat::S24,
         progress: false,
+        automation: None,
     };
     let r = render(&session, &opts).expect("demo renders");
     assert!(out.exists());

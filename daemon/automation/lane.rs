@@ -61,6 +61,43 @@ impl Interp {
     }
 }
 
+impl Interp {
+    /// The value a fraction `t` (0..=1) of the way from `a` to `b`, in this interpolation's
+    /// domain (dB-linear, logarithmic); a step holds `a` until `t` reaches 1.
+    pub fn mix(self, a: f32, b: f32, t: f64) -> f32 {
+        if self == Interp::Step {
+            return if t >= 1.0 { b } else { a };
+        }
+        let (da, db) = (self.value_to_domain(a), self.value_to_domain(b));
+        let v = self.domain_to_value(da + (db - da) * t);
+        if self == Interp::Linear && v <= GAIN_FLOOR_DB && a.min(b) <= GAIN_FLOOR_DB {
+            // A fade to or from -inf ends closed, not at the floor.
+            return a.min(b);
+        }
+        v
+    }
+}
+
+/// The value at `frame` of the points `p` (ordered by frame) read with `interp`: the first
+/// point's value before it, the last one's after it, interpolated in between; None without
+/// points. [`Lane::value_at`] for points held elsewhere (the engine's shared slices).
+pub fn value_in(interp: Interp, p: &[Point], frame: u64) -> Option<f32> {
+    let first = p.first()?;
+    let i = p.partition_point(|q| q.frame <= frame);
+    if i == 0 {
+        return Some(first.value);
+    }
+    let a = p[i - 1];
+    let Some(&b) = p.get(i) else {
+        return Some(a.value);
+    };
+    if interp == Interp::Step || b.frame <= a.frame {
+        return Some(a.value);
+    }
+    let t = (frame - a.frame) as f64 / (b.frame - a.frame) as f64;
+    Some(interp.mix(a.value, b.value, t))
+}
+
 /// The points of one parameter, ordered by frame (at most one per frame).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lane {
@@ -87,38 +124,7 @@ impl Lane {
     /// The lane's value at `frame`: the first point's value before it, the last one's after
     /// it, interpolated in between; None for an empty lane.
     pub fn value_at(&self, frame: u64) -> Option<f32> {
-        let p = &self.points;
-        let first = p.first()?;
-        let i = p.partition_point(|q| q.frame <= frame);
-        if i == 0 {
-            return Some(first.value);
-        }
-        let a = p[i - 1];
-        let Some(&b) = p.get(i) else {
-            return Some(a.value);
-        };
-        Some(self.between(a, b, frame))
-    }
-
-    /// The value at `frame` on the straight segment from `a` to `b` (in the lane's domain).
-    fn between(&self, a: Point, b: Point, frame: u64) -> f32 {
-        if self.interp == Interp::Step || b.frame <= a.frame {
-            return a.value;
-        }
-        let t = (frame - a.frame) as f64 / (b.frame - a.frame) as f64;
-        let (da, db) = (
-            self.interp.value_to_domain(a.value),
-            self.interp.value_to_domain(b.value),
-        );
-        let v = self.interp.domain_to_value(da + (db - da) * t);
-        if self.interp == Interp::Linear
-            && v <= GAIN_FLOOR_DB
-            && a.value.min(b.value) <= GAIN_FLOOR_DB
-        {
-            // A fade to or from -inf ends closed, not at the floor.
-            return a.value.min(b.value);
-        }
-        v
+        value_in(self.interp, &self.points, frame)
     }
 
     /// Replace the range `start..=end` with `written` (points inside the range, any order),

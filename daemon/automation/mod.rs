@@ -6,10 +6,13 @@
 //!   parameter ([`crate::control::ConsoleHandle::set_automation`]), persisted with the state,
 //!   set from OSC `/PATH/automation` and the MCU's and MIDI maps' automation buttons.
 //!
-//! Still to come: what the modes do (recording
-//! from surfaces, sample-accurate playback in the engine, storage with the state and
-//! `render --automation`.
+//! - [`playback`]: what the engine plays ([`Playback`]); the engine reads it sample-accurately
+//!   (`crate::engine::lanes`).
+//! - [`file`]: lane files and state directories as `render --automation` sources.
+//!
+//! Still to come: what the modes do (recording from surfaces).
 
+pub mod file;
 pub mod lane;
 pub mod mode;
 pub mod playback;

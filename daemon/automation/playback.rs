@@ -19,6 +19,11 @@
 //! - A lane new in a set with `glide_in > 0` (a touch released in touch mode) moves from the
 //!   parameter's value at that moment to the lane over `glide_in` frames, in the lane's
 //!   interpolation domain.
+//! - A lane new in a set with `glide_in == 0`, and every lane after a locate, takes the
+//!   parameter there with its own smoothing; lanes the previous set played too carry on
+//!   where their parameters are (touching one control does not pause the others' rides).
+//! - The engine side of all this is `crate::engine::lanes` (when a lane is read, what a
+//!   reading does); [`crate::engine::Engine::playback`] shows the set playing.
 
 use std::sync::Arc;
 

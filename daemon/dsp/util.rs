@@ -40,14 +40,22 @@ pub fn one_pole_coeff(time_ms: f32, sample_rate: f32) -> f32 {
 /// A gain that glides to its target over a fixed time with a raised-cosine (S-shaped) curve,
 /// so its slope is zero at both ends: a jump from 0 to 1 adds no step to the signal beyond what
 /// the signal itself has. A new target during a glide starts a new glide from where it is.
+///
+/// Automation drives it with straight ramps instead ([`SmoothedGain::ramp_to`]): exactly `n`
+/// samples from where it is to a target, so a lane read at grid points is followed sample by
+/// sample.
 #[derive(Debug, Clone)]
 pub struct SmoothedGain {
     current: f32,
     start: f32,
     target: f32,
-    /// Samples of the glide done so far / total.
+    /// Samples of the current move done so far / total.
     pos: u32,
     len: u32,
+    /// Length of a glide ([`SmoothedGain::set_target`]).
+    glide: u32,
+    /// The current move is a straight ramp ([`SmoothedGain::ramp_to`]).
+    linear: bool,
 }
 
 impl SmoothedGain {
@@ -60,6 +68,8 @@ impl SmoothedGain {
             target: value,
             pos: len,
             len,
+            glide: len,
+            linear: false,
         }
     }
 
@@ -72,6 +82,27 @@ impl SmoothedGain {
         self.start = self.current;
         self.target = target;
         self.pos = 0;
+        self.len = self.glide;
+        self.linear = false;
+    }
+
+    /// Move in a straight line from the value now to `target`, reaching it exactly at the
+    /// `n`th sample from now (`n == 0`, or a target equal to the value now: jump at once).
+    /// Replaces any glide in progress.
+    #[inline]
+    pub fn ramp_to(&mut self, target: f32, n: u32) {
+        if n == 0 || target == self.current {
+            self.current = target;
+            self.start = target;
+            self.target = target;
+            self.pos = self.len;
+            return;
+        }
+        self.start = self.current;
+        self.target = target;
+        self.pos = 0;
+        self.len = n;
+        self.linear = true;
     }
 
     /// Jump to `value` at once (for initial state, not for audible changes).
@@ -105,9 +136,18 @@ impl SmoothedGain {
     pub fn next_value(&mut self) -> f32 {
         if self.pos < self.len {
             self.pos += 1;
-            let t = self.pos as f32 / self.len as f32;
-            let shape = 0.5 - 0.5 * (std::f32::consts::PI * t).cos();
-            self.current = self.start + (self.target - self.start) * shape;
+            if self.linear {
+                self.current = if self.pos == self.len {
+                    self.target
+                } else {
+                    let t = self.pos as f32 / self.len as f32;
+                    self.start + (self.target - self.start) * t
+                };
+            } else {
+                let t = self.pos as f32 / self.len as f32;
+                let shape = 0.5 - 0.5 * (std::f32::consts::PI * t).cos();
+                self.current = self.start + (self.target - self.start) * shape;
+            }
         }
         self.current
     }
@@ -251,6 +291,27 @@ mod tests {
         // Largest step is pi/2 times the mean for a raised cosine.
         let max_step = vals.windows(2).map(|w| w[1] - w[0]).fold(0.0f32, f32::max);
         assert!((max_step / mean - std::f32::consts::FRAC_PI_2).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_ramp_is_straight_and_exactly_n_samples_long() {
+        let mut s = SmoothedGain::new(0.25, 10.0, 48000.0);
+        s.ramp_to(0.75, 32);
+        let vals: Vec<f32> = (0..40).map(|_| s.next_value()).collect();
+        for (i, v) in vals.iter().enumerate().take(32) {
+            let want = 0.25 + 0.5 * (i + 1) as f32 / 32.0;
+            assert!((v - want).abs() < 1e-7, "sample {i}: {v} vs {want}");
+        }
+        assert_eq!(vals[31], 0.75, "lands on the target at the 32nd sample");
+        assert!(vals[32..].iter().all(|&v| v == 0.75), "then rests");
+        assert!(!s.is_smoothing());
+        // A glide after a ramp has the glide's own length again (480 samples at 48 kHz).
+        s.set_target(0.0);
+        let n = std::iter::from_fn(|| s.is_smoothing().then(|| s.next_value())).count();
+        assert_eq!(n, 480);
+        // A ramp to where it is, or over no samples, is a jump.
+        s.ramp_to(0.5, 0);
+        assert_eq!((s.current(), s.is_smoothing()), (0.5, false));
     }
 
     #[test]

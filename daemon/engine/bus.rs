@@ -157,6 +157,21 @@ impl BusStrip {
         true
     }
 
+    /// Move the fader or the balance in a straight line to `v` over `n` samples (automation);
+    /// other keys as [`Self::apply`].
+    pub fn ramp(&mut self, key: Key, v: f32, n: u32) -> bool {
+        match key {
+            Key::Pan => {
+                let (l, r) = pan_gains(2, v);
+                self.bal_l.ramp_to(l, n);
+                self.bal_r.ramp_to(r, n);
+            }
+            Key::FaderDb => self.fader.ramp_to(db_to_gain(v), n),
+            _ => return self.apply(key, v),
+        }
+        true
+    }
+
     pub fn snap(&mut self) {
         for g in [
             &mut self.fader,
@@ -279,6 +294,16 @@ impl MasterStrip {
                 self.limiter.set(self.limiter_p[0], self.limiter_p[1]);
             }
             _ => return false,
+        }
+        true
+    }
+
+    /// Move the fader in a straight line to `v` over `n` samples (automation); other keys as
+    /// [`Self::apply`].
+    pub fn ramp(&mut self, key: Key, v: f32, n: u32) -> bool {
+        match key {
+            Key::FaderDb => self.fader.ramp_to(db_to_gain(v), n),
+            _ => return self.apply(key, v),
         }
         true
     }

@@ -11,25 +11,34 @@
 //! Order inside a block: every channel strip mixes into the inputs of its destination and of
 //! its sends' buses; buses run in dependency order (a bus feeding another runs first) and sum
 //! into their destination; the master runs last.
+//!
+//! Automation ([`lanes`]): the lanes of a [`Playback`] drive their parameters from inside
+//! `process`, read at transport positions (a 32-frame grid and every breakpoint) so a live run
+//! and a render of the same lanes produce the same samples; gains and pans follow them per
+//! sample. Sets arrive through [`EngineHandle::send_playback`] without allocation or locks on
+//! the audio thread; without a set the only cost is one test per sub-block.
 
 mod bus;
 pub mod clock;
 mod eqset;
+pub mod lanes;
 mod loudness;
 mod meters;
 mod strip;
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::automation::Playback;
 use crate::dsp::dynamics::Compressor;
 use crate::dsp::filters::Slope;
 use crate::params::{Addr, Key, ParamChange, ParamTree, Target};
 use crate::session::model::{BusKind, Output, PortRef, Session, Source};
 
 use bus::{BusStrip, MasterStrip};
+use lanes::{Move, PlaySet};
 pub use loudness::{LoudnessMeter, LoudnessTap, MasterLoudness, TAP_SECONDS};
 pub use meters::{MeterBank, Meters};
 use strip::ChannelStrip;
@@ -43,6 +52,8 @@ pub const OFFLINE_AHEAD: usize = 3;
 
 /// Capacity of the parameter queue: changes beyond it wait on the sender's side.
 pub const QUEUE_CAPACITY: usize = 4096;
+/// Automation sets ([`EngineHandle::send_playback`]) that may wait for the engine.
+pub const PLAYBACK_RING: usize = 4;
 /// Most changes the engine holds for later blocks (timed OSC bundles are handed over a few
 /// milliseconds ahead, so this is far more than a client can fill); beyond it a change
 /// applies at once.
@@ -127,7 +138,8 @@ fn fill_source(src: &SourceRt, pos: u64, inputs: Inputs<'_>, bufs: [&mut [f32]; 
     }
 }
 
-/// Run `strips` over `n` frames at transport `pos`, mixing into `master_in` and `bus_inputs`.
+/// Run `strips` over `n` frames at transport `pos`, mixing into frames `off..off + n` of
+/// `master_in` and `bus_inputs`.
 fn run_strips(
     strips: &mut [ChannelStrip],
     n: usize,
@@ -135,21 +147,69 @@ fn run_strips(
     inputs: Inputs<'_>,
     master_in: &mut [Vec<f32>; 2],
     bus_inputs: &mut [[Vec<f32>; 2]],
+    off: usize,
 ) {
+    let end = off + n;
     for ch in strips {
         match ch.output {
             Output::Master => {
                 let [l, r] = master_in;
-                ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], bus_inputs);
+                ch.process(
+                    n,
+                    pos,
+                    inputs,
+                    [&mut l[off..end], &mut r[off..end]],
+                    bus_inputs,
+                    off,
+                );
             }
             Output::Bus(b) => {
                 // Take the destination's buffers out so the strip can also write sends.
                 let [mut l, mut r] = std::mem::take(&mut bus_inputs[b]);
-                ch.process(n, pos, inputs, [&mut l[..n], &mut r[..n]], bus_inputs);
+                ch.process(
+                    n,
+                    pos,
+                    inputs,
+                    [&mut l[off..end], &mut r[off..end]],
+                    bus_inputs,
+                    off,
+                );
                 bus_inputs[b] = [l, r];
             }
         }
     }
+}
+
+/// Move a channel strip's parameter as a lane reading says (`solo_active`: the console's solo
+/// state, for a mute's gates).
+fn drive_strip(ch: &mut ChannelStrip, key: Key, v: f32, m: Move, solo_active: bool) {
+    match m {
+        Move::Set => {
+            ch.apply(key, v);
+            if key == Key::Mute {
+                ch.update_gates(solo_active);
+            }
+        }
+        Move::Ramp(n) => {
+            ch.ramp(key, v, n);
+        }
+    }
+}
+
+/// The same for a bus.
+fn drive_bus(b: &mut BusStrip, key: Key, v: f32, m: Move) {
+    match m {
+        Move::Set => b.apply(key, v),
+        Move::Ramp(n) => b.ramp(key, v, n),
+    };
+}
+
+/// The same for the master.
+fn drive_master(b: &mut MasterStrip, key: Key, v: f32, m: Move) {
+    match m {
+        Move::Set => b.apply(key, v),
+        Move::Ramp(n) => b.ramp(key, v, n),
+    };
 }
 
 /// Errors building an engine.
@@ -163,10 +223,15 @@ pub enum BuildError {
     Block(usize),
 }
 
-/// The sending side of an engine's parameter queue (control plane).
+/// The sending side of an engine's parameter queue and of its automation sets (control
+/// plane).
 pub struct EngineHandle {
     producer: rtrb::Producer<ParamChange>,
     clock: Arc<clock::FrameClock>,
+    play_tx: rtrb::Producer<Box<PlaySet>>,
+    play_back: rtrb::Consumer<Box<PlaySet>>,
+    /// The parameters the last set sent drives (lanes not among them are new: they glide in).
+    playing: HashSet<Addr>,
 }
 
 impl EngineHandle {
@@ -185,6 +250,38 @@ impl EngineHandle {
         self.producer
             .push(change)
             .map_err(|rtrb::PushError::Full(c)| c)
+    }
+
+    /// Hand the engine a new automation set; it plays from the start of a coming block (see
+    /// [`crate::automation::playback`]). Lanes of parameters the previous set did not drive
+    /// are new (their `glide_in` applies). Frees the sets the engine has given back first.
+    /// Allocates (control plane).
+    ///
+    /// # Errors
+    /// The set, when [`PLAYBACK_RING`] sets already wait for the engine.
+    pub fn send_playback(&mut self, play: Box<Playback>) -> Result<(), Box<Playback>> {
+        self.collect();
+        let addrs: HashSet<Addr> = play.lanes.iter().map(|l| l.addr).collect();
+        let prev = &self.playing;
+        let set = PlaySet::new(play, |l| !prev.contains(&l.addr));
+        match self.play_tx.push(set) {
+            Ok(()) => {
+                self.playing = addrs;
+                Ok(())
+            }
+            Err(rtrb::PushError::Full(set)) => Err((*set).into_playback()),
+        }
+    }
+
+    /// Free the automation sets the engine has replaced; returns how many. (Also done by
+    /// every [`EngineHandle::send_playback`].)
+    pub fn collect(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(old) = self.play_back.pop() {
+            drop(old);
+            n += 1;
+        }
+        n
     }
 }
 
@@ -239,6 +336,13 @@ pub struct Engine {
     loop_len: Option<u64>,
     /// False while the transport is stopped: file sources are silent and the position holds.
     playing: bool,
+    /// The automation lanes playing (None: no automation; costs one test per sub-block).
+    play: Option<Box<PlaySet>>,
+    /// New sets from [`EngineHandle::send_playback`], and the way back for replaced ones.
+    play_rx: Option<rtrb::Consumer<Box<PlaySet>>>,
+    play_ret: Option<rtrb::Producer<Box<PlaySet>>>,
+    /// The gain glide ([`GAIN_GLIDE_MS`]) in frames: lane segments shorter are steps.
+    glide_frames: u64,
 }
 
 impl Engine {
@@ -363,6 +467,10 @@ impl Engine {
             loudness: None,
             loop_len: None,
             playing: true,
+            play: None,
+            play_rx: None,
+            play_ret: None,
+            glide_frames: crate::dsp::util::ms_to_samples(GAIN_GLIDE_MS, sample_rate) as u64,
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -400,7 +508,13 @@ impl Engine {
             || self.channels.len() < 2
             || self.loop_len.is_some()
             || !self.playing
-            || self.consumer.is_some();
+            || self.consumer.is_some()
+            // A solo lane changes every strip's gates: the strips must stay together.
+            || self.play.as_ref().is_some_and(|p| {
+                p.lanes()
+                    .iter()
+                    .any(|l| matches!(l.addr.key, Key::Solo | Key::SoloSafe))
+            });
         if plain {
             loop {
                 let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
@@ -428,6 +542,13 @@ impl Engine {
             slices: &[],
             offset: 0,
         };
+        // Automation: both threads read every lane at the same key frames (so both split
+        // their blocks where the one-thread loop does) and each drives its own parameters:
+        // the helper its strips, this thread the rest.
+        let mut lanes = self.play.take().filter(|p| !p.is_empty());
+        let mut helper_lanes = lanes.clone();
+        let glide = self.glide_frames;
+        let solo_active = self.solo_active;
         std::thread::scope(|s| {
             s.spawn(move || {
                 let _ftz = crate::dsp::util::DenormalGuard::new();
@@ -437,8 +558,27 @@ impl Engine {
                     for side in main.iter_mut().chain(bus.iter_mut().flatten()) {
                         side.fill(0.0);
                     }
-                    run_strips(theirs, block, pos, no_inputs, &mut main, &mut bus);
-                    pos += block as u64;
+                    let mut done = 0;
+                    while done < block {
+                        let mut n = block - done;
+                        if let Some(set) = helper_lanes.as_deref_mut() {
+                            if set.due(pos, true) {
+                                set.read(pos, true, glide, &mut |a, v, m| {
+                                    if let Target::Channel(i) = a.target
+                                        && let Some(ch) = (i as usize)
+                                            .checked_sub(half)
+                                            .and_then(|k| theirs.get_mut(k))
+                                    {
+                                        drive_strip(ch, a.key, v, m, solo_active);
+                                    }
+                                });
+                            }
+                            n = n.min(usize::try_from(set.next_key() - pos).unwrap_or(n));
+                        }
+                        run_strips(theirs, n, pos, no_inputs, &mut main, &mut bus, done);
+                        pos += n as u64;
+                        done += n;
+                    }
                     if full_tx.send((main, bus)).is_err() {
                         break;
                     }
@@ -447,39 +587,62 @@ impl Engine {
             // Owned by this closure, so a panic in `sink` drops them too and the helper ends
             // instead of the scope waiting for it forever.
             let (free_tx, full_rx) = (free_tx, full_rx);
-            let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2]| {
+            let add = |d: &mut [Vec<f32>; 2], s: &[Vec<f32>; 2], off: usize, n: usize| {
                 for (d, s) in d.iter_mut().zip(s) {
-                    d[..block]
+                    d[..n]
                         .iter_mut()
-                        .zip(&s[..block])
+                        .zip(&s[off..off + n])
                         .for_each(|(d, s)| *d += s);
                 }
             };
-            loop {
-                for side in self
-                    .master_in
-                    .iter_mut()
-                    .chain(self.bus_inputs.iter_mut().flatten())
-                {
-                    side[..block].fill(0.0);
-                }
-                let pos = self.position;
-                run_strips(
-                    mine,
-                    block,
-                    pos,
-                    no_inputs,
-                    &mut self.master_in,
-                    &mut self.bus_inputs,
-                );
-                let Ok(theirs) = full_rx.recv() else { break };
-                add(&mut self.master_in, &theirs.0);
-                for (d, s) in self.bus_inputs.iter_mut().zip(&theirs.1) {
-                    add(d, s);
+            while let Ok(theirs) = full_rx.recv() {
+                let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
+                let mut done = 0;
+                while done < block {
+                    let mut n = block - done;
+                    let pos = self.position;
+                    if let Some(set) = lanes.as_deref_mut() {
+                        if set.due(pos, true) {
+                            set.read(pos, true, glide, &mut |a, v, m| match a.target {
+                                Target::Channel(i) => {
+                                    if let Some(ch) = mine.get_mut(i as usize) {
+                                        drive_strip(ch, a.key, v, m, solo_active);
+                                    }
+                                }
+                                Target::Bus(i) => {
+                                    if let Some(b) = self.buses.get_mut(i as usize) {
+                                        drive_bus(b, a.key, v, m);
+                                    }
+                                }
+                                Target::Master => drive_master(&mut self.master, a.key, v, m),
+                            });
+                        }
+                        n = n.min(usize::try_from(set.next_key() - pos).unwrap_or(n));
+                    }
+                    for side in self
+                        .master_in
+                        .iter_mut()
+                        .chain(self.bus_inputs.iter_mut().flatten())
+                    {
+                        side[..n].fill(0.0);
+                    }
+                    run_strips(
+                        mine,
+                        n,
+                        pos,
+                        no_inputs,
+                        &mut self.master_in,
+                        &mut self.bus_inputs,
+                        0,
+                    );
+                    add(&mut self.master_in, &theirs.0, done, n);
+                    for (d, s) in self.bus_inputs.iter_mut().zip(&theirs.1) {
+                        add(d, s, done, n);
+                    }
+                    self.mix_down(n, &mut outs, done);
+                    done += n;
                 }
                 let _ = free_tx.send(theirs);
-                let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(|b| &mut b[..]).collect();
-                self.mix_down(block, &mut outs, 0);
                 let outs: Vec<&[f32]> = out_bufs.iter().map(|b| &b[..]).collect();
                 if !sink(&outs) {
                     break;
@@ -489,6 +652,7 @@ impl Engine {
             drop(free_tx);
             drop(full_rx);
         });
+        self.play = lanes;
         self.channels = channels;
         self.publish_meters(self.block_frame);
     }
@@ -506,9 +670,107 @@ impl Engine {
         let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
         self.consumer = Some(consumer);
         self.pending.clear();
+        let (play_tx, play_rx) = rtrb::RingBuffer::new(PLAYBACK_RING);
+        // Room for every set that can be swapped in between two sends (see `take_playback`).
+        let (play_ret, play_back) = rtrb::RingBuffer::new(PLAYBACK_RING + 1);
+        self.play_rx = Some(play_rx);
+        self.play_ret = Some(play_ret);
         EngineHandle {
             producer,
             clock: self.clock.clone(),
+            play_tx,
+            play_back,
+            playing: self
+                .play
+                .as_ref()
+                .map(|p| p.lanes().iter().map(|l| l.addr).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Play `play` from now on (offline, or before the engine starts): every lane's
+    /// parameter is set to the lane's value at the current position at once, with no glide
+    /// (this snaps every glide of the engine, like [`Engine::settle`]). Allocates; control
+    /// plane only (the audio thread gets sets through [`EngineHandle::send_playback`]).
+    pub fn set_playback(&mut self, play: Box<Playback>) {
+        let mut set = PlaySet::new(play, |_| false);
+        set.relocate();
+        let (pos, playing, glide) = (self.position, self.playing, self.glide_frames);
+        set.read(pos, playing, glide, &mut |a, v, m| self.drive(a, v, m));
+        self.snap();
+        set.release_holds();
+        self.play = Some(set);
+    }
+
+    /// The automation set playing now (None: none was given).
+    pub fn playback(&self) -> Option<&Playback> {
+        self.play.as_deref().map(PlaySet::playback)
+    }
+
+    /// Swap in the newest automation set waiting, handing replaced ones back. Real-time
+    /// safe: a set is only taken while the way back has room for the one it replaces.
+    fn take_playback(&mut self) {
+        let (Some(rx), Some(ret)) = (self.play_rx.as_mut(), self.play_ret.as_mut()) else {
+            return;
+        };
+        while ret.slots() > 0 {
+            let Ok(set) = rx.pop() else { break };
+            if let Some(old) = self.play.replace(set) {
+                // Cannot fail: there was a free slot.
+                let _ = ret.push(old);
+            }
+        }
+    }
+
+    /// Move a parameter as a lane reading says.
+    fn drive(&mut self, addr: Addr, v: f32, m: Move) {
+        match (m, addr.target) {
+            (Move::Set, _) => {
+                self.apply(addr, v);
+            }
+            (Move::Ramp(n), Target::Channel(i)) => {
+                if let Some(ch) = self.channels.get_mut(i as usize) {
+                    ch.ramp(addr.key, v, n);
+                }
+            }
+            (Move::Ramp(n), Target::Bus(i)) => {
+                if let Some(b) = self.buses.get_mut(i as usize) {
+                    b.ramp(addr.key, v, n);
+                }
+            }
+            (Move::Ramp(n), Target::Master) => {
+                self.master.ramp(addr.key, v, n);
+            }
+        }
+    }
+
+    /// Read the lanes due at the transport position (if any); returns how many frames may
+    /// run before the next reading (`usize::MAX`: no limit). Real-time safe.
+    #[inline]
+    fn drive_lanes(&mut self) -> usize {
+        let Some(set) = self.play.as_deref() else {
+            return usize::MAX;
+        };
+        if set.is_empty() {
+            return usize::MAX;
+        }
+        let (pos, playing, glide) = (self.position, self.playing, self.glide_frames);
+        if set.due(pos, playing) {
+            // Out of the engine while it drives the engine (moving a box: no allocation).
+            if let Some(mut set) = self.play.take() {
+                set.read(pos, playing, glide, &mut |a, v, m| self.drive(a, v, m));
+                self.play = Some(set);
+            }
+        }
+        match (&self.play, playing) {
+            (Some(set), true) => usize::try_from(set.next_key() - pos).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        }
+    }
+
+    fn relocate_lanes(&mut self) {
+        if let Some(set) = self.play.as_mut() {
+            set.relocate();
         }
     }
 
@@ -554,9 +816,9 @@ impl Engine {
         self.position
     }
 
-    /// Move the transport (file sources play from there).
+    /// Move the transport (file sources play from there; automation lanes are read there).
     pub fn locate(&mut self, sample: u64) {
-        self.position = sample;
+        self.move_to(sample);
     }
 
     /// Start (true) or stop the transport: while stopped, file sources are silent and the
@@ -568,10 +830,19 @@ impl Engine {
     /// Move the transport to `sample`, wrapped into the loop of live file sources.
     /// Real-time safe.
     pub fn seek(&mut self, sample: u64) {
-        self.position = match self.loop_len {
+        let to = match self.loop_len {
             Some(l) if l > 0 => sample % l,
             _ => sample,
         };
+        self.move_to(to);
+    }
+
+    /// Put the transport at `to`; the lanes are re-read when that moves it.
+    fn move_to(&mut self, to: u64) {
+        if to != self.position {
+            self.position = to;
+            self.relocate_lanes();
+        }
     }
 
     /// True while the transport plays.
@@ -589,10 +860,11 @@ impl Engine {
             }
             Key::TransportLocate => {
                 let s = (f64::from(value.max(0.0)) * f64::from(self.sample_rate)).round();
-                self.position = s as u64;
+                let mut to = s as u64;
                 if let Some(l) = self.loop_len {
-                    self.position %= l;
+                    to %= l;
                 }
+                self.move_to(to);
                 return true;
             }
             _ => {}
@@ -631,7 +903,7 @@ impl Engine {
     pub fn set_loop(&mut self, len: Option<u64>) {
         self.loop_len = len.filter(|&l| l > 0);
         if let Some(l) = self.loop_len {
-            self.position %= l;
+            self.move_to(self.position % l);
         }
     }
 
@@ -710,11 +982,14 @@ impl Engine {
     /// any number of them; missing or short ones are silence) and write every [`Engine::output_ports`] entry into
     /// `outputs` (slices of at least `frames`; extra slices are left alone). Queued
     /// parameter changes are applied at their frames (sample-accurately inside the block;
-    /// frames already past apply at the block start). Advances the transport.
+    /// frames already past apply at the block start), then the automation lanes due (see
+    /// [`lanes`]), which win over queued changes of the parameters they drive. Advances the
+    /// transport.
     /// Real-time safe.
     pub fn process(&mut self, frames: usize, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let start = self.block_frame;
         self.take_queue(start);
+        self.take_playback();
         let mut done = 0;
         while done < frames {
             // Apply every change due at or before this frame, then run until the next one.
@@ -737,6 +1012,8 @@ impl Engine {
                 self.pending.pop_front();
                 self.apply(c.addr, c.value);
             }
+            // Automation: read the lanes due here, run no further than the next reading.
+            until = until.min(done.saturating_add(self.drive_lanes()));
             let n = until - done;
             let sub = Inputs {
                 slices: inputs,
@@ -770,6 +1047,7 @@ impl Engine {
             inputs,
             &mut self.master_in,
             &mut self.bus_inputs,
+            0,
         );
 
         self.mix_down(n, outputs, offset);
@@ -817,6 +1095,7 @@ impl Engine {
                 && self.position >= l
             {
                 self.position -= l;
+                self.relocate_lanes();
             }
         }
         self.publish_meters(self.block_frame + (offset + n) as u64);

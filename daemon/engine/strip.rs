@@ -277,6 +277,31 @@ impl ChannelStrip {
         true
     }
 
+    /// Move a gain or pan in a straight line to `v`, reaching it after `n` samples (an
+    /// automation lane followed per sample); other keys are applied as by [`Self::apply`].
+    pub fn ramp(&mut self, key: Key, v: f32, n: u32) -> bool {
+        match key {
+            Key::TrimDb => {
+                self.trim_db = v;
+                let sign = if self.invert { -1.0 } else { 1.0 };
+                self.input_gain.ramp_to(sign * db_to_gain(v), n);
+            }
+            Key::Pan => {
+                self.pan = v;
+                let (l, r) = pan_gains(self.nch, v);
+                self.pan_l.ramp_to(l, n);
+                self.pan_r.ramp_to(r, n);
+            }
+            Key::FaderDb => self.fader.ramp_to(db_to_gain(v), n),
+            Key::SendLevel(bus) => match self.sends.iter_mut().find(|s| s.bus == bus as usize) {
+                Some(s) => s.level.ramp_to(db_to_gain(v), n),
+                None => return false,
+            },
+            _ => return self.apply(key, v),
+        }
+        true
+    }
+
     fn update_input_gain(&mut self) {
         let sign = if self.invert { -1.0 } else { 1.0 };
         self.input_gain.set_target(sign * db_to_gain(self.trim_db));
@@ -335,8 +360,9 @@ impl ChannelStrip {
     }
 
     /// Process `n` frames starting at transport sample `pos` and mix the result into `main`
-    /// (the stereo input of the strip's destination) and into `bus_inputs` (the stereo inputs
-    /// of every bus, indexed like `Session::buses`, for sends).
+    /// (the stereo input of the strip's destination) and into frames `off..off + n` of
+    /// `bus_inputs` (the stereo inputs of every bus, indexed like `Session::buses`, for
+    /// sends).
     pub fn process(
         &mut self,
         n: usize,
@@ -344,14 +370,15 @@ impl ChannelStrip {
         inputs: super::Inputs<'_>,
         main: [&mut [f32]; 2],
         bus_inputs: &mut [[Vec<f32>; 2]],
+        off: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: this CPU has AVX2, the only feature `process_avx2` is built with.
-            unsafe { self.process_avx2(n, pos, inputs, main, bus_inputs) };
+            unsafe { self.process_avx2(n, pos, inputs, main, bus_inputs, off) };
             return;
         }
-        self.process_impl(n, pos, inputs, main, bus_inputs);
+        self.process_impl(n, pos, inputs, main, bus_inputs, off);
     }
 
     /// [`Self::process`] compiled for AVX2: the gain and mixing loops run 8 lanes wide (the
@@ -365,8 +392,9 @@ impl ChannelStrip {
         inputs: super::Inputs<'_>,
         main: [&mut [f32]; 2],
         bus_inputs: &mut [[Vec<f32>; 2]],
+        off: usize,
     ) {
-        self.process_impl(n, pos, inputs, main, bus_inputs);
+        self.process_impl(n, pos, inputs, main, bus_inputs, off);
     }
 
     #[inline(always)]
@@ -377,6 +405,7 @@ impl ChannelStrip {
         inputs: super::Inputs<'_>,
         main: [&mut [f32]; 2],
         bus_inputs: &mut [[Vec<f32>; 2]],
+        off: usize,
     ) {
         let nch = self.nch;
         // 1. Source.
@@ -461,7 +490,7 @@ impl ChannelStrip {
                     send.level.fill(&mut self.g_lvl[..n]);
                     let glv = &self.g_lvl[..n];
                     let [bl, br] = &mut bus_inputs[send.bus];
-                    let (bl, br) = (&mut bl[..n], &mut br[..n]);
+                    let (bl, br) = (&mut bl[off..off + n], &mut br[off..off + n]);
                     for i in 0..n {
                         let g = if send.pre_fader {
                             glv[i] * sg
@@ -479,8 +508,8 @@ impl ChannelStrip {
                     continue;
                 }
                 let [bl, br] = &mut bus_inputs[send.bus];
-                mix_into(&mut bl[..n], xl, g, l);
-                mix_into(&mut br[..n], xr, g, r);
+                mix_into(&mut bl[off..off + n], xl, g, l);
+                mix_into(&mut br[off..off + n], xr, g, r);
             }
             return;
         }
@@ -513,7 +542,7 @@ impl ChannelStrip {
             }
             send.level.fill(glv);
             let [bl, br] = &mut bus_inputs[send.bus];
-            let (bl, br) = (&mut bl[..n], &mut br[..n]);
+            let (bl, br) = (&mut bl[off..off + n], &mut br[off..off + n]);
             if send.pre_fader {
                 for i in 0..n {
                     let g = glv[i] * gs[i];

@@ -36,6 +36,9 @@ pub struct RenderOptions {
     pub format: WavFormat,
     /// Show a progress bar (only honoured when stderr is a terminal).
     pub progress: bool,
+    /// Automation to play: a lane file or a daemon's state directory
+    /// ([`crate::automation::file::load`]).
+    pub automation: Option<PathBuf>,
 }
 
 /// What `render` prints when done.
@@ -90,6 +93,8 @@ pub enum RenderError {
     },
     #[error("{file}: {source}")]
     Build { file: PathBuf, source: BuildError },
+    #[error("{0}")]
+    Automation(SessionError),
     #[error("{0}: the range is empty (end must be after start)")]
     Range(PathBuf),
     #[error("writing the mix: {0}")]
@@ -213,6 +218,17 @@ pub fn render(session_path: &Path, opts: &RenderOptions) -> Result<RenderReport,
     engine.set_strip_meters(false);
     let latency = engine.latency() as u64;
     engine.locate(start);
+    if let Some(path) = &opts.automation {
+        // A state's values first (the mix as it was left), then the lanes over them, read
+        // at the start without a glide.
+        let auto =
+            crate::automation::file::load(path, &tree, rate).map_err(RenderError::Automation)?;
+        for &(id, v) in &auto.values {
+            engine.apply(tree.get(id).addr, v);
+        }
+        engine.settle();
+        engine.set_playback(Box::new(auto.playback(&tree)));
+    }
 
     let mut writer =
         AtomicWavWriter::create(&opts.out, rate, 2, opts.format).map_err(RenderError::Write)?;

@@ -8,7 +8,7 @@
 //! the engine's contract and not changed here.
 
 pub mod model;
-mod raw;
+pub(crate) mod raw;
 mod validate;
 
 use std::fmt;

@@ -126,6 +126,9 @@ pub struct Reverb {
     params: [f32; 4],
     /// Nothing processed since `new`/`reset`: `set` jumps instead of gliding.
     fresh: bool,
+    /// Samples left in the current control chunk. Chunks are counted in the reverb's own
+    /// samples, not per `process` call, so the output does not depend on the block size.
+    chunk_left: usize,
 }
 
 impl Reverb {
@@ -188,6 +191,7 @@ impl Reverb {
             out_gain: OUT_GAIN_REF,
             params: [f32::NAN; 4],
             fresh: true,
+            chunk_left: 0,
         };
         r.set(
             DEFAULT_DECAY_S,
@@ -268,6 +272,7 @@ impl Reverb {
             l.inc = 0.0;
         }
         self.fresh = true;
+        self.chunk_left = 0;
         let pre_d = self.pre_tap.target();
         self.snap(pre_d);
     }
@@ -317,8 +322,12 @@ impl Reverb {
         let out_r_taps: [f32; N] = std::array::from_fn(|i| OUT_L[i] * OUT_PATTERN[i]);
         let mut start = 0;
         while start < n {
-            let len = CHUNK.min(n - start);
-            self.update_chunk(len);
+            if self.chunk_left == 0 {
+                self.update_chunk(CHUNK);
+                self.chunk_left = CHUNK;
+            }
+            let len = self.chunk_left.min(n - start);
+            self.chunk_left -= len;
             let og = self.out_gain;
             for j in start..start + len {
                 // Pre-delay (read after write, so delay d is x[n - d]).
@@ -436,6 +445,46 @@ mod tests {
             r.process(a, a, b, c);
         }
         (l, rr)
+    }
+
+    #[test]
+    fn the_output_does_not_depend_on_the_block_size() {
+        // Control chunks run on the reverb's own sample count: 1000-, 7- and 4096-sample
+        // calls (with a parameter change at the same sample) give the same samples.
+        let n = 24_000;
+        let mut x = 1u32;
+        let inp: Vec<f32> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x as f32 / u32::MAX as f32) - 0.5
+            })
+            .collect();
+        let run = |block: usize| {
+            let mut r = Reverb::new(SR);
+            let (mut l, mut rr) = (vec![0.0f32; n], vec![0.0f32; n]);
+            let mut pos = 0;
+            while pos < n {
+                // Change the decay and the size at sample 10_000 whatever the block.
+                let k = if pos < 10_000 {
+                    block.min(10_000 - pos)
+                } else {
+                    block.min(n - pos)
+                };
+                if pos == 10_000 {
+                    r.set(0.8, 10.0, 0.7, 0.3);
+                }
+                let (a, b) = (&mut l[pos..pos + k], &mut rr[pos..pos + k]);
+                r.process(&inp[pos..pos + k], &inp[pos..pos + k], a, b);
+                pos += k;
+            }
+            (l, rr)
+        };
+        let big = run(4096);
+        assert!(big.0.iter().any(|v| v.abs() > 1e-3), "the reverb sounds");
+        assert!(run(1000) == big, "1000-sample blocks");
+        assert!(run(7) == big, "7-sample blocks");
     }
 
     #[test]
