@@ -176,35 +176,45 @@ fn a_mix_ridden_live_bounces_identically_offline() {
         },
     );
 
-    // Pass 2: read, from 0, recorded through JACK.
+    // Pass 2: read, from 0, recorded through JACK. A take during which JACK saw an xrun (a
+    // period lost on this VM) is repeated, up to 3 times.
     osc.send(&format!("{FADER}/automation"), vec![Str("read".into())]);
-    osc.send("/transport/locate", vec![Float(0.0)]);
     // SAFETY: set before any thread of ours reads it; libjack reads it when a client opens.
     unsafe { std::env::set_var("JACK_DEFAULT_SERVER", SERVER) };
-    let (client, _) =
-        jack::Client::new("autorec", jack::ClientOptions::NO_START_SERVER).expect("client");
-    let input = client
-        .register_port("in", jack::AudioIn::default())
-        .expect("port");
-    let (tx, mut rx) = rtrb::RingBuffer::new((RATE * 8) as usize);
-    let active = client
-        .activate_async((), Recorder { input, tx })
-        .expect("activate");
-    active
-        .as_client()
-        .connect_ports_by_name("faderbridge:master_L", "autorec:in")
-        .expect("connect");
-    std::thread::sleep(Duration::from_millis(300));
-    osc.send("/transport/play", vec![]);
-    std::thread::sleep(Duration::from_millis(4000));
-    osc.send("/transport/stop", vec![]);
-    std::thread::sleep(Duration::from_millis(100));
-    let mut live = Vec::new();
-    while let Ok(v) = rx.pop() {
-        live.push(v);
-    }
-    let _ = active.deactivate();
-    let xruns = d.get("engine/xruns");
+    let mut takes = 0;
+    let (live, xruns) = loop {
+        takes += 1;
+        osc.send("/transport/stop", vec![]);
+        osc.send("/transport/locate", vec![Float(0.0)]);
+        let (client, _) =
+            jack::Client::new("autorec", jack::ClientOptions::NO_START_SERVER).expect("client");
+        let input = client
+            .register_port("in", jack::AudioIn::default())
+            .expect("port");
+        let (tx, mut rx) = rtrb::RingBuffer::new((RATE * 8) as usize);
+        let active = client
+            .activate_async((), Recorder { input, tx })
+            .expect("activate");
+        active
+            .as_client()
+            .connect_ports_by_name("faderbridge:master_L", "autorec:in")
+            .expect("connect");
+        std::thread::sleep(Duration::from_millis(300));
+        let before = d.get("engine/xruns");
+        osc.send("/transport/play", vec![]);
+        std::thread::sleep(Duration::from_millis(4000));
+        osc.send("/transport/stop", vec![]);
+        std::thread::sleep(Duration::from_millis(100));
+        let xruns = d.get("engine/xruns") - before;
+        let mut live = Vec::new();
+        while let Ok(v) = rx.pop() {
+            live.push(v);
+        }
+        let _ = active.deactivate();
+        if xruns == 0.0 || takes == 3 {
+            break (live, xruns);
+        }
+    };
     drop(d);
 
     // Render with the state the daemon saved.
@@ -246,6 +256,10 @@ fn a_mix_ridden_live_bounces_identically_offline() {
     let worst = (0..n)
         .map(|i| (i, (live[k0 + i] - bounce[i]).abs()))
         .fold((0, 0.0f32), |a, b| if b.1 > a.1 { b } else { a });
+    eprintln!(
+        "live vs render over {n} frames: worst difference {:.3e} at frame {}; ride range {db:.2} dB; {xruns} xruns",
+        worst.1, worst.0
+    );
     assert!(
         worst.1 < 1e-4,
         "live and render differ by {} at frame {} ({xruns} xruns)",

@@ -316,7 +316,7 @@ impl Inner {
                 e.send(&self.tree, *id, v, None);
             }
         }
-        let (_, playing) = self.position_now();
+        let playing = self.playing;
         for id in after.difference(&before) {
             let from = self.values[id.0 as usize];
             let glide = playing && self.auto.releasing.contains(id);
@@ -359,7 +359,8 @@ impl Inner {
 
     /// A surface touched (`touched`) or released a control: passes start and end.
     pub(super) fn auto_touch(&mut self, sh: &Shared, id: ParamId, touched: bool, origin: Origin) {
-        let (pos, playing) = self.position_now();
+        let (pos, _) = self.position_now();
+        let playing = self.playing;
         let mode = self.mode_of(id);
         if touched {
             if playing

@@ -192,6 +192,8 @@ struct EngineLink {
     meters: Arc<MeterBank>,
     /// Changes that did not fit into the engine queue: latest value per parameter.
     backlog: BTreeMap<ParamId, f32>,
+    /// The newest automation set, when the engine's ring had no room for it.
+    playback_wait: Option<Box<crate::automation::Playback>>,
 }
 
 impl EngineLink {
@@ -211,13 +213,18 @@ impl EngineLink {
         self.backlog.insert(id, value);
     }
 
-    /// Hand the engine the lanes to play.
+    /// Hand the engine the lanes to play (a full ring keeps the newest set for the next
+    /// [`EngineLink::drain`]).
     fn send_playback(&mut self, playback: crate::automation::Playback) {
-        // Engine playback lands with the engine side of issue 7.
-        let _ = playback;
+        self.playback_wait = self.handle.send_playback(Box::new(playback)).err();
     }
 
     fn drain(&mut self, tree: &ParamTree) {
+        if let Some(p) = self.playback_wait.take() {
+            self.playback_wait = self.handle.send_playback(p).err();
+        } else {
+            self.handle.collect();
+        }
         while let Some((id, value)) = self.backlog.pop_first() {
             let c = ParamChange {
                 addr: tree.get(id).addr,
@@ -1009,6 +1016,7 @@ impl ConsoleHandle {
             handle,
             meters,
             backlog: BTreeMap::new(),
+            playback_wait: None,
         };
         let mut sent = 0usize;
         for (i, (p, v)) in inner.tree.params().iter().zip(&inner.values).enumerate() {
