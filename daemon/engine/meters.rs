@@ -127,7 +127,7 @@ impl MeterBank {
             let on = self.playing.load(Ordering::Relaxed);
             std::sync::atomic::fence(Ordering::Acquire);
             let s2 = self.seq.load(Ordering::Relaxed);
-            if s1 == s2 && s1 % 2 == 0 {
+            if s1 == s2 && s1.is_multiple_of(2) {
                 return (p, f, on);
             }
             std::hint::spin_loop();
