@@ -49,7 +49,8 @@ const FADE: usize = 256;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MeasureError {
     #[error(
-        "nothing comes back: the return is {level_db:.1} dB below the send (is the gear on, and the return patched?)"
+        "nothing comes back: the return is {} (is the gear on, and the return patched?)",
+        level_text(*.level_db)
     )]
     NoReturn { level_db: f64 },
     #[error(
@@ -188,7 +189,11 @@ impl Probe {
             );
         }
         let mean: Vec<C> = (0..bins)
-            .map(|i| per.iter().fold(C::ZERO, |a, h| a.add(h[i])).scale(1.0 / ANALYSED as f64))
+            .map(|i| {
+                per.iter()
+                    .fold(C::ZERO, |a, h| a.add(h[i]))
+                    .scale(1.0 / ANALYSED as f64)
+            })
             .collect();
         let power: f64 = mean.iter().map(|c| c.norm2()).sum::<f64>() / bins as f64;
         let level_db = 10.0 * power.max(1e-30).log10();
@@ -263,10 +268,7 @@ impl Probe {
         let samples = fine(&mean).ok_or_else(|| MeasureError::Inconsistent {
             why: "no usable phase".into(),
         })?;
-        let each: Vec<f64> = per
-            .iter()
-            .map(|h| fine(h).unwrap_or(f64::NAN))
-            .collect();
+        let each: Vec<f64> = per.iter().map(|h| fine(h).unwrap_or(f64::NAN)).collect();
         let m = each.iter().sum::<f64>() / ANALYSED as f64;
         let var = each.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (ANALYSED - 1) as f64;
         let error = (var / ANALYSED as f64).sqrt();
@@ -322,6 +324,14 @@ impl Probe {
         }
         let slope = (sw * swxy - swx * swy) / det;
         Some(coarse - slope)
+    }
+}
+
+fn level_text(db: f64) -> String {
+    if db < -150.0 {
+        "silent".into()
+    } else {
+        format!("{:.1} dB below the send", -db)
     }
 }
 

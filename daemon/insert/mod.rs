@@ -4,10 +4,12 @@
 //! inserts yet.
 //!
 //! - [`measure`]: the probe signal and its analysis (pure, no JACK).
+//! - [`cli`]: the `measure-insert` command (find the insert, measure or `--set`, store).
 //! - [`jack`]: plays the probe through the insert on a JACK server and records the return.
 //! - this file: the stored results, keyed by strip, backend, sample rate and block size
 //!   ([`InsertMeasurement`] in [`SavedState::insert_measurements`]), and [`latency_for`].
 
+pub mod cli;
 pub mod jack;
 pub mod measure;
 
@@ -129,7 +131,11 @@ mod tests {
         // A manual value replaces the measurement for its key only.
         record(&mut s, "kick", entry(48000, 256, 500.0, true));
         assert_eq!(latency_for(&s, "kick", "jack", 48000, 256), Some(500.0));
-        assert!(stored(&s, "kick", "jack", 48000, 256).expect("stored").manual);
+        assert!(
+            stored(&s, "kick", "jack", 48000, 256)
+                .expect("stored")
+                .manual
+        );
         assert_eq!(s.insert_measurements["kick"].len(), 2);
         // A fixed latency in the session wins.
         let ins = Insert {
@@ -137,12 +143,18 @@ mod tests {
             ret: PortRef::Number(9),
             latency: InsertLatency::Samples(77),
         };
-        assert_eq!(effective_latency(&ins, &s, "kick", "jack", 48000, 256), Some(77.0));
+        assert_eq!(
+            effective_latency(&ins, &s, "kick", "jack", 48000, 256),
+            Some(77.0)
+        );
         let auto = Insert {
             latency: InsertLatency::Auto,
             ..ins
         };
-        assert_eq!(effective_latency(&auto, &s, "kick", "jack", 48000, 256), Some(500.0));
+        assert_eq!(
+            effective_latency(&auto, &s, "kick", "jack", 48000, 256),
+            Some(500.0)
+        );
     }
 
     #[test]

@@ -154,8 +154,15 @@ fn fft_round_trip_and_a_known_bin() {
     fft(&mut x, false);
     // A cosine at bin 5: n/2 at bins 5 and n-5, nothing elsewhere.
     for (k, c) in x.iter().enumerate() {
-        let want = if k == 5 || k == n - 5 { n as f64 / 2.0 } else { 0.0 };
-        assert!((c.re - want).abs() < 1e-9 && c.im.abs() < 1e-9, "bin {k}: {c:?}");
+        let want = if k == 5 || k == n - 5 {
+            n as f64 / 2.0
+        } else {
+            0.0
+        };
+        assert!(
+            (c.re - want).abs() < 1e-9 && c.im.abs() < 1e-9,
+            "bin {k}: {c:?}"
+        );
     }
     fft(&mut x, true);
     for (a, b) in x.iter().zip(&orig) {
@@ -166,7 +173,9 @@ fn fft_round_trip_and_a_known_bin() {
 #[test]
 fn the_probe_peaks_at_minus_6_dbfs_and_starts_faded() {
     let p = Probe::new(48000);
-    let peak = (0..PERIOD).map(|i| p.sample(PERIOD + i).abs()).fold(0.0f32, f32::max);
+    let peak = (0..PERIOD)
+        .map(|i| p.sample(PERIOD + i).abs())
+        .fold(0.0f32, f32::max);
     assert!((peak - PROBE_PEAK).abs() < 1e-6, "peak {peak}");
     assert_eq!(p.sample(0), 0.0);
     // Periodic after the fade.
