@@ -348,3 +348,20 @@ fn strips_without_an_insert_are_refused() {
     }
     assert!(!dir.state().join("state.json").exists());
 }
+
+/// Not a test: keeps the simulated gear running on `$FADERBRIDGE_GEAR_SERVER` for
+/// `$FADERBRIDGE_GEAR_SECS` seconds (default 20), to compare `measure-insert` with
+/// `jack_iodelay` by hand (README, "Hardware inserts").
+#[test]
+#[ignore]
+fn gear_for_a_manual_check() {
+    let Ok(server) = std::env::var("FADERBRIDGE_GEAR_SERVER") else {
+        return;
+    };
+    let secs: u64 = std::env::var("FADERBRIDGE_GEAR_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let _gear = Gear::start(&server, GearSetup::default());
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+}
