@@ -205,6 +205,16 @@ fn main() -> ExitCode {
             state_dir,
             set,
         } => {
+            // Thrown-away attempts (xruns) are warnings; FADERBRIDGE_LOG=debug shows more.
+            let level = std::env::var("FADERBRIDGE_LOG")
+                .ok()
+                .and_then(|l| l.parse::<tracing::Level>().ok())
+                .unwrap_or(tracing::Level::WARN);
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(level)
+                .with_target(false)
+                .init();
             let opts = faderbridge::insert::cli::MeasureInsertOptions {
                 session,
                 strip,

@@ -37,6 +37,8 @@ version: 1
 channels:
   - { name: kick, source: { input: 1 }, insert: { send: "gear:in", return: "gear:out" } }
   - { name: snare, source: { input: 2 } }
+  - { name: tom, source: { input: 3 }, insert: { send: 1, return: 1 } }
+  - { name: hat, source: { input: 4 }, insert: { send: 9, return: 9 } }
 buses:
   - { name: drums, kind: group }
 "#;
@@ -256,6 +258,12 @@ fn measures_the_gear_at_two_period_sizes_and_keys_the_results() {
         assert_eq!(v, None, "the backend key names the server");
         let key = format!("jack:fbtest-insert-p{period}");
         let v = latency_for(&st, "kick", &key, 48000, period).expect("stored");
+        let want = (GEAR_DELAY + period as usize) as f64;
+        eprintln!(
+            "period {period}: stored {v:.6}, off {:+.6} from gear {GEAR_DELAY} + one period",
+            v - want
+        );
+        assert!((v - want).abs() <= 1.0);
         assert!((v - samples).abs() < 0.006, "{v} vs printed {samples}");
         let e = insert::stored(&st, "kick", &key, 48000, period).expect("entry");
         assert!(!e.manual && !e.inverted);
@@ -329,6 +337,21 @@ fn no_return_stores_nothing() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("nothing comes back"), "{err}");
     assert!(!dir.state().join("state.json").exists());
+    // Interface numbers: the dummy driver's system:playback_1 / system:capture_1 (its
+    // capture is silent), and a 9th output it does not have.
+    let out = run(&dir, "tom", jackd.name(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    eprintln!("send 1 / return 1 on the dummy driver: {err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing comes back"), "{err}");
+    let out = run(&dir, "hat", jackd.name(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("insert send 9: the server has 2 physical playback ports"),
+        "{err}"
+    );
+    assert!(!dir.state().join("state.json").exists());
 }
 
 #[test]
@@ -337,6 +360,7 @@ fn strips_without_an_insert_are_refused() {
     let dir = Dir::new("strips");
     for (strip, says) in [
         ("snare", "channel snare has no insert"),
+        ("2", "channel snare has no insert"),
         ("toms", "no channel named toms"),
         ("drums", "channels only"),
         ("master", "channels only"),

@@ -7,9 +7,11 @@
 //! the engine will see it: interface buffers and converters, or for a JACK client as gear the
 //! period JACK adds on a feedback path).
 //!
-//! The process callback only copies into a buffer allocated before activation. A run with an
-//! xrun, or with the period or rate changed under it, is thrown away and repeated (up to
-//! [`ATTEMPTS`] times).
+//! The process callback only copies into a buffer allocated (and touched) before activation.
+//! A run with an xrun, or with the period or rate changed under it, is thrown away and
+//! repeated (up to [`ATTEMPTS`] times): after an xrun a real interface may come back with its
+//! capture and playback streams at another offset, so such a run could look consistent and
+//! still be wrong.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -25,7 +27,7 @@ use crate::audio::jack::{client_lock, open_client};
 use crate::session::model::PortRef;
 
 /// Runs tried before giving up on xruns.
-pub const ATTEMPTS: usize = 3;
+pub const ATTEMPTS: usize = 5;
 /// The measuring client's name.
 pub const CLIENT_NAME: &str = "faderbridge-measure";
 
@@ -148,6 +150,8 @@ struct Player {
     /// Cycles run (to tell a stalled server).
     cycles: Arc<AtomicU32>,
     disturbed: Arc<AtomicBool>,
+    /// The period the run started with (JACK also calls `buffer_size` on activation).
+    block: Frames,
 }
 
 impl ProcessHandler for Player {
@@ -176,23 +180,31 @@ impl ProcessHandler for Player {
         Control::Continue
     }
 
-    fn buffer_size(&mut self, _: &Client, _: Frames) -> Control {
-        self.disturbed.store(true, Ordering::Relaxed);
+    fn buffer_size(&mut self, _: &Client, size: Frames) -> Control {
+        if size != self.block {
+            self.disturbed.store(true, Ordering::Relaxed);
+        }
         Control::Continue
     }
 }
 
 struct Watch {
     disturbed: Arc<AtomicBool>,
+    xruns: Arc<AtomicU32>,
+    /// The rate the run started with (JACK also calls `sample_rate` on activation).
+    rate: Frames,
 }
 
 impl NotificationHandler for Watch {
     fn xrun(&mut self, _: &Client) -> Control {
+        self.xruns.fetch_add(1, Ordering::Relaxed);
         self.disturbed.store(true, Ordering::Relaxed);
         Control::Continue
     }
-    fn sample_rate(&mut self, _: &Client, _: Frames) -> Control {
-        self.disturbed.store(true, Ordering::Relaxed);
+    fn sample_rate(&mut self, _: &Client, rate: Frames) -> Control {
+        if rate != self.rate {
+            self.disturbed.store(true, Ordering::Relaxed);
+        }
         Control::Continue
     }
 }
@@ -206,7 +218,7 @@ pub fn measure(send: &PortRef, ret: &PortRef, server: Option<&str>) -> Result<Ru
     for attempt in 1..=ATTEMPTS {
         match run_once(send, ret, server)? {
             Some(r) => return Ok(r),
-            None => tracing::warn!("measurement attempt {attempt} disturbed (xrun); again"),
+            None => tracing::warn!("measurement attempt {attempt} of {ATTEMPTS} thrown away"),
         }
     }
     Err(RunError::Disturbed)
@@ -250,15 +262,21 @@ fn run_once(
         probe: probe.clone(),
         send: out,
         ret: inp,
-        rec: vec![0.0; len],
+        // Written through now (not zero pages from calloc), so the process callback does
+        // not take a page fault per 4 KiB as it records.
+        rec: vec![-0.0; len],
         pos: 0,
         go: go.clone(),
         done: done.clone(),
         cycles: cycles.clone(),
         disturbed: disturbed.clone(),
+        block,
     };
+    let xruns = Arc::new(AtomicU32::new(0));
     let watch = Watch {
         disturbed: disturbed.clone(),
+        xruns: xruns.clone(),
+        rate,
     };
     let mut guard = guard;
     let client = guard.0.take().expect("open");
@@ -287,6 +305,7 @@ fn run_once(
         )));
     }
     disturbed.store(false, Ordering::Relaxed);
+    xruns.store(0, Ordering::Relaxed);
     go.store(true, Ordering::Release);
     let budget = Duration::from_secs_f64(2.0 * len as f64 / f64::from(rate.max(1)) + 5.0);
     let start = Instant::now();
@@ -304,6 +323,15 @@ fn run_once(
     }
     let player = deactivate(active)?;
     if disturbed.load(Ordering::Relaxed) {
+        let x = xruns.load(Ordering::Relaxed);
+        tracing::warn!(
+            "measurement disturbed: {}",
+            if x > 0 {
+                format!("{x} xruns")
+            } else {
+                "the period or rate changed".to_string()
+            }
+        );
         return Ok(None);
     }
     let measurement = probe.analyse(&player.rec)?;

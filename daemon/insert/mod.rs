@@ -157,6 +157,37 @@ mod tests {
         );
     }
 
+    /// The daemon rewrites the state file on every change; the measurements `measure-insert`
+    /// stored must survive that.
+    #[tokio::test]
+    async fn the_console_keeps_stored_measurements_across_its_saves() {
+        use crate::control::{Console, Origin};
+        use crate::state::StateDir;
+        use crate::state::tests::TestDir;
+        let d = TestDir::new("insert-console");
+        let sd = StateDir::open(&d.0).expect("open");
+        cli::store(&d.0, "kick", entry(48000, 256, 493.25, false)).expect("store");
+        let s = crate::session::parse_str(
+            "version: 1\nchannels: [{ name: kick, source: { input: 1 } }]\n",
+            std::path::Path::new("/nonexistent/t.yaml"),
+        )
+        .expect("session");
+        let (c, h) = Console::new(crate::params::ParamTree::build(&s), Some(sd.clone()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(c.run(stop.clone()));
+        h.set("ch/kick/fader_db", -7.0, Origin::Internal)
+            .await
+            .expect("set");
+        stop.cancel();
+        task.await.expect("task");
+        let saved = sd.load().expect("load").expect("saved");
+        assert_eq!(saved.params["ch/kick/fader_db"], -7.0, "the console saved");
+        assert_eq!(
+            latency_for(&saved, "kick", "jack", 48000, 256),
+            Some(493.25)
+        );
+    }
+
     #[test]
     fn backend_keys() {
         assert_eq!(backend_key("jack", None), "jack");
