@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::jack::{self as run, RunError};
 use super::{InsertMeasurement, backend_key, record};
-use crate::session::model::{Insert, Session};
+use crate::session::model::{Insert, InsertLatency, Session};
 use crate::state::{STATE_VERSION, SavedState, StateDir, StateError};
 
 /// What `measure-insert` was asked.
@@ -153,6 +153,12 @@ pub fn measure_insert(o: &MeasureInsertOptions) -> Result<String, MeasureInsertE
     };
     let dir = o.state_dir.clone().unwrap_or_else(StateDir::default_dir);
     store(&dir, &name, entry)?;
+    let mut report = report;
+    if let InsertLatency::Samples(n) = insert.latency {
+        report.push_str(&format!(
+            "\n  note: the session fixes this insert's latency at {n} samples; the stored value is used with `latency: auto`"
+        ));
+    }
     Ok(report)
 }
 

@@ -127,6 +127,11 @@ impl Probe {
         self.rate
     }
 
+    /// RMS level of the probe (full scale = 1).
+    pub fn send_rms(&self) -> f64 {
+        self.send_rms
+    }
+
     /// Samples to play and record: the settling period and the analysed ones.
     pub fn len(&self) -> usize {
         PERIOD * (1 + ANALYSED)
@@ -342,13 +347,6 @@ fn circ_dist(a: usize, b: usize, n: usize) -> usize {
 
 fn rms(x: &[f32]) -> f64 {
     (x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-impl Probe {
-    /// RMS level of the probe (full scale = 1).
-    pub fn send_rms(&self) -> f64 {
-        self.send_rms
-    }
 }
 
 /// A complex number (just what the FFT and the fit need).

@@ -129,7 +129,7 @@ fn measure(g: Gear) -> Result<Measurement, MeasureError> {
 
 fn assert_near(m: &Measurement, want: f64, tol: f64, what: &str) {
     eprintln!(
-        "{what}: measured {:.4} (want {want}, off {:+.4}), error {:.5}, level {:.2} dB, snr {:.1} dB, inverted {}",
+        "{what}: measured {:.6} (want {want}, off {:+.6}), error {:.5}, level {:.2} dB, snr {:.1} dB, inverted {}",
         m.samples,
         m.samples - want,
         m.error,
@@ -188,7 +188,7 @@ fn the_probe_peaks_at_minus_6_dbfs_and_starts_faded() {
 #[test]
 fn integer_delay() {
     let m = measure(Gear::new(237.0)).expect("measure");
-    assert_near(&m, 237.0, 0.01, "237");
+    assert_near(&m, 237.0, 0.001, "237");
     assert!(!m.inverted);
     assert!(m.level_db.abs() < 0.1, "level {}", m.level_db);
 }
@@ -197,7 +197,7 @@ fn integer_delay() {
 fn fractional_delay() {
     for d in [237.5, 237.25, 1000.9] {
         let m = measure(Gear::new(d)).expect("measure");
-        assert_near(&m, d, 0.01, &format!("{d}"));
+        assert_near(&m, d, 0.001, &format!("{d}"));
     }
 }
 
@@ -207,7 +207,7 @@ fn inverted_with_gain() {
     g.invert = true;
     g.gain_db = -3.0;
     let m = measure(g).expect("measure");
-    assert_near(&m, 237.5, 0.01, "inverted -3 dB");
+    assert_near(&m, 237.5, 0.001, "inverted -3 dB");
     assert!(m.inverted);
     assert!((m.level_db + 3.0).abs() < 0.1, "level {}", m.level_db);
 }
@@ -217,7 +217,7 @@ fn noise_at_minus_40_db() {
     let mut g = Gear::new(237.5);
     g.noise_db = Some(-40.0);
     let m = measure(g).expect("measure");
-    assert_near(&m, 237.5, 0.02, "noise -40 dB");
+    assert_near(&m, 237.5, 0.001, "noise -40 dB");
     assert!(m.error < 0.01, "error {}", m.error);
     // -40 dB of noise on one period, averaged over 3: about 44.8 dB.
     assert!((m.snr_db - 44.8).abs() < 2.0, "snr {}", m.snr_db);
@@ -227,7 +227,7 @@ fn noise_at_minus_40_db() {
 fn coloured_gear() {
     let mut g = Gear::new(237.0);
     g.colour = Colour::Fir121;
-    assert_near(&measure(g).expect("fir"), 238.0, 0.01, "fir 1-2-1");
+    assert_near(&measure(g).expect("fir"), 238.0, 0.001, "fir 1-2-1");
     g.colour = Colour::DcBlock;
     g.invert = true;
     let m = measure(g).expect("dc block");
@@ -306,6 +306,6 @@ fn other_rates() {
     for rate in [44100, 96000] {
         let p = Probe::new(rate);
         let m = p.analyse(&record(&p, Gear::new(3000.5))).expect("measure");
-        assert_near(&m, 3000.5, 0.01, &format!("{rate} Hz"));
+        assert_near(&m, 3000.5, 0.001, &format!("{rate} Hz"));
     }
 }
