@@ -10,6 +10,8 @@
 //!   and the validated model the engine is built from.
 //! - [`engine`]: the mix engine: a compiled graph of strips, buses and the master, processed
 //!   block by block, fed parameter changes through a wait-free queue.
+//! - [`insert`]: hardware inserts: the round-trip latency measurement (`measure-insert`)
+//!   and the stored latencies.
 //! - [`media`]: reading stems (WAV/FLAC, resampled) and writing WAV files atomically.
 //! - [`render`]: the offline bounce (`faderbridge render`).
 //! - [`demo`]: the demo song's stems and session.
@@ -41,6 +43,7 @@ pub mod control;
 pub mod demo;
 pub mod dsp;
 pub mod engine;
+pub mod insert;
 pub mod mcu;
 pub mod media;
 pub mod meter;

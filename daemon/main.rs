@@ -76,6 +76,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         automation: Option<PathBuf>,
     },
+    /// Measure the round-trip latency of a channel's hardware insert on JACK (or store one
+    /// given by hand) and keep it in the state directory; exit 2 when refused.
+    MeasureInsert {
+        /// The session file.
+        session: PathBuf,
+        /// The channel (name or 1-based position) whose `insert:` to measure.
+        strip: String,
+        /// JACK server name (default: $JACK_DEFAULT_SERVER or the default server).
+        #[arg(long)]
+        jack_server: Option<String>,
+        /// Where the result is stored (the daemon's state directory).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Store this latency in samples instead of measuring (overrides a measurement).
+        #[arg(long, value_name = "SAMPLES")]
+        set: Option<f64>,
+    },
     /// Validate a session or a MIDI mapping file; exit 0 if it is valid, 2 with
     /// FILE:LINE:COL messages if not.
     Check {
@@ -178,6 +195,41 @@ fn main() -> ExitCode {
             match render::render(&session, &opts) {
                 Ok(report) => {
                     println!("wrote {}", output.display());
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+                }
+            }
+        }
+        Command::MeasureInsert {
+            session,
+            strip,
+            jack_server,
+            state_dir,
+            set,
+        } => {
+            // Thrown-away attempts (xruns) are warnings; FADERBRIDGE_LOG=debug shows more.
+            let level = std::env::var("FADERBRIDGE_LOG")
+                .ok()
+                .and_then(|l| l.parse::<tracing::Level>().ok())
+                .unwrap_or(tracing::Level::WARN);
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(level)
+                .with_target(false)
+                .init();
+            let opts = faderbridge::insert::cli::MeasureInsertOptions {
+                session,
+                strip,
+                jack_server,
+                state_dir,
+                set,
+            };
+            match faderbridge::insert::cli::measure_insert(&opts) {
+                Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS
                 }

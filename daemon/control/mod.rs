@@ -253,6 +253,8 @@ struct Inner {
     touched: HashMap<ParamId, HashSet<Origin>>,
     scenes: BTreeMap<String, BTreeMap<String, f32>>,
     insert_latency: BTreeMap<String, u32>,
+    /// Kept as loaded and written back (`measure-insert` writes them; not used live yet).
+    insert_measurements: BTreeMap<String, Vec<crate::insert::InsertMeasurement>>,
     engine: Option<EngineLink>,
     stats: EngineStats,
     surfaces: BTreeMap<u32, SurfaceEntry>,
@@ -453,6 +455,7 @@ impl Inner {
                 .collect(),
             scenes: self.scenes.clone(),
             insert_latency: self.insert_latency.clone(),
+            insert_measurements: self.insert_measurements.clone(),
             automation: self
                 .automation
                 .iter()
@@ -522,6 +525,7 @@ impl Console {
         let mut values: Vec<f32> = tree.params().iter().map(|p| p.initial).collect();
         let mut scenes = BTreeMap::new();
         let mut insert_latency = BTreeMap::new();
+        let mut insert_measurements = BTreeMap::new();
         let mut automation = BTreeMap::new();
         let mut auto = automation::AutoState::default();
         if let Some(dir) = &state {
@@ -554,6 +558,7 @@ impl Console {
                     }
                     scenes = saved.scenes;
                     insert_latency = saved.insert_latency;
+                    insert_measurements = saved.insert_measurements;
                     auto =
                         automation::AutoState::restore(saved.lanes, saved.lane_rate, &tree, &paths);
                     automation = saved
@@ -583,6 +588,7 @@ impl Console {
                 touched: HashMap::new(),
                 scenes,
                 insert_latency,
+                insert_measurements,
                 engine: None,
                 stats: EngineStats::default(),
                 surfaces: BTreeMap::new(),

@@ -86,9 +86,16 @@ pub struct SavedState {
     /// Named scenes: scene name → path → value.
     #[serde(with = "scene_map")]
     pub scenes: BTreeMap<String, BTreeMap<String, f32>>,
-    /// Measured round-trip latency of hardware inserts, in samples, by strip name.
+    /// Measured round-trip latency of hardware inserts, in samples, by strip name (the
+    /// first, unkeyed form; still read and written, superseded by
+    /// [`SavedState::insert_measurements`]).
     #[serde(default)]
     pub insert_latency: BTreeMap<String, u32>,
+    /// Hardware insert latencies, measured or set by hand, by strip name, each for one
+    /// backend, sample rate and block size (`faderbridge measure-insert`;
+    /// [`crate::insert::latency_for`] reads them).
+    #[serde(default)]
+    pub insert_measurements: BTreeMap<String, Vec<crate::insert::InsertMeasurement>>,
     /// Automation modes other than off, by canonical parameter path.
     #[serde(default)]
     pub automation: BTreeMap<String, crate::automation::Mode>,

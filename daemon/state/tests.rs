@@ -65,6 +65,18 @@ fn sample() -> SavedState {
             ],
         )]),
         lane_rate: 48_000,
+        insert_measurements: BTreeMap::from([(
+            "kick".to_string(),
+            vec![crate::insert::InsertMeasurement {
+                backend: "jack".into(),
+                rate: 48_000,
+                block: 256,
+                samples: 493.017_5,
+                error: 0.003,
+                inverted: true,
+                manual: false,
+            }],
+        )]),
     }
 }
 
@@ -254,6 +266,8 @@ fn null_values_are_skipped_on_read() {
     assert_eq!(s.params["b"], -3.0);
     assert_eq!(s.params["c"], f32::NEG_INFINITY);
     assert!(s.insert_latency.is_empty());
+    // A file from before keyed insert measurements loads with none.
+    assert!(s.insert_measurements.is_empty());
 }
 
 #[test]
