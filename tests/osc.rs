@@ -1211,3 +1211,69 @@ fn automation_modes_are_set_and_queried_per_parameter_and_per_strip() {
     assert_eq!(mode("/ch/snare/pan/automation"), "off");
     assert_eq!(mode("/ch/snare/fader_db/automation"), "latch");
 }
+
+/// Issue 8, point 5: outboard recall notes are set and queried over OSC, saved with scenes
+/// (a recall brings back how the hardware was set) and shown by `faderbridge status`.
+#[test]
+fn outboard_notes_travel_with_scenes_and_show_in_status() {
+    let d = start("outboard");
+    let c = Client::new(d.addr());
+    let s = |v: &str| OscType::String(v.into());
+    let ask = |addr: &str, args: Vec<OscType>| {
+        c.send(addr, args);
+        c.wait_for(addr, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no reply to {addr}"))
+            .args
+    };
+    c.send("/ch/kick/insert/unit", vec![s("1176 rev F")]);
+    c.send("/ch/1/insert/setting", vec![s("input"), s("24")]);
+    c.send("/ch/kick/insert/setting", vec![s("ratio"), s("4:1")]);
+    assert_eq!(ask("/ch/kick/insert/unit", vec![]), vec![s("1176 rev F")]);
+    assert_eq!(
+        ask("/ch/kick/insert/setting", vec![s("input")]),
+        vec![s("input"), s("24")]
+    );
+    assert_eq!(
+        ask("/ch/kick/insert/notes", vec![]),
+        vec![s("outboard ch/kick: 1176 rev F | input 24, ratio 4:1")]
+    );
+    // A scene keeps them; changing the hardware and recalling the scene brings them back.
+    c.send("/scene/save", vec![s("verse")]);
+    c.send("/ch/kick/insert/setting", vec![s("input"), s("30")]);
+    c.send("/ch/kick/insert/setting", vec![s("ratio"), s("")]);
+    assert_eq!(
+        ask("/ch/kick/insert/notes", vec![]),
+        vec![s("outboard ch/kick: 1176 rev F | input 30")]
+    );
+    c.send("/scene/recall", vec![s("verse")]);
+    assert_eq!(
+        ask("/ch/kick/insert/notes", vec![]),
+        vec![s("outboard ch/kick: 1176 rev F | input 24, ratio 4:1")]
+    );
+    // Bad input: an unknown strip, a non-string, control characters.
+    for (addr, args) in [
+        ("/ch/nope/insert/unit", vec![s("x")]),
+        ("/ch/kick/insert/unit", vec![OscType::Float(1.0)]),
+        ("/ch/kick/insert/unit", vec![s("a\nb")]),
+    ] {
+        c.send(addr, args);
+        let e = c
+            .wait_for("/error", Duration::from_secs(2))
+            .expect("/error");
+        assert!(
+            matches!(e.args.first(), Some(OscType::String(a)) if a == addr),
+            "{e:?}"
+        );
+    }
+    let out = std::process::Command::new(osc_client::bin())
+        .arg("status")
+        .arg("--state-dir")
+        .arg(d.path().join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("outboard ch/kick: 1176 rev F | input 24, ratio 4:1"),
+        "{text}"
+    );
+}

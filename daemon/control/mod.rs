@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use crate::automation::Mode;
 use crate::engine::{EngineHandle, LoudnessMeter, LoudnessTap, MeterBank, Meters};
 use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
-use crate::state::{STATE_VERSION, SavedState, StateDir};
+use crate::state::{Outboard, STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
     LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, bind_status,
@@ -163,6 +163,8 @@ pub enum ControlError {
     UnknownScene { name: String },
     #[error("bad scene name {name:?}: {why}")]
     BadSceneName { name: String, why: &'static str },
+    #[error("{what}: {why}")]
+    BadText { what: String, why: &'static str },
     #[error("transport: {0}")]
     Transport(&'static str),
 }
@@ -255,6 +257,10 @@ struct Inner {
     insert_latency: BTreeMap<String, u32>,
     /// Kept as loaded and written back (`measure-insert` writes them; not used live yet).
     insert_measurements: BTreeMap<String, Vec<crate::insert::InsertMeasurement>>,
+    /// Outboard recall notes by canonical strip path (`ch/kick`).
+    outboard: BTreeMap<String, Outboard>,
+    /// The outboard notes saved with each scene.
+    scene_outboard: BTreeMap<String, BTreeMap<String, Outboard>>,
     engine: Option<EngineLink>,
     stats: EngineStats,
     surfaces: BTreeMap<u32, SurfaceEntry>,
@@ -322,6 +328,23 @@ fn paths_of(tree: &ParamTree) -> Vec<Arc<str>> {
         .iter()
         .map(|p| Arc::<str>::from(p.path.as_str()))
         .collect()
+}
+
+/// Free text for outboard notes: at most `max` characters, no control characters.
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), ControlError> {
+    let bad = |why| {
+        Err(ControlError::BadText {
+            what: format!("{what} {text:?}"),
+            why,
+        })
+    };
+    if text.chars().count() > max {
+        return bad("too long");
+    }
+    if text.chars().any(char::is_control) {
+        return bad("contains control characters");
+    }
+    Ok(())
 }
 
 fn check_scene_name(name: &str) -> Result<(), ControlError> {
@@ -456,6 +479,8 @@ impl Inner {
             scenes: self.scenes.clone(),
             insert_latency: self.insert_latency.clone(),
             insert_measurements: self.insert_measurements.clone(),
+            outboard: self.outboard.clone(),
+            scene_outboard: self.scene_outboard.clone(),
             automation: self
                 .automation
                 .iter()
@@ -464,6 +489,21 @@ impl Inner {
             lanes: self.auto.saved(),
             lane_rate: self.auto.rate,
         }
+    }
+
+    /// The canonical path of a strip (`ch/1` → `ch/kick`, `master`).
+    fn strip_key(&self, strip: &str) -> Result<String, ControlError> {
+        let strip = strip.trim_matches('/');
+        self.tree
+            .resolve(&format!("{strip}/fader_db"))
+            .and_then(|id| {
+                self.paths[id.0 as usize]
+                    .strip_suffix("/fader_db")
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| ControlError::UnknownPath {
+                path: strip.to_string(),
+            })
     }
 
     /// The canonical paths `path` names: one parameter, or every parameter of a strip
@@ -526,6 +566,8 @@ impl Console {
         let mut scenes = BTreeMap::new();
         let mut insert_latency = BTreeMap::new();
         let mut insert_measurements = BTreeMap::new();
+        let mut outboard = BTreeMap::new();
+        let mut scene_outboard = BTreeMap::new();
         let mut automation = BTreeMap::new();
         let mut auto = automation::AutoState::default();
         if let Some(dir) = &state {
@@ -559,6 +601,8 @@ impl Console {
                     scenes = saved.scenes;
                     insert_latency = saved.insert_latency;
                     insert_measurements = saved.insert_measurements;
+                    outboard = saved.outboard;
+                    scene_outboard = saved.scene_outboard;
                     auto =
                         automation::AutoState::restore(saved.lanes, saved.lane_rate, &tree, &paths);
                     automation = saved
@@ -589,6 +633,8 @@ impl Console {
                 scenes,
                 insert_latency,
                 insert_measurements,
+                outboard,
+                scene_outboard,
                 engine: None,
                 stats: EngineStats::default(),
                 surfaces: BTreeMap::new(),
@@ -1338,6 +1384,8 @@ impl ConsoleHandle {
             .map(|(p, v)| (p.to_string(), *v))
             .collect();
         g.scenes.insert(name.to_string(), scene);
+        let notes = g.outboard.clone();
+        g.scene_outboard.insert(name.to_string(), notes);
         g.mark_dirty(&self.shared.dirty);
         Ok(())
     }
@@ -1365,6 +1413,10 @@ impl ConsoleHandle {
             .ok_or_else(|| ControlError::UnknownScene {
                 name: name.to_string(),
             })?;
+        if let Some(notes) = g.scene_outboard.get(name).cloned() {
+            g.outboard = notes;
+            g.mark_dirty(&self.shared.dirty);
+        }
         let mut skipped = 0usize;
         for (path, v) in &scene {
             match g.tree.resolve(path) {
@@ -1394,6 +1446,7 @@ impl ConsoleHandle {
     /// No such scene.
     pub async fn scene_delete(&self, name: &str) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
+        g.scene_outboard.remove(name);
         if g.scenes.remove(name).is_none() {
             return Err(ControlError::UnknownScene {
                 name: name.to_string(),
@@ -1401,6 +1454,72 @@ impl ConsoleHandle {
         }
         g.mark_dirty(&self.shared.dirty);
         Ok(())
+    }
+
+    /// Set the outboard unit of a strip's insert (`ch/kick`, `ch/1`, `bus/drums`, `master`);
+    /// an empty name forgets the strip's notes. Saved with the state and with scenes.
+    ///
+    /// # Errors
+    /// An unknown strip; a name over 64 characters or with control characters.
+    pub fn set_outboard_unit(&self, strip: &str, unit: &str) -> Result<(), ControlError> {
+        check_text("unit", unit, 64)?;
+        let mut g = self.shared.lock();
+        let key = g.strip_key(strip)?;
+        if unit.is_empty() {
+            g.outboard.remove(&key);
+        } else {
+            g.outboard.entry(key).or_default().unit = unit.to_string();
+        }
+        g.mark_dirty(&self.shared.dirty);
+        Ok(())
+    }
+
+    /// Note how a knob of a strip's outboard unit is set (`input` → `24`); an empty setting
+    /// removes the knob. At most 32 knobs per strip.
+    ///
+    /// # Errors
+    /// An unknown strip; a knob name over 32 characters, a setting over 64, control
+    /// characters, or a 33rd knob.
+    pub fn set_outboard_setting(
+        &self,
+        strip: &str,
+        knob: &str,
+        setting: &str,
+    ) -> Result<(), ControlError> {
+        check_text("knob", knob, 32)?;
+        if knob.is_empty() {
+            return Err(ControlError::BadText {
+                what: "knob".into(),
+                why: "empty",
+            });
+        }
+        check_text("setting", setting, 64)?;
+        let mut g = self.shared.lock();
+        let key = g.strip_key(strip)?;
+        let notes = g.outboard.entry(key).or_default();
+        if setting.is_empty() {
+            notes.settings.remove(knob);
+        } else {
+            if !notes.settings.contains_key(knob) && notes.settings.len() >= 32 {
+                return Err(ControlError::BadText {
+                    what: knob.into(),
+                    why: "a strip notes at most 32 knobs",
+                });
+            }
+            notes.settings.insert(knob.to_string(), setting.to_string());
+        }
+        g.mark_dirty(&self.shared.dirty);
+        Ok(())
+    }
+
+    /// A strip's outboard notes (empty when none).
+    ///
+    /// # Errors
+    /// An unknown strip.
+    pub fn outboard(&self, strip: &str) -> Result<Outboard, ControlError> {
+        let g = self.shared.lock();
+        let key = g.strip_key(strip)?;
+        Ok(g.outboard.get(&key).cloned().unwrap_or_default())
     }
 
     /// Record the measured round-trip latency (samples) of a strip's hardware insert.
@@ -1433,7 +1552,7 @@ impl ConsoleHandle {
     pub async fn status(&self) -> StatusReport {
         let meters = self.meters();
         let g = self.shared.lock();
-        status::build_report(
+        let mut report = status::build_report(
             &g.tree,
             &g.values,
             &meters,
@@ -1450,7 +1569,9 @@ impl ConsoleHandle {
             g.scenes.keys().cloned().collect(),
             self.shared.started.elapsed().as_secs_f64(),
             g.stats.sample_rate,
-        )
+        );
+        report.outboard = g.outboard.clone();
+        report
     }
 }
 

@@ -152,6 +152,9 @@ pub struct StatusReport {
     /// daemons).
     #[serde(default)]
     pub transport: TransportStatus,
+    /// Outboard recall notes by strip (`ch/kick`).
+    #[serde(default)]
+    pub outboard: std::collections::BTreeMap<String, crate::state::Outboard>,
 }
 
 /// The transport line of a [`StatusReport`].
@@ -237,6 +240,18 @@ pub(super) fn build_report(
             playing: meters.playing,
             position_s: meters.position as f64 / f64::from(sample_rate.max(1)),
         },
+        outboard: Default::default(),
+    }
+}
+
+/// `outboard ch/kick: 1176 | attack 3, input 24` (the unit, then every knob).
+pub fn outboard_line(strip: &str, o: &crate::state::Outboard) -> String {
+    let knobs: Vec<String> = o.settings.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let unit = if o.unit.is_empty() { "?" } else { &o.unit };
+    if knobs.is_empty() {
+        format!("outboard {strip}: {unit}")
+    } else {
+        format!("outboard {strip}: {unit} | {}", knobs.join(", "))
     }
 }
 
@@ -345,6 +360,9 @@ impl fmt::Display for StatusReport {
             db(l.integrated_lufs),
             db(l.true_peak_dbtp)
         )?;
+        for (strip, o) in &self.outboard {
+            writeln!(f, "{}", outboard_line(strip, o))?;
+        }
         writeln!(f)?;
         if self.surfaces.is_empty() {
             writeln!(f, "surfaces: none")?;

@@ -953,3 +953,34 @@ async fn an_undrained_tap_drops_frames_and_counts_them() {
     }
     assert_eq!(tap.dropped(), 1500 * 64 - 48000);
 }
+
+#[tokio::test]
+async fn outboard_notes_persist_and_scenes_restore_them() {
+    let dir = crate::state::tests::TestDir::new("outboard");
+    let sd = StateDir::open(&dir.0).expect("state dir");
+    let (c, h) = Console::new(tree_of(SESSION), Some(sd.clone()));
+    h.set_outboard_unit("ch/kick", "LA-2A").expect("unit");
+    h.set_outboard_setting("ch/1", "peak reduction", "45")
+        .expect("knob");
+    h.scene_save("a").await.expect("save");
+    h.set_outboard_unit("ch/kick", "").expect("forget");
+    assert_eq!(h.outboard("ch/kick"), Ok(Outboard::default()));
+    h.scene_recall("a").await.expect("recall");
+    let want = Outboard {
+        unit: "LA-2A".into(),
+        settings: [("peak reduction".to_string(), "45".to_string())].into(),
+    };
+    assert_eq!(h.outboard("ch/kick").as_ref(), Ok(&want));
+    assert!(matches!(
+        h.set_outboard_setting("ch/kick", "x", &"9".repeat(65)),
+        Err(ControlError::BadText { .. })
+    ));
+    assert!(matches!(
+        h.outboard("ch/nope"),
+        Err(ControlError::UnknownPath { .. })
+    ));
+    let saved = c.shared.lock().saved_state();
+    sd.save(&saved).expect("save state");
+    let (_c2, h2) = Console::new(tree_of(SESSION), Some(sd));
+    assert_eq!(h2.outboard("ch/kick"), Ok(want));
+}

@@ -12,6 +12,7 @@
 //! | `/scene/save ,s NAME`, `/scene/recall ,s NAME` | scenes |
 //! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
+//! | `/STRIP/insert/unit ,s NAME`, `/STRIP/insert/setting ,ss KNOB VALUE`, `/STRIP/insert/notes` | outboard recall notes (no argument / `,s KNOB`: query) |
 //! | `/automation/undo` | put back the lanes the last automation pass wrote; replies `,i` how many |
 //! | `/PATH/automation ,s MODE` | the automation mode of a parameter, or of every parameter of a strip (`/ch/kick/automation`); no argument: the mode, `,s` |
 //!
@@ -354,6 +355,9 @@ impl Dialect for Native {
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
             _ => {
+                if let Some(reply) = outboard(a, msg, cx) {
+                    return reply;
+                }
                 if let Some(path) = a.strip_suffix("/touch")
                     && cx.tree().resolve(path).is_some()
                 {
@@ -428,4 +432,68 @@ impl Dialect for Native {
         }
         bundles(msgs)
     }
+}
+
+/// Outboard recall notes (`/ch/kick/insert/unit`, `.../setting`, `.../notes`); None when `a`
+/// is not one of them.
+fn outboard(a: &str, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Option<Vec<OscPacket>> {
+    let reply = |args: Vec<OscType>| {
+        vec![OscPacket::Message(OscMessage {
+            addr: a.into(),
+            args,
+        })]
+    };
+    let strs: Vec<&str> = msg
+        .args
+        .iter()
+        .map(|x| match x {
+            OscType::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let (strip, what) = a.rsplit_once("/insert/")?;
+    if !matches!(what, "unit" | "setting" | "notes") {
+        return None;
+    }
+    let strip = &strip[1.min(strip.len())..];
+    if strs.len() != msg.args.len() {
+        return Some(vec![error_reply(a, "wrong type: expected strings")]);
+    }
+    let console = cx.console().clone();
+    let notes = match console.outboard(strip) {
+        Ok(n) => n,
+        Err(e) => return Some(vec![error_reply(a, &e.to_string())]),
+    };
+    let write = |cx: &mut ClientCx<'_>| cx.check_write().map_err(|e| e.to_string());
+    let r = match (what, strs.as_slice()) {
+        ("unit", []) => return Some(reply(vec![OscType::String(notes.unit)])),
+        ("unit", [name]) => write(cx).and_then(|()| {
+            console
+                .set_outboard_unit(strip, name)
+                .map_err(|e| e.to_string())
+        }),
+        ("setting", [knob]) => {
+            let v = notes.settings.get(*knob).cloned().unwrap_or_default();
+            return Some(reply(vec![
+                OscType::String((*knob).into()),
+                OscType::String(v),
+            ]));
+        }
+        ("setting", [knob, value]) => write(cx).and_then(|()| {
+            console
+                .set_outboard_setting(strip, knob, value)
+                .map_err(|e| e.to_string())
+        }),
+        ("notes", []) => {
+            let line = crate::control::status::outboard_line(strip, &notes);
+            return Some(reply(vec![OscType::String(line)]));
+        }
+        ("unit" | "setting" | "notes", _) => Err("wrong number of arguments".into()),
+        _ => return None,
+    };
+    Some(match r {
+        Ok(()) => vec![],
+        Err(e) => vec![error_reply(a, &e)],
+    })
 }

@@ -106,6 +106,22 @@ pub struct SavedState {
     /// The sample rate the lanes' frames count at (0: no lanes were written).
     #[serde(default)]
     pub lane_rate: u32,
+    /// Outboard recall notes by strip (`ch/kick`, `bus/drums`, `master`).
+    #[serde(default)]
+    pub outboard: BTreeMap<String, Outboard>,
+    /// The outboard notes each scene holds: scene → strip → notes.
+    #[serde(default)]
+    pub scene_outboard: BTreeMap<String, BTreeMap<String, Outboard>>,
+}
+
+/// Outboard recall notes of a strip's hardware insert (issue 8): the unit and how its knobs
+/// are set, as free text, so a scene recall tells the user how to set the hardware.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outboard {
+    /// The unit (`1176 rev. F`).
+    pub unit: String,
+    /// Knob → setting (`input` → `24`, `ratio` → `4:1`).
+    pub settings: BTreeMap<String, String>,
 }
 
 /// The state directory (see the module doc).

@@ -77,6 +77,17 @@ fn sample() -> SavedState {
                 manual: false,
             }],
         )]),
+        outboard: BTreeMap::from([(
+            "ch/kick".to_string(),
+            Outboard {
+                unit: "1176".into(),
+                settings: BTreeMap::from([("input".to_string(), "24".to_string())]),
+            },
+        )]),
+        scene_outboard: BTreeMap::from([(
+            "verse".to_string(),
+            BTreeMap::from([("ch/kick".to_string(), Outboard::default())]),
+        )]),
     }
 }
 
