@@ -522,3 +522,73 @@ fn the_insert_never_allocates_while_processing() {
     }
     assert!(peak_send > 0.1, "the send carries the signal: {peak_send}");
 }
+
+/// Offline (`Engine::build`: render, and the null backend through `set_outboard(false)`) the
+/// insert is bypassed with its latency: the session's fixed `latency: N`, or 0 for `auto`
+/// (no measurement applies without a backend). Whatever the `bypass` parameter says.
+#[test]
+fn offline_the_insert_is_a_delay_of_its_latency() {
+    let yaml = "version: 1\nchannels:\n  - { name: a, source: { input: 1 }, pan: -1, insert: { send: 3, return: 3, latency: 100 } }\n  - { name: b, source: { input: 2 }, pan: 1, insert: { send: 4, return: 4 } }\n";
+    let s = parse(yaml);
+    let tree = ParamTree::build(&s);
+    let mut e = Engine::build(&s, &tree, &HashMap::new(), 48000.0, 64).expect("build");
+    assert_eq!(e.insert_latencies(), vec![Some(100), Some(0)]);
+    let mut h = e.handle();
+    let bypass = tree.get(tree.resolve("ch/a/insert/bypass").expect("path")).addr;
+    h.send(ParamChange {
+        addr: bypass,
+        value: 0.0,
+        frame: 0,
+    })
+    .expect("queue");
+    let n = 64 * 40;
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    // The returns carry something else: it must not be heard.
+    let junk = vec![0.9f32; n];
+    let (mut l, mut r) = (Vec::new(), Vec::new());
+    let mut out = vec![vec![0.0f32; 64]; e.output_ports().len()];
+    for k in 0..n / 64 {
+        let xs = &x[k * 64..(k + 1) * 64];
+        let js = &junk[..64];
+        let inputs: Vec<&[f32]> = vec![xs, xs, js, js];
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        e.process(64, &inputs, &mut outs);
+        l.extend_from_slice(&out[0]);
+        r.extend_from_slice(&out[1]);
+    }
+    // Both sides also pass the master's constant latency (the limiter's look-ahead).
+    let ml = e.latency();
+    let at = |i: usize, d: usize| if i >= d { x[i - d] } else { 0.0 };
+    for i in 0..n {
+        let want_l = at(i, 100 + ml);
+        assert!((l[i] - want_l).abs() < 1e-6, "L at {i}: {} vs {want_l}", l[i]);
+        assert!((r[i] - at(i, ml)).abs() < 1e-6, "R at {i}");
+    }
+
+    // The same engine with gear declared hears the return (0.9 × the default gains).
+    let mut e = Engine::build_with(
+        &s,
+        &tree,
+        &HashMap::new(),
+        48000.0,
+        64,
+        &InsertSetup {
+            latency: vec![Some(100.0), None],
+            outboard: true,
+        },
+    )
+    .expect("build");
+    let inputs: Vec<&[f32]> = vec![&x[..64], &x[..64], &junk[..64], &junk[..64]];
+    for _ in 0..4 {
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        e.process(64, &inputs, &mut outs);
+    }
+    assert!(out[0].iter().all(|v| (v - 0.9).abs() < 1e-6), "{:?}", &out[0][..4]);
+    // And `set_outboard(false)` (the null backend) holds it bypassed again.
+    e.set_outboard(false);
+    for _ in 0..4 {
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        e.process(64, &inputs, &mut outs);
+    }
+    assert!(out[0].iter().all(|v| v.abs() < 0.5), "no return after set_outboard(false)");
+}
