@@ -119,7 +119,10 @@ impl ProcessHandler for TesterProc {
         let out = self.sig.as_mut_slice(ps);
         let (l, r) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
         for i in 0..out.len() {
-            self.noise = self.noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            self.noise = self
+                .noise
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223);
             let v = NOISE_AMP * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
             out[i] = v;
             let _ = self.tx.push((v, l[i], r[i]));
@@ -197,7 +200,11 @@ impl Tester {
         let mut acted = false;
         let deadline = Instant::now() + Duration::from_secs(20);
         while v.len() < frames {
-            assert!(Instant::now() < deadline, "recorded only {} frames", v.len());
+            assert!(
+                Instant::now() < deadline,
+                "recorded only {} frames",
+                v.len()
+            );
             std::thread::sleep(Duration::from_millis(10));
             v.extend(self.drain());
             if !acted && v.len() >= at {
@@ -340,7 +347,10 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
         .expect("start");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !audio.stats().linked {
-        assert!(Instant::now() < deadline, "the session's ports never linked");
+        assert!(
+            Instant::now() < deadline,
+            "the session's ports never linked"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
@@ -351,7 +361,9 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     {
         let c = open_client("probe", Some(SERVER)).expect("probe");
         let send = c.port_by_name("faderbridge:a_insert_send").expect("send");
-        let ret = c.port_by_name("faderbridge:a_insert_return").expect("return");
+        let ret = c
+            .port_by_name("faderbridge:a_insert_return")
+            .expect("return");
         assert!(send.is_connected_to("gear:in").expect("query"));
         assert!(ret.is_connected_to("gear:out").expect("query"));
         assert!(c.port_by_name("faderbridge:b_insert_send").is_none());
@@ -377,7 +389,10 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
         db(g_ref),
         db(g_in)
     );
-    assert!(res_ref < 1e-5 && res_in < 1e-5, "the paths are exact delays");
+    assert!(
+        res_ref < 1e-5 && res_in < 1e-5,
+        "the paths are exact delays"
+    );
     assert!(db(g_ref).abs() < 0.01, "reference at unity: {}", db(g_ref));
     assert!(
         (db(g_in) - db(g_ref) - f64::from(GEAR_DB)).abs() < 0.1,
@@ -401,7 +416,10 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     let onset = (lag..yl.len())
         .find(|&i| (f64::from(yl[i]) - g * f64::from(x[i - lag])).abs() > 1e-4)
         .expect("the bypass took effect in the recording");
-    assert!(onset > lag + 2 * PERIOD as usize, "recorded the gear-in state before the toggle");
+    assert!(
+        onset > lag + 2 * PERIOD as usize,
+        "recorded the gear-in state before the toggle"
+    );
     let fade = (10 * rate / 1000) as i64;
     let window = (onset - PERIOD as usize)..(onset + 2 * fade as usize + 4800).min(yl.len());
     let expect = |s: i64, i: usize| {
@@ -534,7 +552,9 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
     let mut e = Engine::build(&s, &tree, &HashMap::new(), 48000.0, 64).expect("build");
     assert_eq!(e.insert_latencies(), vec![Some(100), Some(0)]);
     let mut h = e.handle();
-    let bypass = tree.get(tree.resolve("ch/a/insert/bypass").expect("path")).addr;
+    let bypass = tree
+        .get(tree.resolve("ch/a/insert/bypass").expect("path"))
+        .addr;
     h.send(ParamChange {
         addr: bypass,
         value: 0.0,
@@ -542,7 +562,9 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
     })
     .expect("queue");
     let n = 64 * 40;
-    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
     // The returns carry something else: it must not be heard.
     let junk = vec![0.9f32; n];
     let (mut l, mut r) = (Vec::new(), Vec::new());
@@ -561,7 +583,11 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
     let at = |i: usize, d: usize| if i >= d { x[i - d] } else { 0.0 };
     for i in 0..n {
         let want_l = at(i, 100 + ml);
-        assert!((l[i] - want_l).abs() < 1e-6, "L at {i}: {} vs {want_l}", l[i]);
+        assert!(
+            (l[i] - want_l).abs() < 1e-6,
+            "L at {i}: {} vs {want_l}",
+            l[i]
+        );
         assert!((r[i] - at(i, ml)).abs() < 1e-6, "R at {i}");
     }
 
@@ -583,12 +609,19 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
         let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
         e.process(64, &inputs, &mut outs);
     }
-    assert!(out[0].iter().all(|v| (v - 0.9).abs() < 1e-6), "{:?}", &out[0][..4]);
+    assert!(
+        out[0].iter().all(|v| (v - 0.9).abs() < 1e-6),
+        "{:?}",
+        &out[0][..4]
+    );
     // And `set_outboard(false)` (the null backend) holds it bypassed again.
     e.set_outboard(false);
     for _ in 0..4 {
         let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
         e.process(64, &inputs, &mut outs);
     }
-    assert!(out[0].iter().all(|v| v.abs() < 0.5), "no return after set_outboard(false)");
+    assert!(
+        out[0].iter().all(|v| v.abs() < 0.5),
+        "no return after set_outboard(false)"
+    );
 }

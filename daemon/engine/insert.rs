@@ -116,11 +116,7 @@ impl InsertRt {
             }
             Key::InsertWet => self.wet.set_target(v.clamp(0.0, 1.0)),
             Key::InsertBypass => {
-                let b = if v >= 0.5 || !self.outboard {
-                    1.0
-                } else {
-                    0.0
-                };
+                let b = if v >= 0.5 || !self.outboard { 1.0 } else { 0.0 };
                 self.byp.set_target(b);
             }
             _ => return false,
@@ -254,7 +250,11 @@ mod tests {
             assert!((send[i] - x[i] * gs).abs() < 1e-6, "send at {i}");
             let d = if i >= lat { x[i - lat] } else { 0.0 };
             let want = 0.7 * d + 0.3 * gr * ret[i];
-            assert!((out[i] - want).abs() < 1e-5, "out at {i}: {} vs {want}", out[i]);
+            assert!(
+                (out[i] - want).abs() < 1e-5,
+                "out at {i}: {} vs {want}",
+                out[i]
+            );
         }
     }
 

@@ -378,7 +378,13 @@ impl ParamTree {
                 let g = spec::INSERT;
                 let d = |k| spec::get(g, k).default;
                 bld.add("insert", g, "send_db", Key::InsertSendDb, d("send_db"));
-                bld.add("insert", g, "return_db", Key::InsertReturnDb, d("return_db"));
+                bld.add(
+                    "insert",
+                    g,
+                    "return_db",
+                    Key::InsertReturnDb,
+                    d("return_db"),
+                );
                 bld.add("insert", g, "wet", Key::InsertWet, d("wet"));
                 bld.add("insert", g, "invert", Key::InsertInvert, d("invert"));
                 bld.add("insert", g, "bypass", Key::InsertBypass, d("bypass"));

@@ -228,9 +228,8 @@ fn build_engine(
     let stems = live.stems_at(rate)?;
     let tree = console.tree();
     let inserts = live.insert_setup(rate, block);
-    let mut engine =
-        Engine::build_with(&live.session, &tree, &stems, rate as f32, block, &inserts)
-            .map_err(|e| e.to_string())?;
+    let mut engine = Engine::build_with(&live.session, &tree, &stems, rate as f32, block, &inserts)
+        .map_err(|e| e.to_string())?;
     // Attach first: a change arriving while we copy the values is queued, and applies after.
     let handle = engine.handle();
     console.attach_engine(handle, engine.meter_bank());
