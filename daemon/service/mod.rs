@@ -544,3 +544,58 @@ fn apply_automation_settings(handle: &ConsoleHandle, session: &crate::session::m
         },
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insert::InsertMeasurement;
+    use crate::state::tests::TestDir;
+
+    /// The engine factory takes each insert's latency from the state, for the running backend,
+    /// rate and period only; a fixed `latency: N` wins; nothing stored: unknown.
+    #[test]
+    fn live_engines_take_the_stored_insert_latency() {
+        let d = TestDir::new("service-insert");
+        let m = |backend: &str, block, samples| InsertMeasurement {
+            backend: backend.into(),
+            rate: 48000,
+            block,
+            samples,
+            error: 0.01,
+            inverted: false,
+            manual: false,
+        };
+        crate::insert::cli::store(&d.0, "kick", m("jack", 256, 492.6)).expect("store");
+        crate::insert::cli::store(&d.0, "kick", m("jack:studio", 256, 700.0)).expect("store");
+        crate::insert::cli::store(&d.0, "snare", m("jack", 256, 300.0)).expect("store");
+        let session = session::parse_str(
+            "version: 1\nchannels:\n  - { name: kick, source: { input: 1 }, insert: { send: 3, return: 3 } }\n  - { name: snare, source: { input: 2 }, insert: { send: 4, return: 4, latency: 64 } }\n  - { name: hat, source: { input: 5 } }\n",
+            Path::new("/nonexistent/t.yaml"),
+        )
+        .expect("session");
+        let mut live = Live {
+            session,
+            cache: HashMap::new(),
+            state_dir: d.0.clone(),
+            insert_backend: "jack".into(),
+        };
+        let s = live.insert_setup(48000, 256);
+        assert!(s.outboard);
+        assert_eq!(s.latency, vec![Some(492.6), Some(64.0), None]);
+        assert_eq!(
+            live.insert_setup(48000, 128).latency,
+            vec![None, Some(64.0), None]
+        );
+        live.insert_backend = "jack:studio".into();
+        assert_eq!(
+            live.insert_setup(48000, 256).latency,
+            vec![Some(700.0), Some(64.0), None]
+        );
+        // Built into an engine: rounded to samples.
+        let tree = ParamTree::build(&live.session);
+        let s = live.insert_setup(48000, 256);
+        let e = Engine::build_with(&live.session, &tree, &HashMap::new(), 48000.0, 256, &s)
+            .expect("build");
+        assert_eq!(e.insert_latencies(), vec![Some(700), Some(64), None]);
+    }
+}
