@@ -10,7 +10,9 @@
 //! samples after the send; the engine is given exactly that as the insert's (measured)
 //! latency, so bypass (a delay of that length) and the gear line up.
 //!
-//! Also here: the allocation guard (the insert processor never allocates in `process`).
+//! The same through the daemon (`faderbridge run`), with the latency taken from a stored
+//! measurement. Also here: the allocation guard (the insert processor never allocates in
+//! `process`) and the offline behaviour (bypassed, delayed by the fixed latency).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +27,8 @@ use faderbridge::params::{ParamChange, ParamTree};
 use faderbridge::session::{self, model::Session};
 use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
+#[path = "common/daemon.rs"]
+mod daemon;
 #[path = "common/jackd.rs"]
 mod jackd;
 use jackd::Jackd;
@@ -34,6 +38,13 @@ use jackd::Jackd;
 static ALLOC: AllocDisabler = AllocDisabler;
 
 const SERVER: &str = "fbtest-insert-live";
+
+/// The JACK tests run one at a time (libjack keeps per-process state).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 const PERIOD: u32 = 256;
 const GEAR_DELAY: usize = 237;
 const GEAR_DB: f32 = -6.0;
@@ -315,6 +326,7 @@ fn set(c: &Arc<Mutex<Console>>, path: &str, value: f32) {
 
 #[test]
 fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
+    let _s = serial();
     let _jackd = Jackd::start_with(
         SERVER,
         jackd::Options {
@@ -624,4 +636,106 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
         out[0].iter().all(|v| v.abs() < 0.5),
         "no return after set_outboard(false)"
     );
+}
+
+/// The daemon itself (`faderbridge run --backend jack`): it takes the insert's latency that
+/// `measure-insert` stored for this server, rate and period from its state directory, and the
+/// insert's parameters answer on the control plane (here the status socket).
+#[test]
+fn the_daemon_runs_the_insert_with_the_stored_latency() {
+    let _s = serial();
+    const SERVER2: &str = "fbtest-insert-daemon";
+    let dir = std::env::temp_dir().join(format!("fb-insert-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let _jackd = Jackd::start_with(
+        SERVER2,
+        jackd::Options {
+            period: PERIOD,
+            ..jackd::Options::default()
+        },
+    );
+    let gear = Gear::start(SERVER2);
+    faderbridge::insert::cli::store(
+        &dir.join("state"),
+        "a",
+        faderbridge::insert::InsertMeasurement {
+            backend: faderbridge::insert::backend_key("jack", Some(SERVER2)),
+            rate: 48000,
+            block: PERIOD,
+            samples: ROUND_TRIP as f64 + 0.02,
+            error: 0.01,
+            inverted: false,
+            manual: false,
+        },
+    )
+    .expect("store the measurement");
+    let mut d = daemon::Daemon::start(
+        &dir,
+        SESSION,
+        &["--backend", "jack", "--jack-server", SERVER2],
+    );
+    // The session's connections are made once the daemon is up.
+    {
+        let c = open_client("probe", Some(SERVER2)).expect("probe");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = c
+                .port_by_name("faderbridge:a_insert_return")
+                .is_some_and(|p| p.is_connected_to("gear:out").unwrap_or(false));
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the insert was never connected");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _g = client_lock();
+        drop(c);
+    }
+    let mut t = Tester::start(SERVER2);
+    let rate = 48000usize;
+    let max_lag = 4 * PERIOD as usize + ROUND_TRIP;
+    let (start, len) = (max_lag + 1, rate / 4);
+    let take = |t: &mut Tester| {
+        t.record(rate / 10);
+        let rec = t.record(rate / 2);
+        let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
+        let yl: Vec<f32> = rec.iter().map(|r| r.1).collect();
+        let yr: Vec<f32> = rec.iter().map(|r| r.2).collect();
+        (
+            fit(&x, &yl, start, len, max_lag),
+            fit(&x, &yr, start, len, max_lag),
+        )
+    };
+    let ((lag_in, g_in, _), (lag_ref, _, _)) = take(&mut t);
+    d.set("ch/a/insert/bypass", 1.0);
+    let ((lag_b, g_b, _), _) = take(&mut t);
+    d.set("ch/a/insert/bypass", 0.0);
+    d.set("ch/a/insert/return_db", -3.0);
+    let ((lag_r, g_r, _), _) = take(&mut t);
+    eprintln!(
+        "daemon: gear in lag {} ({:.3} dB), bypassed lag {} ({:.3} dB), return -3 dB lag {} \
+         ({:.3} dB), against the reference",
+        lag_in - lag_ref,
+        db(g_in),
+        lag_b - lag_ref,
+        db(g_b),
+        lag_r - lag_ref,
+        db(g_r)
+    );
+    assert_eq!(lag_in - lag_ref, ROUND_TRIP);
+    assert_eq!(lag_b, lag_in, "bypass delays by the stored latency");
+    assert_eq!(lag_r, lag_in);
+    assert!((db(g_in) - f64::from(GEAR_DB)).abs() < 0.1);
+    assert!(db(g_b).abs() < 0.1);
+    assert!((db(g_r) - f64::from(GEAR_DB) + 3.0).abs() < 0.1);
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(
+        !log.contains("no insert latency stored"),
+        "the stored latency was found: {log}"
+    );
+    drop(t);
+    drop(d);
+    drop(gear);
+    let _ = std::fs::remove_dir_all(&dir);
 }
