@@ -26,8 +26,10 @@ struct Graph {
 }
 
 impl Graph {
-    /// May allocate.
-    fn new(engine: Box<Engine>, block: usize) -> Box<Self> {
+    /// May allocate. The null backend has no outboard gear: hardware inserts are held
+    /// bypassed (their latency delay only).
+    fn new(mut engine: Box<Engine>, block: usize) -> Box<Self> {
+        engine.set_outboard(false);
         let n = engine.output_ports().len();
         Box::new(Self {
             engine,

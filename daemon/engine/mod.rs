@@ -21,6 +21,7 @@
 mod bus;
 pub mod clock;
 mod eqset;
+pub mod insert;
 pub mod lanes;
 mod loudness;
 mod meters;
@@ -303,6 +304,44 @@ pub struct OutputPort {
     pub dest: Option<PortRef>,
 }
 
+/// How the channels' hardware inserts run in an engine ([`Engine::build_with`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsertSetup {
+    /// Round-trip latency (samples) of each channel's insert, indexed like
+    /// `Session::channels`; `None` or a missing entry: unknown (a delay of 0).
+    pub latency: Vec<Option<f64>>,
+    /// True when outboard gear is patched in (a live backend with ports); false holds every
+    /// insert bypassed (its latency delay only).
+    pub outboard: bool,
+}
+
+impl InsertSetup {
+    /// No gear (offline renders): every insert bypassed, delayed by the session's fixed
+    /// `latency: N` (a measured `auto` latency is unknown here: 0).
+    pub fn offline(session: &Session) -> Self {
+        Self {
+            latency: session
+                .channels
+                .iter()
+                .map(|c| match c.insert.as_ref()?.latency {
+                    crate::session::model::InsertLatency::Samples(n) => Some(f64::from(n)),
+                    crate::session::model::InsertLatency::Auto => None,
+                })
+                .collect(),
+            outboard: false,
+        }
+    }
+}
+
+/// The ports of a hardware insert: the send is the next output after `n` (N → N, N+1 for a
+/// stereo channel; a JACK port name is used for both sides).
+fn insert_port(r: &PortRef, side: usize) -> PortRef {
+    match r {
+        PortRef::Number(n) => PortRef::Number(n + side as u32),
+        PortRef::Name(_) => r.clone(),
+    }
+}
+
 /// The compiled mix graph.
 pub struct Engine {
     sample_rate: f32,
@@ -352,12 +391,33 @@ impl Engine {
     ///
     /// # Errors
     /// A file source without audio, a stem with more than two channels, a bad block size.
+    ///
+    /// Hardware inserts run without gear (bypassed, see [`InsertSetup::offline`]); the live
+    /// daemon uses [`Engine::build_with`].
     pub fn build(
         session: &Session,
         tree: &ParamTree,
         stems: &HashMap<usize, StemData>,
         sample_rate: f32,
         max_block: usize,
+    ) -> Result<Self, BuildError> {
+        let setup = InsertSetup::offline(session);
+        Self::build_with(session, tree, stems, sample_rate, max_block, &setup)
+    }
+
+    /// [`Engine::build`] with the hardware inserts set up as `inserts` says: every channel
+    /// with `insert:` gets an output `<name>_insert_send` and an input `<name>_insert_return`
+    /// (`_L`/`_R` for stereo channels), after all other outputs and inputs.
+    ///
+    /// # Errors
+    /// As [`Engine::build`].
+    pub fn build_with(
+        session: &Session,
+        tree: &ParamTree,
+        stems: &HashMap<usize, StemData>,
+        sample_rate: f32,
+        max_block: usize,
+        inserts: &InsertSetup,
     ) -> Result<Self, BuildError> {
         if max_block == 0 || max_block > 8192 {
             return Err(BuildError::Block(max_block));
@@ -442,6 +502,47 @@ impl Engine {
                     });
                 }
             }
+        }
+
+        // Hardware inserts: their ports come after every other output and input.
+        for (i, ch) in session.channels.iter().enumerate() {
+            let Some(ins) = &ch.insert else { continue };
+            let strip = &mut channels[i];
+            let nch = strip.nch;
+            let (first_out, first_in) = (outputs.len(), input_ports.len());
+            for side in 0..nch {
+                let sfx = match (nch, side) {
+                    (1, _) => "",
+                    (_, 0) => "_L",
+                    _ => "_R",
+                };
+                outputs.push(OutputPort {
+                    name: format!("{}_insert_send{sfx}", ch.name),
+                    dest: Some(insert_port(&ins.send, side)),
+                });
+                input_ports.push(InputPort {
+                    name: format!("{}_insert_return{sfx}", ch.name),
+                    source: insert_port(&ins.ret, side),
+                });
+            }
+            let last = nch - 1;
+            let lat = inserts
+                .latency
+                .get(i)
+                .copied()
+                .flatten()
+                .filter(|l| l.is_finite() && *l > 0.0)
+                .map_or(0, |l| l.round() as usize);
+            let mut rt = insert::InsertRt::new(
+                nch,
+                lat,
+                sample_rate,
+                max_block,
+                [first_out, first_out + last],
+                [first_in, first_in + last],
+            );
+            rt.set_outboard(inserts.outboard);
+            strip.insert = Some(rt);
         }
 
         let z = || [vec![0.0; max_block], vec![0.0; max_block]];
@@ -801,9 +902,28 @@ impl Engine {
     }
 
     /// The engine's outputs, in the order `process` writes them: master L/R first, then the
-    /// L/R of every bus with direct outputs.
+    /// L/R of every bus with direct outputs, then the sends of the channels' hardware inserts
+    /// (see [`Engine::build_with`]).
     pub fn output_ports(&self) -> &[OutputPort] {
         &self.outputs
+    }
+
+    /// Hold every hardware insert bypassed (false: no outboard gear, as on the null backend)
+    /// or let the `bypass` parameters decide (true). Control plane, before the engine runs.
+    pub fn set_outboard(&mut self, on: bool) {
+        for ch in &mut self.channels {
+            if let Some(i) = ch.insert.as_mut() {
+                i.set_outboard(on);
+            }
+        }
+    }
+
+    /// The latency delay (samples) of each channel's hardware insert (None: no insert).
+    pub fn insert_latencies(&self) -> Vec<Option<usize>> {
+        self.channels
+            .iter()
+            .map(|c| c.insert.as_ref().map(insert::InsertRt::latency))
+            .collect()
     }
 
     /// Constant delay (samples) from input to master output: the limiter's look-ahead.
@@ -1049,6 +1169,15 @@ impl Engine {
             &mut self.bus_inputs,
             0,
         );
+        // The hardware inserts' sends.
+        for ch in &self.channels {
+            let Some(ins) = &ch.insert else { continue };
+            for (c, &o) in ins.send_out.iter().enumerate().take(ch.nch) {
+                if let Some(out) = outputs.get_mut(o) {
+                    out[offset..offset + n].copy_from_slice(&ins.send_buf[c][..n]);
+                }
+            }
+        }
 
         self.mix_down(n, outputs, offset);
     }

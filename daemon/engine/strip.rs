@@ -1,5 +1,5 @@
 //! The real-time half of an input channel strip: source → trim → polarity → delay → HPF/LPF →
-//! gate → EQ → compressor → saturation → (insert point) → fader → pan → mute → sends → output.
+//! gate → EQ → compressor → saturation → insert ([`super::insert`]) → fader → pan → mute → sends → output.
 //!
 //! Built on the control plane by [`ChannelStrip::new`] (allocates); `apply` and `process` run
 //! on the audio thread and never allocate.
@@ -16,6 +16,7 @@ use crate::params::{Key, spec};
 use crate::session::model::{Channel, Output};
 
 use super::eqset::EqSet;
+use super::insert::InsertRt;
 use super::{GAIN_GLIDE_MS, pan_gains};
 
 /// The audio a file source plays: one plane per channel (1 or 2), at the engine's rate.
@@ -70,6 +71,8 @@ pub(super) struct ChannelStrip {
     comp_p: [f32; 6],
     sat: Saturation,
     sat_p: [f32; 2],
+    /// The hardware insert (channels with `insert:`), at the insert point.
+    pub insert: Option<InsertRt>,
     fader: SmoothedGain,
     pan: f32,
     pan_l: SmoothedGain,
@@ -162,6 +165,7 @@ impl ChannelStrip {
                 spec_default(spec::SATURATION, "drive_db"),
                 spec_default(spec::SATURATION, "mix"),
             ],
+            insert: None,
             fader: g(1.0),
             pan: 0.0,
             pan_l: g(pl),
@@ -254,6 +258,13 @@ impl ChannelStrip {
                 self.sat_p[usize::from(key == Key::SatMix)] = v;
                 self.sat.set(self.sat_p[0], self.sat_p[1]);
             }
+            Key::InsertSendDb
+            | Key::InsertReturnDb
+            | Key::InsertWet
+            | Key::InsertInvert
+            | Key::InsertBypass => {
+                return self.insert.as_mut().is_some_and(|i| i.apply(key, v));
+            }
             Key::Pan => {
                 self.pan = v;
                 let (l, r) = pan_gains(self.nch, v);
@@ -297,6 +308,9 @@ impl ChannelStrip {
                 Some(s) => s.level.ramp_to(db_to_gain(v), n),
                 None => return false,
             },
+            Key::InsertSendDb | Key::InsertReturnDb | Key::InsertWet => {
+                return self.insert.as_mut().is_some_and(|i| i.ramp(key, v, n));
+            }
             _ => return self.apply(key, v),
         }
         true
@@ -331,6 +345,9 @@ impl ChannelStrip {
         for s in &mut self.sends {
             let t = s.level.target();
             s.level.reset(t);
+        }
+        if let Some(i) = self.insert.as_mut() {
+            i.snap();
         }
         self.delay.snap();
         self.pass.iter_mut().for_each(PassFilter::snap);
@@ -457,7 +474,11 @@ impl ChannelStrip {
         }
         self.comp.process(chans);
         self.sat.process(chans);
-        // 9: insert point (hardware inserts fill it later).
+        // 9: insert point: the hardware insert, if any.
+        if let Some(ins) = self.insert.as_mut() {
+            let ret = [inputs.get(ins.ret_in[0], n), inputs.get(ins.ret_in[1], n)];
+            ins.process(chans, ret);
+        }
         if self.metering {
             let ro: [&[f32]; 2] = [&*chans[0], &*chans[nch - 1]];
             self.meter.process(&ro[..nch]);

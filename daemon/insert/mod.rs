@@ -1,7 +1,8 @@
 //! Hardware inserts (SPEC §3 `insert:`, issue 8): outboard gear patched into a strip through
-//! interface outputs and inputs (or JACK ports). So far the round-trip latency measurement
-//! (`faderbridge measure-insert`) and where its results are kept; the engine does not run
-//! inserts yet.
+//! interface outputs and inputs (or JACK ports). This folder has the round-trip latency
+//! measurement (`faderbridge measure-insert`) and where its results are kept; the processor
+//! in the strip is [`crate::engine::insert`], given these latencies by the daemon's engine
+//! factory.
 //!
 //! - [`measure`]: the probe signal and its analysis (pure, no JACK).
 //! - [`cli`]: the `measure-insert` command (find the insert, measure or `--set`, store).

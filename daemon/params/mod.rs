@@ -61,6 +61,12 @@ pub enum Key {
     SatOn,
     SatDrive,
     SatMix,
+    /// Hardware insert (`ch/NAME/insert/...`).
+    InsertSendDb,
+    InsertReturnDb,
+    InsertWet,
+    InsertInvert,
+    InsertBypass,
     /// Send to the bus with this index in `Session::buses`.
     SendLevel(u16),
     SendPre(u16),
@@ -368,6 +374,21 @@ impl ParamTree {
                 Key::SatMix,
                 st.map_or(d("mix"), |s| s.mix),
             );
+            if ch.insert.is_some() {
+                let g = spec::INSERT;
+                let d = |k| spec::get(g, k).default;
+                bld.add("insert", g, "send_db", Key::InsertSendDb, d("send_db"));
+                bld.add(
+                    "insert",
+                    g,
+                    "return_db",
+                    Key::InsertReturnDb,
+                    d("return_db"),
+                );
+                bld.add("insert", g, "wet", Key::InsertWet, d("wet"));
+                bld.add("insert", g, "invert", Key::InsertInvert, d("invert"));
+                bld.add("insert", g, "bypass", Key::InsertBypass, d("bypass"));
+            }
             bld.add("", s, "pan", Key::Pan, ch.pan);
             bld.add("", s, "fader_db", Key::FaderDb, ch.fader_db);
             bld.add("", s, "mute", Key::Mute, b(ch.mute));

@@ -456,6 +456,45 @@ pub const SATURATION: &[ParamSpec] = &[
     ParamSpec::new("mix", Unit::Amount, 0.0, 1.0, 0.5, Taper::Linear, "dry/wet"),
 ];
 
+/// `ch/NAME/insert/...`: a hardware insert (only on channels with `insert:`). The send and
+/// return gains and the wet amount glide like every gain; polarity and bypass crossfade over
+/// the same time.
+pub const INSERT: &[ParamSpec] = &[
+    ParamSpec::new(
+        "send_db",
+        Unit::Db,
+        NEG_INF,
+        10.0,
+        0.0,
+        Taper::Fader,
+        "level sent to the outboard gear",
+    ),
+    ParamSpec::new(
+        "return_db",
+        Unit::Db,
+        NEG_INF,
+        10.0,
+        0.0,
+        Taper::Fader,
+        "level of the gear's return",
+    ),
+    ParamSpec::new(
+        "wet",
+        Unit::Amount,
+        0.0,
+        1.0,
+        1.0,
+        Taper::Linear,
+        "return (1) against the dry signal (0)",
+    ),
+    ParamSpec::toggle("invert", false, "return polarity invert"),
+    ParamSpec::toggle(
+        "bypass",
+        false,
+        "replace the gear by a delay of its round-trip latency",
+    ),
+];
+
 /// `ch/NAME/sends/BUS/...`
 pub const SEND: &[ParamSpec] = &[
     ParamSpec::new(

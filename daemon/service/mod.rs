@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audio::{AudioConfig, BackendKind, EngineFactory, RunningAudio};
 use crate::control::{Console, ConsoleHandle, EngineStats};
-use crate::engine::{Engine, StemData};
+use crate::engine::{Engine, InsertSetup, StemData};
 use crate::media;
 use crate::params::ParamTree;
 use crate::session::{self, model::Session, model::Source};
@@ -86,6 +86,56 @@ struct Live {
     session: Session,
     /// Decoded stems by file and rate: a reload or a rebuild reuses what is already decoded.
     cache: HashMap<(PathBuf, u32), StemData>,
+    /// The state directory (stored insert latencies).
+    state_dir: PathBuf,
+    /// The backend part of the insert latency key ([`crate::insert::backend_key`]).
+    insert_backend: String,
+}
+
+impl Live {
+    /// The hardware inserts' setup for an engine at `rate`/`block`: the latency of each
+    /// channel's insert (the session's fixed value, else the one stored for this backend, rate
+    /// and block, else unknown), gear patched in (the null backend holds them bypassed).
+    fn insert_setup(&self, rate: u32, block: usize) -> InsertSetup {
+        let channels = &self.session.channels;
+        if channels.iter().all(|c| c.insert.is_none()) {
+            return InsertSetup {
+                latency: Vec::new(),
+                outboard: true,
+            };
+        }
+        let saved = StateDir::open(&self.state_dir)
+            .ok()
+            .and_then(|d| d.load().ok().flatten())
+            .unwrap_or_default();
+        let latency = channels
+            .iter()
+            .map(|c| {
+                let ins = c.insert.as_ref()?;
+                let l = crate::insert::effective_latency(
+                    ins,
+                    &saved,
+                    &c.name,
+                    &self.insert_backend,
+                    rate,
+                    block as u32,
+                );
+                if l.is_none() {
+                    tracing::warn!(
+                        "channel {}: no insert latency stored for {} at {rate} Hz / {block} frames \
+                         (run `faderbridge measure-insert`); bypass uses no delay",
+                        c.name,
+                        self.insert_backend
+                    );
+                }
+                l
+            })
+            .collect();
+        InsertSetup {
+            latency,
+            outboard: true,
+        }
+    }
 }
 
 impl Live {
@@ -177,7 +227,8 @@ fn build_engine(
         .map_err(|_| "session lock poisoned".to_string())?;
     let stems = live.stems_at(rate)?;
     let tree = console.tree();
-    let mut engine = Engine::build(&live.session, &tree, &stems, rate as f32, block)
+    let inserts = live.insert_setup(rate, block);
+    let mut engine = Engine::build_with(&live.session, &tree, &stems, rate as f32, block, &inserts)
         .map_err(|e| e.to_string())?;
     // Attach first: a change arriving while we copy the values is queued, and applies after.
     let handle = engine.handle();
@@ -257,9 +308,18 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     let tree = ParamTree::build(&session);
     step("session parsed and validated, parameter tree built");
     let settings = session.engine;
+    let insert_backend = match opts.backend {
+        BackendKind::Jack | BackendKind::Auto => {
+            crate::insert::backend_key("jack", opts.jack_server.as_deref())
+        }
+        BackendKind::Cpal => "cpal".to_string(),
+        BackendKind::Null => "null".to_string(),
+    };
     let live = Arc::new(Mutex::new(Live {
         session,
         cache: HashMap::new(),
+        state_dir: state_path.clone(),
+        insert_backend,
     }));
     // Decode the stems once up front so a bad stem is a clear startup error.
     live.lock()
@@ -483,4 +543,59 @@ fn apply_automation_settings(handle: &ConsoleHandle, session: &crate::session::m
             crate::control::ReadTouch::Ignore
         },
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insert::InsertMeasurement;
+    use crate::state::tests::TestDir;
+
+    /// The engine factory takes each insert's latency from the state, for the running backend,
+    /// rate and period only; a fixed `latency: N` wins; nothing stored: unknown.
+    #[test]
+    fn live_engines_take_the_stored_insert_latency() {
+        let d = TestDir::new("service-insert");
+        let m = |backend: &str, block, samples| InsertMeasurement {
+            backend: backend.into(),
+            rate: 48000,
+            block,
+            samples,
+            error: 0.01,
+            inverted: false,
+            manual: false,
+        };
+        crate::insert::cli::store(&d.0, "kick", m("jack", 256, 492.6)).expect("store");
+        crate::insert::cli::store(&d.0, "kick", m("jack:studio", 256, 700.0)).expect("store");
+        crate::insert::cli::store(&d.0, "snare", m("jack", 256, 300.0)).expect("store");
+        let session = session::parse_str(
+            "version: 1\nchannels:\n  - { name: kick, source: { input: 1 }, insert: { send: 3, return: 3 } }\n  - { name: snare, source: { input: 2 }, insert: { send: 4, return: 4, latency: 64 } }\n  - { name: hat, source: { input: 5 } }\n",
+            Path::new("/nonexistent/t.yaml"),
+        )
+        .expect("session");
+        let mut live = Live {
+            session,
+            cache: HashMap::new(),
+            state_dir: d.0.clone(),
+            insert_backend: "jack".into(),
+        };
+        let s = live.insert_setup(48000, 256);
+        assert!(s.outboard);
+        assert_eq!(s.latency, vec![Some(492.6), Some(64.0), None]);
+        assert_eq!(
+            live.insert_setup(48000, 128).latency,
+            vec![None, Some(64.0), None]
+        );
+        live.insert_backend = "jack:studio".into();
+        assert_eq!(
+            live.insert_setup(48000, 256).latency,
+            vec![Some(700.0), Some(64.0), None]
+        );
+        // Built into an engine: rounded to samples.
+        let tree = ParamTree::build(&live.session);
+        let s = live.insert_setup(48000, 256);
+        let e = Engine::build_with(&live.session, &tree, &HashMap::new(), 48000.0, 256, &s)
+            .expect("build");
+        assert_eq!(e.insert_latencies(), vec![Some(700), Some(64), None]);
+    }
 }

@@ -138,7 +138,7 @@ pub enum InsertLatency {
     Samples(u32),
 }
 
-/// `insert:`: a hardware insert (filled by a later subsystem; the engine leaves it empty).
+/// `insert:`: a hardware insert (run by [`crate::engine::insert`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Insert {
     pub send: PortRef,
