@@ -508,6 +508,8 @@ fn the_insert_never_allocates_while_processing() {
         outboard: true,
     };
     let mut e = Engine::build_with(&s, &tree, &HashMap::new(), 48000.0, 64, &setup).expect("build");
+    // `s` runs through a compensation delay of 493 − 300 samples: covered by the guard too.
+    assert_eq!(e.compensation(), 493);
     let names: Vec<&str> = e.output_ports().iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -713,7 +715,8 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
         }
         // The added latency: the limiter's look-ahead plus the compensation (the stored
         // round trip, rounded), read back as `engine/latency_samples` and reported to JACK as
-        // master_L's capture latency (its inputs' capture latency, 0 here, plus the engine's).
+        // master_L's capture latency: the least capture latency of the daemon's inputs plus the
+        // engine's.
         let plain = parse(SESSION_PLAIN);
         let look_ahead = Engine::build(
             &plain,
@@ -728,17 +731,31 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
         let reported = d.get("engine/latency_samples");
         let port = c.port_by_name("faderbridge:master_L").expect("master_L");
         let deadline = Instant::now() + Duration::from_secs(10);
+        let upstream = || {
+            ["a_in", "b_in", "a_insert_return"]
+                .iter()
+                .map(|n| {
+                    c.port_by_name(&format!("faderbridge:{n}"))
+                        .expect("input port")
+                        .get_latency_range(jack::LatencyType::Capture)
+                        .0 as usize
+                })
+                .min()
+                .unwrap_or(0)
+        };
         let mut range = port.get_latency_range(jack::LatencyType::Capture);
-        while range.0 as usize != want && Instant::now() < deadline {
+        while range.0 as usize != upstream() + want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
             range = port.get_latency_range(jack::LatencyType::Capture);
         }
+        let up = upstream();
         eprintln!(
             "latency: engine/latency_samples {reported}, master_L capture latency {range:?}, \
-             look-ahead {look_ahead} + round trip {ROUND_TRIP}"
+             inputs' least capture latency {up}, look-ahead {look_ahead} + round trip \
+             {ROUND_TRIP}"
         );
         assert_eq!(reported, want as f64, "engine/latency_samples");
-        assert_eq!(range.0 as usize, want, "master_L's capture latency");
+        assert_eq!(range.0 as usize, up + want, "master_L's capture latency");
         let _g = client_lock();
         drop(c);
     }
