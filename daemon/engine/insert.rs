@@ -234,9 +234,7 @@ impl CompDelay {
         for (x, line) in chans.iter_mut().zip(self.line.iter_mut()) {
             wpos = self.wpos;
             for s in x.iter_mut() {
-                let d = line[wpos];
-                line[wpos] = *s;
-                *s = d;
+                std::mem::swap(&mut line[wpos], s);
                 wpos += 1;
                 if wpos == len {
                     wpos = 0;
