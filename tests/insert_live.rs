@@ -59,6 +59,14 @@ channels:
   - { name: b, source: { input: 2 }, pan: 1 }
 "#;
 
+/// [`SESSION`] without the insert: the engine's latency is the limiter's look-ahead alone.
+const SESSION_PLAIN: &str = r#"
+version: 1
+channels:
+  - { name: a, source: { input: 1 }, pan: -1 }
+  - { name: b, source: { input: 2 }, pan: 1 }
+"#;
+
 fn parse(yaml: &str) -> Session {
     session::parse_str(yaml, Path::new("/nonexistent/insert-live.yaml"))
         .unwrap_or_else(|e| panic!("test session does not parse:\n{e}"))
@@ -411,11 +419,13 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
         "gear in: {} dB against the reference",
         db(g_in) - db(g_ref)
     );
+    // The return arrives GEAR_DELAY + one period after the send; the latency compensation
+    // delays the reference channel by as much, so both arrive together.
     assert_eq!(
-        lag_in - lag_ref,
-        ROUND_TRIP,
-        "the return arrives GEAR_DELAY + one period later"
+        lag_in, lag_ref,
+        "the reference channel is delayed by the insert's round trip"
     );
+    assert!(lag_ref >= ROUND_TRIP, "{lag_ref}");
 
     // 2. Bypass while playing: a 10 ms crossfade from the gear to the latency delay, no time
     // shift, no click.
@@ -498,6 +508,8 @@ fn the_insert_never_allocates_while_processing() {
         outboard: true,
     };
     let mut e = Engine::build_with(&s, &tree, &HashMap::new(), 48000.0, 64, &setup).expect("build");
+    // `s` runs through a compensation delay of 493 − 300 samples: covered by the guard too.
+    assert_eq!(e.compensation(), 493);
     let names: Vec<&str> = e.output_ports().iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -590,11 +602,23 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
         l.extend_from_slice(&out[0]);
         r.extend_from_slice(&out[1]);
     }
-    // Both sides also pass the master's constant latency (the limiter's look-ahead).
-    let ml = e.latency();
+    // Both sides also pass the master's constant latency (the limiter's look-ahead), and `b`
+    // (insert latency 0) is delayed by 100 to match `a`: the engine reports both.
+    let look_ahead = Engine::build(
+        &parse(SESSION_PLAIN),
+        &ParamTree::build(&parse(SESSION_PLAIN)),
+        &HashMap::new(),
+        48000.0,
+        64,
+    )
+    .expect("build")
+    .latency();
+    assert_eq!(e.compensation(), 100);
+    assert_eq!(e.latency(), look_ahead + 100);
+    let ml = look_ahead + 100;
     let at = |i: usize, d: usize| if i >= d { x[i - d] } else { 0.0 };
     for i in 0..n {
-        let want_l = at(i, 100 + ml);
+        let want_l = at(i, ml);
         assert!(
             (l[i] - want_l).abs() < 1e-6,
             "L at {i}: {} vs {want_l}",
@@ -689,6 +713,49 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
             assert!(Instant::now() < deadline, "the insert was never connected");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The added latency: the limiter's look-ahead plus the compensation (the stored
+        // round trip, rounded), read back as `engine/latency_samples` and reported to JACK as
+        // master_L's capture latency: the least capture latency of the daemon's inputs plus the
+        // engine's.
+        let plain = parse(SESSION_PLAIN);
+        let look_ahead = Engine::build(
+            &plain,
+            &ParamTree::build(&plain),
+            &HashMap::new(),
+            48000.0,
+            256,
+        )
+        .expect("build")
+        .latency();
+        let want = look_ahead + ROUND_TRIP;
+        let reported = d.get("engine/latency_samples");
+        let port = c.port_by_name("faderbridge:master_L").expect("master_L");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let upstream = || {
+            ["a_in", "b_in", "a_insert_return"]
+                .iter()
+                .map(|n| {
+                    c.port_by_name(&format!("faderbridge:{n}"))
+                        .expect("input port")
+                        .get_latency_range(jack::LatencyType::Capture)
+                        .0 as usize
+                })
+                .min()
+                .unwrap_or(0)
+        };
+        let mut range = port.get_latency_range(jack::LatencyType::Capture);
+        while range.0 as usize != upstream() + want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            range = port.get_latency_range(jack::LatencyType::Capture);
+        }
+        let up = upstream();
+        eprintln!(
+            "latency: engine/latency_samples {reported}, master_L capture latency {range:?}, \
+             inputs' least capture latency {up}, look-ahead {look_ahead} + round trip \
+             {ROUND_TRIP}"
+        );
+        assert_eq!(reported, want as f64, "engine/latency_samples");
+        assert_eq!(range.0 as usize, up + want, "master_L's capture latency");
         let _g = client_lock();
         drop(c);
     }
@@ -716,14 +783,17 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
     eprintln!(
         "daemon: gear in lag {} ({:.3} dB), bypassed lag {} ({:.3} dB), return -3 dB lag {} \
          ({:.3} dB), against the reference",
-        lag_in - lag_ref,
+        lag_in as i64 - lag_ref as i64,
         db(g_in),
-        lag_b - lag_ref,
+        lag_b as i64 - lag_ref as i64,
         db(g_b),
-        lag_r - lag_ref,
+        lag_r as i64 - lag_ref as i64,
         db(g_r)
     );
-    assert_eq!(lag_in - lag_ref, ROUND_TRIP);
+    assert_eq!(
+        lag_in, lag_ref,
+        "compensated: the reference channel is delayed as much"
+    );
     assert_eq!(lag_b, lag_in, "bypass delays by the stored latency");
     assert_eq!(lag_r, lag_in);
     assert!((db(g_in) - f64::from(GEAR_DB)).abs() < 0.1);

@@ -409,8 +409,8 @@ fn oscquery_tree_lists_every_parameter_and_each_is_settable_in_range() {
     assert_eq!(writable.len(), snapshot, "one node per parameter");
     assert_eq!(
         params.len() - writable.len(),
-        3,
-        "three read-only engine stats"
+        4,
+        "four read-only engine stats (load, peak load, xruns, latency)"
     );
     for p in writable {
         let path = p["FULL_PATH"].as_str().unwrap();

@@ -35,7 +35,9 @@
 //! - A control touched by any surface is never driven by [`Origin::Automation`]: such sets are
 //!   ignored and return the current value. Surfaces and scene recalls still apply.
 //! - `engine/dsp_load`, `engine/dsp_load_peak` and `engine/xruns` are read-only parameters
-//!   fed by [`ConsoleHandle::set_engine_stats`].
+//!   fed by [`ConsoleHandle::set_engine_stats`]; `engine/latency_samples` (the engine's added
+//!   latency: limiter look-ahead plus insert compensation) is read-only too, fed by
+//!   [`ConsoleHandle::set_engine_latency`] whenever an engine is built.
 //! - Persistence: every stored change marks the state dirty; the writer saves at most every
 //!   [`SAVE_INTERVAL`] and normally within [`SAVE_INTERVAL`] plus the write time after a
 //!   change (SPEC §9 asks for 1 s), and once more on shutdown.
@@ -83,6 +85,8 @@ pub const ENGINE_DSP_LOAD: &str = "engine/dsp_load";
 pub const ENGINE_DSP_LOAD_PEAK: &str = "engine/dsp_load_peak";
 /// Xrun count.
 pub const ENGINE_XRUNS: &str = "engine/xruns";
+/// The engine's total added latency in samples ([`crate::engine::Engine::latency`]).
+pub const ENGINE_LATENCY: &str = "engine/latency_samples";
 
 /// Who caused a change. Surfaces get their id from [`ConsoleHandle::register_surface`] and
 /// drop changes carrying their own origin (so a fader never fights its own echo).
@@ -263,6 +267,8 @@ struct Inner {
     scene_outboard: BTreeMap<String, BTreeMap<String, Outboard>>,
     engine: Option<EngineLink>,
     stats: EngineStats,
+    /// The latency (samples) of the last engine built ([`ConsoleHandle::set_engine_latency`]).
+    engine_latency: u32,
     surfaces: BTreeMap<u32, SurfaceEntry>,
     /// Bumped by every change that must be persisted.
     generation: u64,
@@ -551,7 +557,10 @@ fn transport_change(cmd: Transport) -> ParamChange {
 
 fn is_engine_param(path: &str) -> bool {
     let p = path.strip_prefix('/').unwrap_or(path);
-    matches!(p, ENGINE_DSP_LOAD | ENGINE_DSP_LOAD_PEAK | ENGINE_XRUNS)
+    matches!(
+        p,
+        ENGINE_DSP_LOAD | ENGINE_DSP_LOAD_PEAK | ENGINE_XRUNS | ENGINE_LATENCY
+    )
 }
 
 impl Console {
@@ -637,6 +646,7 @@ impl Console {
                 scene_outboard,
                 engine: None,
                 stats: EngineStats::default(),
+                engine_latency: 0,
                 surfaces: BTreeMap::new(),
                 generation: 0,
                 playing: true,
@@ -919,6 +929,7 @@ impl ConsoleHandle {
             ENGINE_DSP_LOAD => return Ok(g.stats.dsp_load),
             ENGINE_DSP_LOAD_PEAK => return Ok(g.stats.dsp_load_peak),
             ENGINE_XRUNS => return Ok(g.stats.xruns as f32),
+            ENGINE_LATENCY => return Ok(g.engine_latency as f32),
             _ => {}
         }
         let id = g.resolve(path)?;
@@ -1541,6 +1552,12 @@ impl ConsoleHandle {
         let mut g = self.shared.lock();
         g.auto.set_rate(s.sample_rate);
         g.stats = s;
+    }
+
+    /// Store the engine's total added latency in samples (read back as
+    /// `engine/latency_samples`); the engine factory calls it for every engine it builds.
+    pub fn set_engine_latency(&self, samples: u32) {
+        self.shared.lock().engine_latency = samples;
     }
 
     /// The last statistics stored.

@@ -160,6 +160,16 @@ async fn engine_stats_are_read_only_parameters() {
         .expect_err("read-only");
     assert_eq!(e.to_string(), "engine/xruns: read-only");
     assert_eq!(h.get("engine/xruns").await, Ok(3.0));
+    // The engine's added latency: fed by the engine factory, kept across stats updates.
+    assert_eq!(h.get("engine/latency_samples").await, Ok(0.0));
+    h.set_engine_latency(565);
+    h.set_engine_stats(EngineStats::default());
+    assert_eq!(h.get("/engine/latency_samples").await, Ok(565.0));
+    let e = h
+        .set("engine/latency_samples", 0.0, Origin::Internal)
+        .await
+        .expect_err("read-only");
+    assert_eq!(e.to_string(), "engine/latency_samples: read-only");
 }
 
 #[tokio::test]

@@ -202,6 +202,49 @@ impl InsertRt {
     }
 }
 
+/// The latency compensation of a channel strip (issue 8 point 3): a plain delay of
+/// `Lmax − L_own` samples at the insert point, so every channel's path has the latency of the
+/// slowest insert and every summing point (buses, master, pre- and post-fader sends) is
+/// aligned. Built on the control plane (allocates); `process` never allocates.
+pub(super) struct CompDelay {
+    line: [Vec<f32>; 2],
+    wpos: usize,
+}
+
+impl CompDelay {
+    /// A delay of `len >= 1` samples for up to two channels. Allocates.
+    pub fn new(len: usize) -> Self {
+        let len = len.max(1);
+        Self {
+            line: [vec![0.0; len], vec![0.0; len]],
+            wpos: 0,
+        }
+    }
+
+    /// The delay in samples.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.line[0].len()
+    }
+
+    /// Delay `chans` (1 or 2 slices of equal length) in place. Real-time safe.
+    pub fn process(&mut self, chans: &mut [&mut [f32]]) {
+        let len = self.line[0].len();
+        let mut wpos = self.wpos;
+        for (x, line) in chans.iter_mut().zip(self.line.iter_mut()) {
+            wpos = self.wpos;
+            for s in x.iter_mut() {
+                std::mem::swap(&mut line[wpos], s);
+                wpos += 1;
+                if wpos == len {
+                    wpos = 0;
+                }
+            }
+        }
+        self.wpos = wpos;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +379,26 @@ mod tests {
         for i in 0..x.len() {
             let want = if i >= lat { x[i - lat] } else { 0.0 };
             assert_eq!(out[i], want, "at {i}");
+        }
+    }
+
+    #[test]
+    fn compensation_delays_each_channel_by_its_length() {
+        let l = sine(1000, 300.0, 0.5);
+        let r = sine(1000, 700.0, 0.4);
+        let mut c = CompDelay::new(37);
+        assert_eq!(c.len(), 37);
+        let (mut ol, mut or) = (l.clone(), r.clone());
+        for (a, b) in ol.chunks_mut(64).zip(or.chunks_mut(64)) {
+            c.process(&mut [a, b]);
+        }
+        for i in 0..l.len() {
+            let (wl, wr) = if i >= 37 {
+                (l[i - 37], r[i - 37])
+            } else {
+                (0.0, 0.0)
+            };
+            assert_eq!((ol[i], or[i]), (wl, wr), "at {i}");
         }
     }
 

@@ -382,6 +382,8 @@ pub struct Engine {
     play_ret: Option<rtrb::Producer<Box<PlaySet>>>,
     /// The gain glide ([`GAIN_GLIDE_MS`]) in frames: lane segments shorter are steps.
     glide_frames: u64,
+    /// The latency compensation of the channels: the largest insert latency (samples).
+    comp_latency: usize,
 }
 
 impl Engine {
@@ -544,6 +546,18 @@ impl Engine {
             rt.set_outboard(inserts.outboard);
             strip.insert = Some(rt);
         }
+        // Latency compensation: every channel's path gets the latency of the slowest insert,
+        // so every summing point is aligned (inserts exist on channels only).
+        let own: Vec<usize> = channels
+            .iter()
+            .map(|c| c.insert.as_ref().map_or(0, insert::InsertRt::latency))
+            .collect();
+        let comp_latency = own.iter().copied().max().unwrap_or(0);
+        for (strip, l) in channels.iter_mut().zip(&own) {
+            if comp_latency > *l {
+                strip.latcomp = Some(insert::CompDelay::new(comp_latency - l));
+            }
+        }
 
         let z = || [vec![0.0; max_block], vec![0.0; max_block]];
         let mut engine = Engine {
@@ -572,6 +586,7 @@ impl Engine {
             play_rx: None,
             play_ret: None,
             glide_frames: crate::dsp::util::ms_to_samples(GAIN_GLIDE_MS, sample_rate) as u64,
+            comp_latency,
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -926,9 +941,16 @@ impl Engine {
             .collect()
     }
 
-    /// Constant delay (samples) from input to master output: the limiter's look-ahead.
+    /// Constant delay (samples) from input to master output: the limiter's look-ahead plus
+    /// the channels' latency compensation ([`Engine::compensation`]).
     pub fn latency(&self) -> usize {
-        self.master.latency()
+        self.master.latency() + self.comp_latency
+    }
+
+    /// The latency compensation (samples): the largest insert latency of the channels, the
+    /// delay every channel path has at its insert point (0 without insert latencies).
+    pub fn compensation(&self) -> usize {
+        self.comp_latency
     }
 
     /// Transport position (samples) of the next block.

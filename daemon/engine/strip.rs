@@ -1,5 +1,6 @@
 //! The real-time half of an input channel strip: source → trim → polarity → delay → HPF/LPF →
-//! gate → EQ → compressor → saturation → insert ([`super::insert`]) → fader → pan → mute → sends → output.
+//! gate → EQ → compressor → saturation → insert ([`super::insert`]) →
+//! latency compensation ([`super::insert::CompDelay`]) → fader → pan → mute → sends → output.
 //!
 //! Built on the control plane by [`ChannelStrip::new`] (allocates); `apply` and `process` run
 //! on the audio thread and never allocate.
@@ -16,7 +17,7 @@ use crate::params::{Key, spec};
 use crate::session::model::{Channel, Output};
 
 use super::eqset::EqSet;
-use super::insert::InsertRt;
+use super::insert::{CompDelay, InsertRt};
 use super::{GAIN_GLIDE_MS, pan_gains};
 
 /// The audio a file source plays: one plane per channel (1 or 2), at the engine's rate.
@@ -73,6 +74,9 @@ pub(super) struct ChannelStrip {
     sat_p: [f32; 2],
     /// The hardware insert (channels with `insert:`), at the insert point.
     pub insert: Option<InsertRt>,
+    /// The latency compensation after the insert point (None: this strip's path is already
+    /// the slowest, or no channel has an insert latency).
+    pub latcomp: Option<CompDelay>,
     fader: SmoothedGain,
     pan: f32,
     pan_l: SmoothedGain,
@@ -166,6 +170,7 @@ impl ChannelStrip {
                 spec_default(spec::SATURATION, "mix"),
             ],
             insert: None,
+            latcomp: None,
             fader: g(1.0),
             pan: 0.0,
             pan_l: g(pl),
@@ -478,6 +483,9 @@ impl ChannelStrip {
         if let Some(ins) = self.insert.as_mut() {
             let ret = [inputs.get(ins.ret_in[0], n), inputs.get(ins.ret_in[1], n)];
             ins.process(chans, ret);
+        }
+        if let Some(c) = self.latcomp.as_mut() {
+            c.process(chans);
         }
         if self.metering {
             let ro: [&[f32]; 2] = [&*chans[0], &*chans[nch - 1]];

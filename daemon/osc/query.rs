@@ -23,7 +23,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::{Access, Dropped, Guard};
-use crate::control::{ConsoleHandle, ENGINE_DSP_LOAD, ENGINE_DSP_LOAD_PEAK, ENGINE_XRUNS};
+use crate::control::{
+    ConsoleHandle, ENGINE_DSP_LOAD, ENGINE_DSP_LOAD_PEAK, ENGINE_LATENCY, ENGINE_XRUNS,
+};
 use crate::params::spec::Unit;
 use crate::params::{Param, ParamTree};
 
@@ -274,6 +276,11 @@ pub fn build_tree(tree: &ParamTree, console: &ConsoleHandle) -> Value {
             "%",
         ),
         (ENGINE_XRUNS, "xruns since start", "count"),
+        (
+            ENGINE_LATENCY,
+            "added latency: limiter look-ahead plus insert compensation",
+            "samples",
+        ),
     ];
     for (path, desc, u) in stats {
         let v = console.get_sync(path).unwrap_or(0.0);

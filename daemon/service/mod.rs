@@ -232,6 +232,7 @@ fn build_engine(
         .map_err(|e| e.to_string())?;
     // Attach first: a change arriving while we copy the values is queued, and applies after.
     let handle = engine.handle();
+    console.set_engine_latency(engine.latency() as u32);
     console.attach_engine(handle, engine.meter_bank());
     console.attach_loudness(engine.loudness_tap());
     for c in console.current_changes() {

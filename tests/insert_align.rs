@@ -1,0 +1,432 @@
+//! Latency compensation of the hardware inserts (issue 8, point 3), against a private
+//! `jackd -d dummy` (256-frame periods) and two JACK clients of this process: "gear" (a delay
+//! of [`GEAR_DELAY`] samples at unity gain) and "tester" (plays deterministic noise into two
+//! identical channels and records `master_L` and the aux bus `fx_L`).
+//!
+//! Channel `a` has the insert into the gear, channel `b` none; both are centred and both send
+//! to the aux bus `fx` (`a` pre-fader, `b` post-fader), whose output goes to its own ports.
+//! The engine is given the gear's round trip (its delay plus the period that closes the JACK
+//! cycle) as the insert's latency, so `b` is delayed by as much. The live master and aux
+//! outputs must null against the offline engine (what `faderbridge render` runs) fed the same
+//! noise through the same session without the `insert:` key, once aligned; the uncompensated
+//! sum would not.
+//!
+//! Also: a render of a session with a fixed-latency insert (bypassed offline) equals the
+//! render without it, sample for sample.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use faderbridge::audio::jack::{client_lock, open_client};
+use faderbridge::audio::{AudioConfig, BackendKind, EngineFactory, RunningAudio};
+use faderbridge::engine::{Engine, InsertSetup};
+use faderbridge::params::ParamTree;
+use faderbridge::session::{self, model::Session};
+use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
+
+#[path = "common/jackd.rs"]
+mod jackd;
+use jackd::Jackd;
+
+const SERVER: &str = "fbtest-insert-align";
+const PERIOD: u32 = 256;
+const GEAR_DELAY: usize = 237;
+const ROUND_TRIP: usize = GEAR_DELAY + PERIOD as usize;
+const NOISE_AMP: f32 = 0.25;
+const RATE: usize = 48000;
+
+const SESSION: &str = r#"
+version: 1
+channels:
+  - name: a
+    source: { input: 1 }
+    insert: { send: "gear:in", return: "gear:out" }
+    sends: [ { bus: fx, level_db: 0, pre_fader: true } ]
+  - name: b
+    source: { input: 2 }
+    sends: [ { bus: fx, level_db: 0, pre_fader: false } ]
+buses:
+  - { name: fx, kind: aux, outputs: [3, 4] }
+"#;
+
+fn parse(yaml: &str) -> Session {
+    session::parse_str(yaml, Path::new("/nonexistent/insert-align.yaml"))
+        .unwrap_or_else(|e| panic!("test session does not parse:\n{e}"))
+}
+
+/// [`SESSION`] without the `insert:` key.
+fn plain() -> String {
+    SESSION
+        .lines()
+        .filter(|l| !l.contains("insert:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gear: a delay of GEAR_DELAY samples at unity.
+
+struct GearProc {
+    inp: Port<AudioIn>,
+    out: Port<AudioOut>,
+    line: Vec<f32>,
+    at: usize,
+}
+
+impl ProcessHandler for GearProc {
+    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        let inp = self.inp.as_slice(ps);
+        let out = self.out.as_mut_slice(ps);
+        for (o, &x) in out.iter_mut().zip(inp) {
+            *o = self.line[self.at];
+            self.line[self.at] = x;
+            self.at = (self.at + 1) % self.line.len();
+        }
+        Control::Continue
+    }
+}
+
+struct Gear(Option<jack::AsyncClient<(), GearProc>>);
+
+impl Gear {
+    fn start(server: &str) -> Gear {
+        let c = open_client("gear", Some(server)).expect("gear client");
+        let inp = c.register_port("in", AudioIn::default()).expect("in");
+        let out = c.register_port("out", AudioOut::default()).expect("out");
+        let p = GearProc {
+            inp,
+            out,
+            line: vec![0.0; GEAR_DELAY],
+            at: 0,
+        };
+        Gear(Some(c.activate_async((), p).expect("activate gear")))
+    }
+}
+
+impl Drop for Gear {
+    fn drop(&mut self) {
+        let _g = client_lock();
+        self.0.take();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tester: plays noise, records (played, master_L, fx_L) per frame.
+
+type Frame = (f32, f32, f32);
+
+struct TesterProc {
+    sig: Port<AudioOut>,
+    rec: [Port<AudioIn>; 2],
+    noise: u32,
+    tx: rtrb::Producer<Frame>,
+}
+
+impl ProcessHandler for TesterProc {
+    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        let out = self.sig.as_mut_slice(ps);
+        let (m, f) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
+        for i in 0..out.len() {
+            self.noise = self
+                .noise
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223);
+            let v = NOISE_AMP * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
+            out[i] = v;
+            let _ = self.tx.push((v, m[i], f[i]));
+        }
+        Control::Continue
+    }
+}
+
+struct Tester {
+    client: Option<jack::AsyncClient<(), TesterProc>>,
+    rx: rtrb::Consumer<Frame>,
+}
+
+impl Drop for Tester {
+    fn drop(&mut self) {
+        let _g = client_lock();
+        self.client.take();
+    }
+}
+
+impl Tester {
+    fn start(server: &str) -> Tester {
+        let c = open_client("tester", Some(server)).expect("tester client");
+        let sig = c.register_port("sig", AudioOut::default()).expect("sig");
+        let rec = [
+            c.register_port("rec_m", AudioIn::default()).expect("rec_m"),
+            c.register_port("rec_fx", AudioIn::default())
+                .expect("rec_fx"),
+        ];
+        let (tx, rx) = rtrb::RingBuffer::new(RATE * 8);
+        let p = TesterProc {
+            sig,
+            rec,
+            noise: 0x2468_ace1,
+            tx,
+        };
+        let a = c.activate_async((), p).expect("activate tester");
+        let cl = a.as_client();
+        for (s, d) in [
+            ("tester:sig", "faderbridge:a_in"),
+            ("tester:sig", "faderbridge:b_in"),
+            ("faderbridge:master_L", "tester:rec_m"),
+            ("faderbridge:fx_L", "tester:rec_fx"),
+        ] {
+            cl.connect_ports_by_name(s, d)
+                .unwrap_or_else(|e| panic!("connect {s} -> {d}: {e}"));
+        }
+        Tester {
+            client: Some(a),
+            rx,
+        }
+    }
+
+    /// Record at least `frames` frames from now on (polling with a deadline).
+    fn record(&mut self, frames: usize) -> Vec<Frame> {
+        while self.rx.pop().is_ok() {}
+        let mut v = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while v.len() < frames {
+            assert!(Instant::now() < deadline, "recorded only {}", v.len());
+            std::thread::sleep(Duration::from_millis(10));
+            while let Ok(x) = self.rx.pop() {
+                v.push(x);
+            }
+        }
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis.
+
+/// The lag (0..max_lag) at which `y[t]` best matches `r[t − lag]` (normalised correlation
+/// over `y[start..start + len]`).
+fn best_lag(r: &[f32], y: &[f32], start: usize, len: usize, max_lag: usize) -> usize {
+    let mut best = (0, f64::MIN);
+    for lag in 0..max_lag.min(start) {
+        let (mut ry, mut rr) = (0.0f64, 0.0f64);
+        for t in start..start + len {
+            let rv = f64::from(r[t - lag]);
+            ry += rv * f64::from(y[t]);
+            rr += rv * rv;
+        }
+        let c = ry / rr.sqrt().max(1e-30);
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    best.0
+}
+
+/// The largest |y[t] − r[t − lag]| over the window, in dBFS.
+fn residual_db(r: &[f32], y: &[f32], lag: usize, start: usize, len: usize) -> f64 {
+    let m = (start..start + len)
+        .map(|t| (f64::from(y[t]) - f64::from(r[t - lag])).abs())
+        .fold(0.0, f64::max);
+    20.0 * m.max(1e-12).log10()
+}
+
+fn rms_db(v: &[f32]) -> f64 {
+    let s: f64 = v.iter().map(|x| f64::from(*x).powi(2)).sum();
+    10.0 * (s / v.len() as f64).log10()
+}
+
+/// The offline engine (as `faderbridge render` runs it) on `yaml`, fed `x` into both channel
+/// inputs: (master L, fx L), compensated for the engine's own latency like a render is.
+fn offline(yaml: &str, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let s = parse(yaml);
+    let tree = ParamTree::build(&s);
+    let mut e = Engine::build(&s, &tree, &HashMap::new(), RATE as f32, 256).expect("build");
+    let lat = e.latency();
+    let n = x.len() + lat;
+    let mut padded = x.to_vec();
+    padded.resize(n.div_ceil(256) * 256, 0.0);
+    let (mut m, mut f) = (Vec::new(), Vec::new());
+    let mut out = vec![vec![0.0f32; 256]; e.output_ports().len()];
+    let fx = e
+        .output_ports()
+        .iter()
+        .position(|p| p.name == "fx_L")
+        .expect("fx_L");
+    for b in padded.chunks(256) {
+        let inputs: Vec<&[f32]> = vec![b, b];
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        e.process(256, &inputs, &mut outs);
+        m.extend_from_slice(&out[0]);
+        f.extend_from_slice(&out[fx]);
+    }
+    (
+        m[lat..lat + x.len()].to_vec(),
+        f[lat..lat + x.len()].to_vec(),
+    )
+}
+
+#[test]
+fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux() {
+    let _jackd = Jackd::start_with(
+        SERVER,
+        jackd::Options {
+            period: PERIOD,
+            ..jackd::Options::default()
+        },
+    );
+    let gear = Gear::start(SERVER);
+    let session = Arc::new(parse(SESSION));
+    let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
+    let factory: EngineFactory = {
+        let (session, made) = (session.clone(), made.clone());
+        Arc::new(move |rate, block| {
+            let tree = ParamTree::build(&session);
+            let setup = InsertSetup {
+                latency: vec![Some(ROUND_TRIP as f64), None],
+                outboard: true,
+            };
+            let e =
+                Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
+                    .map_err(|e| e.to_string())?;
+            *made.lock().map_err(|e| e.to_string())? = Some((e.compensation(), e.latency()));
+            Ok(Box::new(e))
+        })
+    };
+    let cfg = AudioConfig {
+        client_name: "faderbridge".into(),
+        jack_server: Some(SERVER.into()),
+        ..AudioConfig::default()
+    };
+    let audio = RunningAudio::start(BackendKind::Jack, cfg, factory).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !audio.stats().linked {
+        assert!(Instant::now() < deadline, "ports never linked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (comp, latency) = made.lock().expect("made").expect("an engine was built");
+    assert_eq!(
+        comp, ROUND_TRIP,
+        "compensation = the largest insert latency"
+    );
+    let mut t = Tester::start(SERVER);
+
+    t.record(RATE / 10);
+    let rec = t.record(RATE);
+    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
+    let ym: Vec<f32> = rec.iter().map(|r| r.1).collect();
+    let yf: Vec<f32> = rec.iter().map(|r| r.2).collect();
+    let (rm, rf) = offline(&plain(), &x);
+    assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
+
+    // The live output lags the render by the engine's compensation plus JACK's loop.
+    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
+    let (start, len) = (max_lag + 1, RATE / 2);
+    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
+    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
+    let res_m = residual_db(&rm, &ym, lag_m, start, len);
+    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+
+    // Control: the uncompensated sum. Both channels contribute half of the (compensated) live
+    // output; without compensation `b`'s half would arrive ROUND_TRIP samples earlier.
+    let unc = |y: &[f32]| -> Vec<f32> {
+        (0..y.len() - ROUND_TRIP)
+            .map(|i| 0.5 * y[i] + 0.5 * y[i + ROUND_TRIP])
+            .collect()
+    };
+    let (um, uf) = (unc(&ym), unc(&yf));
+    let lag_um = best_lag(&rm, &um, start, len, max_lag);
+    let lag_uf = best_lag(&rf, &uf, start, len, max_lag);
+    let unc_m = residual_db(&rm, &um, lag_um, start, len);
+    let unc_f = residual_db(&rf, &uf, lag_uf, start, len);
+    eprintln!(
+        "engine latency {latency} (compensation {comp}); master: lag {lag_m}, residual \
+         {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); aux: lag {lag_f}, residual \
+         {res_f:.1} dBFS (uncompensated {unc_f:.1} dBFS); reference RMS {:.1} dBFS",
+        rms_db(&rm)
+    );
+    assert!(
+        lag_m >= ROUND_TRIP && lag_m == lag_f,
+        "master and aux lag the render by the compensation plus the JACK loop: {lag_m}, {lag_f}"
+    );
+    assert!(
+        res_m < -80.0,
+        "master nulls against the render: {res_m:.1} dBFS"
+    );
+    assert!(
+        res_f < -80.0,
+        "aux nulls against the render: {res_f:.1} dBFS"
+    );
+    assert!(
+        unc_m > -30.0 && unc_f > -30.0,
+        "without compensation no null: {unc_m:.1}, {unc_f:.1} dBFS"
+    );
+
+    drop(t);
+    audio.stop();
+    drop(gear);
+}
+
+/// `faderbridge render` of a session whose channel has an insert with a fixed latency
+/// (bypassed offline: a delay of that length) is the render without it, sample for sample:
+/// the other channel is compensated and the render removes the engine's whole latency.
+#[test]
+fn a_render_with_a_fixed_latency_insert_stays_aligned_to_the_stems() {
+    let dir = std::env::temp_dir().join(format!("fb-insert-align-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE as u32,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(dir.join("n.wav"), spec).expect("wav");
+    let mut s = 0x1357_9bdfu32;
+    for _ in 0..RATE / 2 {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let v = NOISE_AMP * ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
+        w.write_sample(v).expect("write");
+    }
+    w.finalize().expect("finalize");
+    let with = "version: 1\nchannels:\n  - { name: a, source: { file: n.wav }, insert: { send: 3, return: 3, latency: 237 } }\n  - { name: b, source: { file: n.wav } }\n";
+    let without = "version: 1\nchannels:\n  - { name: a, source: { file: n.wav } }\n  - { name: b, source: { file: n.wav } }\n";
+    let mut outs = Vec::new();
+    for (name, yaml) in [("with", with), ("without", without)] {
+        let sp = dir.join(format!("{name}.yaml"));
+        std::fs::write(&sp, yaml).expect("session");
+        let out = dir.join(format!("{name}.wav"));
+        faderbridge::render::render(
+            &sp,
+            &faderbridge::render::RenderOptions {
+                out: out.clone(),
+                start_s: None,
+                end_s: Some(0.5),
+                format: faderbridge::media::WavFormat::F32,
+                progress: false,
+                automation: None,
+            },
+        )
+        .expect("render");
+        let r: Vec<f32> = hound::WavReader::open(&out)
+            .expect("open")
+            .samples::<f32>()
+            .map(|s| s.expect("sample"))
+            .collect();
+        outs.push(r);
+    }
+    assert_eq!(outs[0].len(), outs[1].len());
+    let res = outs[0]
+        .iter()
+        .zip(&outs[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "render with a 237-sample insert against without: largest difference {res:e} over {} samples",
+        outs[0].len()
+    );
+    assert!(rms_db(&outs[1]) > -20.0, "the render carries the noise");
+    assert!(res < 1e-6, "aligned to the stems: {res}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
