@@ -1276,4 +1276,6 @@ fn outboard_notes_travel_with_scenes_and_show_in_status() {
         text.contains("outboard ch/kick: 1176 rev F | input 24, ratio 4:1"),
         "{text}"
     );
+    // No inserts: the engine adds the limiter's 1.5 ms look-ahead, 72 samples at 48 kHz.
+    assert!(text.contains("latency: 72 samples added"), "{text}");
 }

@@ -1588,6 +1588,7 @@ impl ConsoleHandle {
             g.stats.sample_rate,
         );
         report.outboard = g.outboard.clone();
+        report.latency_samples = g.engine_latency as u64;
         report
     }
 }

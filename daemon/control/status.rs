@@ -155,6 +155,10 @@ pub struct StatusReport {
     /// Outboard recall notes by strip (`ch/kick`).
     #[serde(default)]
     pub outboard: std::collections::BTreeMap<String, crate::state::Outboard>,
+    /// The engine's added latency (`engine/latency_samples`: limiter look-ahead plus insert
+    /// compensation), samples.
+    #[serde(default)]
+    pub latency_samples: u64,
 }
 
 /// The transport line of a [`StatusReport`].
@@ -241,6 +245,7 @@ pub(super) fn build_report(
             position_s: meters.position as f64 / f64::from(sample_rate.max(1)),
         },
         outboard: Default::default(),
+        latency_samples: 0,
     }
 }
 
@@ -291,6 +296,13 @@ impl fmt::Display for StatusReport {
                 e.xruns,
                 duration(self.uptime_s)
             )?;
+            if self.latency_samples > 0 {
+                writeln!(
+                    f,
+                    "latency: {} samples added (limiter look-ahead and insert compensation)",
+                    self.latency_samples
+                )?;
+            }
             writeln!(
                 f,
                 "transport: {} at {:.2} s",
