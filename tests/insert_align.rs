@@ -68,49 +68,9 @@ fn plain() -> String {
 // ---------------------------------------------------------------------------------------------
 // The gear: a delay of GEAR_DELAY samples at unity.
 
-struct GearProc {
-    inp: Port<AudioIn>,
-    out: Port<AudioOut>,
-    line: Vec<f32>,
-    at: usize,
-}
-
-impl ProcessHandler for GearProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let inp = self.inp.as_slice(ps);
-        let out = self.out.as_mut_slice(ps);
-        for (o, &x) in out.iter_mut().zip(inp) {
-            *o = self.line[self.at];
-            self.line[self.at] = x;
-            self.at = (self.at + 1) % self.line.len();
-        }
-        Control::Continue
-    }
-}
-
-struct Gear(Option<jack::AsyncClient<(), GearProc>>);
-
-impl Gear {
-    fn start(server: &str) -> Gear {
-        let c = open_client("gear", Some(server)).expect("gear client");
-        let inp = c.register_port("in", AudioIn::default()).expect("in");
-        let out = c.register_port("out", AudioOut::default()).expect("out");
-        let p = GearProc {
-            inp,
-            out,
-            line: vec![0.0; GEAR_DELAY],
-            at: 0,
-        };
-        Gear(Some(c.activate_async((), p).expect("activate gear")))
-    }
-}
-
-impl Drop for Gear {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.0.take();
-    }
-}
+#[path = "common/gear.rs"]
+mod gear;
+use gear::{Gear, GearSetup};
 
 // ---------------------------------------------------------------------------------------------
 // The tester: plays noise, records (played, master_L, fx_L) per frame.
@@ -276,7 +236,7 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
             ..jackd::Options::default()
         },
     );
-    let gear = Gear::start(SERVER);
+    let gear = Gear::start(SERVER, GearSetup::delay(GEAR_DELAY));
     let session = Arc::new(parse(SESSION));
     let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
     let factory: EngineFactory = {

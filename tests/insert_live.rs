@@ -75,51 +75,15 @@ fn parse(yaml: &str) -> Session {
 // ---------------------------------------------------------------------------------------------
 // The gear: a delay of GEAR_DELAY samples and a gain.
 
-struct GearProc {
-    inp: Port<AudioIn>,
-    out: Port<AudioOut>,
-    line: Vec<f32>,
-    at: usize,
-    gain: f32,
-}
+#[path = "common/gear.rs"]
+mod gear;
+use gear::{Gear, GearSetup};
 
-impl ProcessHandler for GearProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let inp = self.inp.as_slice(ps);
-        let out = self.out.as_mut_slice(ps);
-        for (o, &x) in out.iter_mut().zip(inp) {
-            let d = self.line[self.at];
-            self.line[self.at] = x;
-            self.at = (self.at + 1) % self.line.len();
-            *o = d * self.gain;
-        }
-        Control::Continue
-    }
-}
-
-struct Gear(Option<jack::AsyncClient<(), GearProc>>);
-
-impl Gear {
-    fn start(server: &str) -> Gear {
-        let c = open_client("gear", Some(server)).expect("gear client");
-        assert_eq!(c.name(), "gear");
-        let inp = c.register_port("in", AudioIn::default()).expect("in");
-        let out = c.register_port("out", AudioOut::default()).expect("out");
-        let p = GearProc {
-            inp,
-            out,
-            line: vec![0.0; GEAR_DELAY],
-            at: 0,
-            gain: 10f32.powf(GEAR_DB / 20.0),
-        };
-        Gear(Some(c.activate_async((), p).expect("activate gear")))
-    }
-}
-
-impl Drop for Gear {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.0.take();
+/// The gear of these tests: GEAR_DELAY samples at GEAR_DB.
+fn gear_setup() -> GearSetup {
+    GearSetup {
+        gain_db: GEAR_DB,
+        ..GearSetup::delay(GEAR_DELAY)
     }
 }
 
@@ -342,7 +306,7 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
             ..jackd::Options::default()
         },
     );
-    let gear = Gear::start(SERVER);
+    let gear = Gear::start(SERVER, gear_setup());
     let session = parse(SESSION);
     let tree = ParamTree::build(&session);
     for p in ["send_db", "return_db", "wet", "invert", "bypass"] {
@@ -679,7 +643,7 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
             ..jackd::Options::default()
         },
     );
-    let gear = Gear::start(SERVER2);
+    let gear = Gear::start(SERVER2, gear_setup());
     faderbridge::insert::cli::store(
         &dir.join("state"),
         "a",

@@ -20,10 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-use faderbridge::audio::jack::{client_lock, open_client};
 use faderbridge::insert::{self, latency_for};
 use faderbridge::state::StateDir;
-use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/jackd.rs"]
 mod jackd;
@@ -74,94 +72,15 @@ impl Drop for Dir {
     }
 }
 
-#[derive(Clone, Copy)]
-struct GearSetup {
-    gain_db: f32,
-    invert: bool,
-    /// `[0.25, 0.5, 0.25]` after the delay (linear phase: exactly 1 sample more).
-    filter: bool,
-    /// Output silence (powered off).
-    mute: bool,
-}
+#[path = "common/gear.rs"]
+mod gear;
+use gear::{Gear, GearSetup};
 
-impl Default for GearSetup {
-    fn default() -> Self {
-        GearSetup {
-            gain_db: -3.0,
-            invert: false,
-            filter: false,
-            mute: false,
-        }
-    }
-}
-
-struct GearProc {
-    inp: Port<AudioIn>,
-    out: Port<AudioOut>,
-    line: Vec<f32>,
-    at: usize,
-    gain: f32,
-    filter: bool,
-    x1: f32,
-    x2: f32,
-}
-
-impl ProcessHandler for GearProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let inp = self.inp.as_slice(ps);
-        let out = self.out.as_mut_slice(ps);
-        for (o, &x) in out.iter_mut().zip(inp) {
-            let d = self.line[self.at];
-            self.line[self.at] = x;
-            self.at = (self.at + 1) % self.line.len();
-            let y = if self.filter {
-                let y = 0.25 * d + 0.5 * self.x1 + 0.25 * self.x2;
-                self.x2 = self.x1;
-                self.x1 = d;
-                y
-            } else {
-                d
-            };
-            *o = y * self.gain;
-        }
-        Control::Continue
-    }
-}
-
-/// The gear client, running until dropped.
-struct Gear(Option<jack::AsyncClient<(), GearProc>>);
-
-impl Gear {
-    fn start(server: &str, g: GearSetup) -> Gear {
-        let c = open_client("gear", Some(server)).expect("gear client");
-        assert_eq!(c.name(), "gear");
-        let inp = c.register_port("in", AudioIn::default()).expect("in");
-        let out = c.register_port("out", AudioOut::default()).expect("out");
-        let gain = if g.mute {
-            0.0
-        } else {
-            10f32.powf(g.gain_db / 20.0) * if g.invert { -1.0 } else { 1.0 }
-        };
-        let p = GearProc {
-            inp,
-            out,
-            line: vec![0.0; GEAR_DELAY],
-            at: 0,
-            gain,
-            filter: g.filter,
-            x1: 0.0,
-            x2: 0.0,
-        };
-        Gear(Some(c.activate_async((), p).expect("activate gear")))
-    }
-}
-
-impl Drop for Gear {
-    fn drop(&mut self) {
-        if let Some(a) = self.0.take() {
-            let _g = client_lock();
-            drop(a);
-        }
+/// The gear of these tests: GEAR_DELAY samples at -3 dB.
+fn gear_setup() -> GearSetup {
+    GearSetup {
+        gain_db: -3.0,
+        ..GearSetup::delay(GEAR_DELAY)
     }
 }
 
@@ -231,7 +150,7 @@ fn measures_the_gear_at_two_period_sizes_and_keys_the_results() {
     let mut got = Vec::new();
     for period in [256u32, 128] {
         let jackd = server(&format!("p{period}"), period);
-        let _gear = Gear::start(jackd.name(), GearSetup::default());
+        let _gear = Gear::start(jackd.name(), gear_setup());
         let out = run(&dir, "kick", jackd.name(), &[]);
         let (samples, rate, block, error, inverted) = parse(&out);
         let want = (GEAR_DELAY + period as usize) as f64;
@@ -293,7 +212,7 @@ fn inverted_and_filtered_gear() {
         GearSetup {
             invert: true,
             filter: true,
-            ..GearSetup::default()
+            ..gear_setup()
         },
     );
     let (samples, _, _, error, inverted) = parse(&run(&dir, "kick", jackd.name(), &[]));
@@ -328,7 +247,7 @@ fn no_return_stores_nothing() {
         jackd.name(),
         GearSetup {
             mute: true,
-            ..GearSetup::default()
+            ..gear_setup()
         },
     );
     let out = run(&dir, "kick", jackd.name(), &[]);
@@ -386,6 +305,6 @@ fn gear_for_a_manual_check() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let _gear = Gear::start(&server, GearSetup::default());
+    let _gear = Gear::start(&server, gear_setup());
     std::thread::sleep(std::time::Duration::from_secs(secs));
 }
