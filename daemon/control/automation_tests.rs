@@ -110,6 +110,21 @@ impl Rig {
         }
     }
 
+    /// The scripted ride of the touch and latch tables: a flat -10 dB lane, `mode`, play from
+    /// 0; touch at 48000, -5 dB there, -3 dB at 72000, release at 96000.
+    fn ride(&mut self, mode: Mode) {
+        self.flat(-10.0);
+        self.h.set_automation(FADER, mode).expect("mode");
+        self.play();
+        self.to(48_000);
+        self.touch(true);
+        self.set(-5.0);
+        self.to(72_000);
+        self.set(-3.0);
+        self.to(96_000);
+        self.touch(false);
+    }
+
     fn flat(&self, db: f32) {
         let pts = vec![
             Point {
@@ -128,16 +143,7 @@ impl Rig {
 #[test]
 fn touch_writes_while_touched_then_glides_back_to_the_old_curve() {
     let mut r = Rig::new();
-    r.flat(-10.0);
-    r.h.set_automation(FADER, Mode::Touch).expect("mode");
-    r.play();
-    r.to(48_000);
-    r.touch(true);
-    r.set(-5.0);
-    r.to(72_000);
-    r.set(-3.0);
-    r.to(96_000);
-    r.touch(false);
+    r.ride(Mode::Touch);
     r.to(150_000);
     r.stop();
     // Glide 250 ms = 12000 frames from -3 dB at 96000 to the old -10 dB at 108000.
@@ -165,16 +171,7 @@ fn touch_writes_while_touched_then_glides_back_to_the_old_curve() {
 #[test]
 fn latch_holds_the_last_value_until_the_transport_stops() {
     let mut r = Rig::new();
-    r.flat(-10.0);
-    r.h.set_automation(FADER, Mode::Latch).expect("mode");
-    r.play();
-    r.to(48_000);
-    r.touch(true);
-    r.set(-5.0);
-    r.to(72_000);
-    r.set(-3.0);
-    r.to(96_000);
-    r.touch(false);
+    r.ride(Mode::Latch);
     r.to(144_000);
     r.stop();
     r.check(
