@@ -166,11 +166,8 @@ pub fn from_state(
                 value: p.value,
             })
             .collect();
-        pts.sort_by_key(|p| p.frame);
         // Two points landing on one frame at this rate: the later one stands.
-        pts.reverse();
-        pts.dedup_by_key(|p| p.frame);
-        pts.reverse();
+        crate::automation::lane::one_per_frame(&mut pts);
         out.lanes.push((id, pts));
     }
     if errors.is_empty() {

@@ -78,6 +78,15 @@ impl Interp {
     }
 }
 
+/// Order `points` by frame, keeping one point per frame: of several on one frame, the one
+/// that came last in `points` (the sort is stable).
+pub fn one_per_frame(points: &mut Vec<Point>) {
+    points.sort_by_key(|p| p.frame);
+    points.reverse();
+    points.dedup_by_key(|p| p.frame);
+    points.reverse();
+}
+
 /// The value at `frame` of the points `p` (ordered by frame) read with `interp`: the first
 /// point's value before it, the last one's after it, interpolated in between; None without
 /// points. [`Lane::value_at`] for points held elsewhere (the engine's shared slices).
@@ -153,11 +162,7 @@ impl Lane {
             add.extend(pin_trail);
         }
         self.points.extend(add);
-        self.points.sort_by_key(|p| p.frame);
-        // One point per frame: the one written last wins.
-        self.points.reverse();
-        self.points.dedup_by_key(|p| p.frame);
-        self.points.reverse();
+        one_per_frame(&mut self.points);
     }
 
     /// Put the lane back as it was before the last [`Lane::write_pass`]; false when there

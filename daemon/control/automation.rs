@@ -238,10 +238,7 @@ pub(super) fn clean_points(mut points: Vec<Point>, spec: &ParamSpec) -> Vec<Poin
     for p in &mut points {
         p.value = spec.sanitize(p.value);
     }
-    points.sort_by_key(|p| p.frame);
-    points.reverse();
-    points.dedup_by_key(|p| p.frame);
-    points.reverse();
+    crate::automation::lane::one_per_frame(&mut points);
     points
 }
 
@@ -569,7 +566,7 @@ impl Inner {
                 let target = slot.lane.value_at(pos)?;
                 let v = if e.glide && glide > 0 && pos < e.pos + glide && pos >= e.pos {
                     let t = (pos - e.pos) as f64 / glide as f64;
-                    blend(slot.lane.interp, e.from, target, t)
+                    slot.lane.interp.mix(e.from, target, t)
                 } else {
                     target
                 };
@@ -703,22 +700,6 @@ fn finite_diff(a: f32, b: f32) -> f32 {
     } else {
         0.0
     }
-}
-
-/// From `from` to `to` at `t` (0..1), in the interpolation's domain.
-fn blend(interp: Interp, from: f32, to: f32, t: f64) -> f32 {
-    let mut l = Lane::new(interp);
-    l.points = vec![
-        Point {
-            frame: 0,
-            value: from,
-        },
-        Point {
-            frame: 1_000_000,
-            value: to,
-        },
-    ];
-    l.value_at((t.clamp(0.0, 1.0) * 1e6) as u64).unwrap_or(to)
 }
 
 #[cfg(test)]
