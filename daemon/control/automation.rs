@@ -354,6 +354,47 @@ impl Inner {
         (self.auto.config.glide_ms.max(0.0) * 1e-3 * rate as f32).round() as u32
     }
 
+    /// `origin` touches (`touched`) or releases `id`: the touch set changes; when it did, the
+    /// change is announced and passes start or end. Returns whether it changed.
+    pub(super) fn touch_change(
+        &mut self,
+        sh: &Shared,
+        id: ParamId,
+        touched: bool,
+        origin: Origin,
+    ) -> bool {
+        let changed = if touched {
+            self.touched.entry(id).or_default().insert(origin)
+        } else {
+            let removed = self.touched.get_mut(&id).is_some_and(|s| s.remove(&origin));
+            if self.touched.get(&id).is_some_and(HashSet::is_empty) {
+                self.touched.remove(&id);
+            }
+            removed
+        };
+        if changed {
+            self.announce_touch(sh, id, touched, origin);
+        }
+        changed
+    }
+
+    /// Broadcast a touch change and let automation act on it.
+    pub(super) fn announce_touch(
+        &mut self,
+        sh: &Shared,
+        id: ParamId,
+        touched: bool,
+        origin: Origin,
+    ) {
+        let _ = sh.touches.send(super::Touch {
+            path: self.paths[id.0 as usize].clone(),
+            id,
+            touched,
+            origin,
+        });
+        self.auto_touch(sh, id, touched, origin);
+    }
+
     /// A surface touched (`touched`) or released a control: passes start and end.
     pub(super) fn auto_touch(&mut self, sh: &Shared, id: ParamId, touched: bool, origin: Origin) {
         let (pos, _) = self.position_now();
@@ -473,14 +514,8 @@ impl Inner {
                 .implicit
                 .insert((id, origin), StdInstant::now() + IMPLICIT_TOUCH)
                 .is_none();
-            if first && self.touched.entry(id).or_default().insert(origin) {
-                let _ = sh.touches.send(super::Touch {
-                    path: self.paths[id.0 as usize].clone(),
-                    id,
-                    touched: true,
-                    origin,
-                });
-                self.auto_touch(sh, id, true, origin);
+            if first {
+                self.touch_change(sh, id, true, origin);
             }
         }
         let (pos, _) = self.position_now();
@@ -516,19 +551,7 @@ impl Inner {
             .collect();
         for (id, origin) in expired {
             self.auto.implicit.remove(&(id, origin));
-            let removed = self.touched.get_mut(&id).is_some_and(|s| s.remove(&origin));
-            if self.touched.get(&id).is_some_and(HashSet::is_empty) {
-                self.touched.remove(&id);
-            }
-            if removed {
-                let _ = sh.touches.send(super::Touch {
-                    path: self.paths[id.0 as usize].clone(),
-                    id,
-                    touched: false,
-                    origin,
-                });
-                self.auto_touch(sh, id, false, origin);
-            }
+            self.touch_change(sh, id, false, origin);
         }
         if self.auto.passes.is_empty() && self.auto.engaged.is_empty() {
             return;

@@ -974,23 +974,9 @@ impl ConsoleHandle {
         let id = g.resolve(path)?;
         // An explicit touch or release replaces an implicit touch of the same surface.
         let was_implicit = g.auto.take_implicit(id, origin);
-        let changed = if touched {
-            g.touched.entry(id).or_default().insert(origin) || was_implicit
-        } else {
-            let removed = g.touched.get_mut(&id).is_some_and(|s| s.remove(&origin));
-            if g.touched.get(&id).is_some_and(HashSet::is_empty) {
-                g.touched.remove(&id);
-            }
-            removed
-        };
-        if changed {
-            let _ = self.shared.touches.send(Touch {
-                path: g.paths[id.0 as usize].clone(),
-                id,
-                touched,
-                origin,
-            });
-            g.auto_touch(&self.shared, id, touched, origin);
+        if !g.touch_change(&self.shared, id, touched, origin) && touched && was_implicit {
+            // Already touched (implicitly): now explicitly; say so again.
+            g.announce_touch(&self.shared, id, true, origin);
         }
         Ok(())
     }
