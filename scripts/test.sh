@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cargo build --all-targets
+# One build of every target in the test profile (no separate dev build, no incremental cache
+# unless the caller asks for one): this keeps a fresh clone's target directory small.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+cargo test --all-targets --no-run
 cargo test --all-targets 2>&1
