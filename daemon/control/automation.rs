@@ -224,7 +224,8 @@ impl AutoState {
                 for p in &mut slot.lane.points {
                     p.frame = (p.frame as f64 * k).round() as u64;
                 }
-                slot.lane.points.dedup_by_key(|p| p.frame);
+                // Points that land on one frame: the later one stays, as in lane files.
+                crate::automation::lane::one_per_frame(&mut slot.lane.points);
                 slot.refresh();
             }
         }

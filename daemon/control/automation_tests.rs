@@ -402,6 +402,27 @@ fn lanes_are_saved_with_the_state_and_restored() {
 }
 
 #[test]
+fn a_rate_change_that_merges_two_points_keeps_the_later_one() {
+    let s = session::parse_str(SESSION, Path::new("/nonexistent/a.yaml")).expect("session");
+    let (_c, h) = Console::new(ParamTree::build(&s), None);
+    let stats = |sample_rate| EngineStats {
+        sample_rate,
+        ..EngineStats::default()
+    };
+    h.set_engine_stats(stats(48000));
+    let p = |frame, value| Point { frame, value };
+    h.set_lane(FADER, vec![p(101, -10.0), p(102, -3.0), p(48_000, -6.0)])
+        .expect("lane");
+    // At 24 kHz, 101 and 102 both round to frame 51 (50.5 rounds away from zero); the later
+    // point (as a lane file's rule keeps it) survives.
+    h.set_engine_stats(stats(24000));
+    assert_eq!(
+        h.lane(FADER).expect("lane"),
+        vec![p(51, -3.0), p(24_000, -6.0)]
+    );
+}
+
+#[test]
 fn a_slow_ride_is_thinned_at_least_fivefold_within_tolerance() {
     let mut r = Rig::new();
     r.h.set_automation(FADER, Mode::Touch).expect("mode");
