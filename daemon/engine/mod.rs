@@ -304,6 +304,19 @@ pub struct OutputPort {
     pub dest: Option<PortRef>,
 }
 
+/// Where a port sits on the engine's signal path, for the latency a backend reports
+/// ([`Engine::port_latencies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortLatency {
+    /// A hardware insert's send or return: outside the main path (inputs → outputs), so the
+    /// latency reported through the main path must not run through it (the gear between a
+    /// send and its return would close a loop).
+    pub insert: bool,
+    /// An input: samples from it to the main outputs. An output: samples from the main inputs
+    /// to it.
+    pub samples: usize,
+}
+
 /// How the channels' hardware inserts run in an engine ([`Engine::build_with`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InsertSetup {
@@ -945,6 +958,39 @@ impl Engine {
     /// the channels' latency compensation ([`Engine::compensation`]).
     pub fn latency(&self) -> usize {
         self.master.latency() + self.comp_latency
+    }
+
+    /// Each input's and each output's place on the signal path (in [`Engine::input_ports`] and
+    /// [`Engine::output_ports`] order): the main inputs and outputs are [`Engine::latency`]
+    /// apart; an insert's send carries the strip's signal with no delay (the latency
+    /// compensation comes after the insert point); its return reaches the outputs
+    /// `latency() − the insert's latency` later. Allocates.
+    pub fn port_latencies(&self) -> (Vec<PortLatency>, Vec<PortLatency>) {
+        let main = PortLatency {
+            insert: false,
+            samples: self.latency(),
+        };
+        let mut ins = vec![main; self.input_ports.len()];
+        let mut outs = vec![main; self.outputs.len()];
+        for rt in self.channels.iter().filter_map(|c| c.insert.as_ref()) {
+            for &o in &rt.send_out {
+                if let Some(p) = outs.get_mut(o) {
+                    *p = PortLatency {
+                        insert: true,
+                        samples: 0,
+                    };
+                }
+            }
+            for &i in &rt.ret_in {
+                if let Some(p) = ins.get_mut(i) {
+                    *p = PortLatency {
+                        insert: true,
+                        samples: self.latency().saturating_sub(rt.latency()),
+                    };
+                }
+            }
+        }
+        (ins, outs)
     }
 
     /// The latency compensation (samples): the largest insert latency of the channels, the
