@@ -430,25 +430,19 @@ mod tests {
             }
             .at(0)
         };
-        for i in swap_at..fade_at + fade_periods * PERIOD {
+        let end = fade_at + fade_periods * PERIOD;
+        let overlap = rec[1][swap_at..end].iter().zip(&rec[2][swap_at..end]);
+        for (i, (&p1, &p2)) in (swap_at..).zip(overlap) {
             // Port 1 (old only): 1 until the fade, then falling to 0 (and held at 0).
             let want1 = if i < fade_at {
                 1.0
             } else {
                 1.0 - g(i - fade_at)
             };
-            assert!(
-                (rec[1][i] - want1).abs() <= 1e-6,
-                "port 1 at {i}: {}",
-                rec[1][i]
-            );
+            assert!((p1 - want1).abs() <= 1e-6, "port 1 at {i}: {p1}");
             // Port 2 (new only): silent (cleared) during the warm-up, then rising to 1.
             let want2 = if i < fade_at { 0.0 } else { g(i - fade_at) };
-            assert!(
-                (rec[2][i] - want2).abs() <= 1e-6,
-                "port 2 at {i}: {}",
-                rec[2][i]
-            );
+            assert!((p2 - want2).abs() <= 1e-6, "port 2 at {i}: {p2}");
         }
         assert!(
             rec[2][fade_at + fade_periods * PERIOD..]
