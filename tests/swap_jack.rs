@@ -186,7 +186,11 @@ impl Rig {
                 acted = true;
             }
         }
-        if v.windows(2).any(|w| w[1].0 != w[0].0.wrapping_add(1)) {
+        if let Some(i) = v.windows(2).position(|w| w[1].0 != w[0].0.wrapping_add(1)) {
+            eprintln!(
+                "JACK skipped {} frames after frame {i} of the recording",
+                v[i + 1].0.wrapping_sub(v[i].0).wrapping_sub(1)
+            );
             return None;
         }
         Some(
