@@ -1338,6 +1338,43 @@ mod tests {
         assert!(pan_gains(1, -1.0).1.abs() < 1e-6);
     }
 
+    /// Main ports are the engine's latency apart; an insert's send is 0 from the main inputs,
+    /// its return `latency − its insert latency` from the outputs (the limiter's look-ahead
+    /// is 1.5 ms = 72 samples at 48 kHz).
+    #[test]
+    fn port_latencies_keep_insert_ports_off_the_main_path() {
+        let yaml = "version: 1\nchannels:\n  - { name: a, source: { input: 1 }, insert: { send: 3, return: 3, latency: 300 } }\n  - { name: b, source: { input: [2, 3] }, insert: { send: 5, return: 5, latency: 100 } }\n";
+        let s = crate::session::parse_str(yaml, std::path::Path::new("/nonexistent/p.yaml"))
+            .expect("session");
+        let tree = ParamTree::build(&s);
+        let e = Engine::build(&s, &tree, &HashMap::new(), 48000.0, 64).expect("build");
+        let lat = 72 + 300;
+        assert_eq!(e.latency(), lat);
+        let main = |samples| PortLatency {
+            insert: false,
+            samples,
+        };
+        let ins = |samples| PortLatency {
+            insert: true,
+            samples,
+        };
+        let (i, o) = e.port_latencies();
+        // a_in, b_in_L, b_in_R, a_insert_return, b_insert_return_L/_R
+        assert_eq!(
+            i,
+            [
+                main(lat),
+                main(lat),
+                main(lat),
+                ins(lat - 300),
+                ins(lat - 100),
+                ins(lat - 100)
+            ]
+        );
+        // master_L/R, a_insert_send, b_insert_send_L/_R
+        assert_eq!(o, [main(lat), main(lat), ins(0), ins(0), ins(0)]);
+    }
+
     #[test]
     fn balance_is_unity_at_centre() {
         assert_eq!(pan_gains(2, 0.0), (1.0, 1.0));
