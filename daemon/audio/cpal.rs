@@ -20,6 +20,7 @@ use ::cpal::{BufferSize, Device, Stream, StreamConfig};
 
 use super::load::LoadMeter;
 use super::swap::{self, SwapRx, SwapTx};
+use super::xfade::{Deck, Out, Render, Voice};
 use super::{AudioConfig, AudioError, Backoff, EngineFactory, Shared, nap, rt};
 use crate::dsp::util::DenormalGuard;
 use crate::engine::Engine;
@@ -28,14 +29,14 @@ use crate::session::model::PortRef;
 /// Largest chunk processed at once (cpal may hand larger buffers; they are split).
 const CHUNK: usize = 1024;
 
-/// An engine with its planar scratch buffers and channel maps.
+/// An engine with its planar output buffers and channel maps.
 struct Graph {
     engine: Box<Engine>,
     /// Device input channel (0-based) of each engine input.
     in_map: Vec<Option<usize>>,
     /// Device output channel (0-based) of each engine output.
     out_map: Vec<Option<usize>>,
-    ins: Vec<Vec<f32>>,
+    /// What the engine writes, before it is added into the device buffer.
     outs: Vec<Vec<f32>>,
     in_refs: Vec<&'static [f32]>,
     out_refs: Vec<&'static mut [f32]>,
@@ -66,83 +67,131 @@ impl Graph {
             engine,
             in_map,
             out_map,
-            ins: vec![vec![0.0; CHUNK]; ni],
             outs: vec![vec![0.0; CHUNK]; no],
             in_refs: Vec::with_capacity(ni),
             out_refs: Vec::with_capacity(no),
         })
     }
+}
 
-    /// Fill interleaved `data` (`out_ch` channels) with the engine's output, reading
-    /// interleaved input frames (`in_ch` channels) from `input`. Real-time safe.
-    /// `frames_done` is the engine's running frame count (advanced here); `at` the instant
-    /// of the buffer's first frame, at `rate` Hz.
-    #[allow(clippy::too_many_arguments)]
-    fn process(
-        &mut self,
-        data: &mut [f32],
-        out_ch: usize,
-        input: Option<&mut rtrb::Consumer<f32>>,
-        in_ch: usize,
-        frames_done: &mut u64,
-        at: Instant,
-        rate: u32,
-    ) {
-        data.fill(0.0);
-        let frames = data.len() / out_ch.max(1);
-        let mut input = input;
-        let mut done = 0;
-        while done < frames {
-            let n = (frames - done).min(CHUNK);
-            // Deinterleave the input ring into the planar buffers (silence on underrun).
-            for b in &mut self.ins {
-                b[..n].fill(0.0);
-            }
-            if let Some(ring) = input.as_deref_mut() {
-                let avail = ring.slots() / in_ch.max(1);
-                let got = avail.min(n);
-                if let Ok(chunk) = ring.read_chunk(got * in_ch) {
-                    let (a, b) = chunk.as_slices();
-                    for (i, &v) in a.iter().chain(b.iter()).enumerate() {
-                        let (f, c) = (i / in_ch, i % in_ch);
-                        for (k, m) in self.in_map.iter().enumerate() {
-                            if *m == Some(c) {
-                                self.ins[k][f] = v;
-                            }
-                        }
-                    }
-                    chunk.commit_all();
-                }
-            }
-            for b in &self.ins {
-                // SAFETY: points into `self.ins`, not resized while the refs live; cleared
-                // before returning.
-                self.in_refs
-                    .push(unsafe { std::slice::from_raw_parts(b.as_ptr(), n) });
-            }
-            for b in &mut self.outs {
-                // SAFETY: as above, distinct buffers.
-                self.out_refs
-                    .push(unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr(), n) });
-            }
-            let chunk_at =
-                at + Duration::from_nanos(done as u64 * 1_000_000_000 / u64::from(rate.max(1)));
-            self.engine.begin_block(*frames_done, chunk_at, rate);
-            *frames_done += n as u64;
-            self.engine.process(n, &self.in_refs, &mut self.out_refs);
-            self.in_refs.clear();
-            self.out_refs.clear();
-            for (k, m) in self.out_map.iter().enumerate() {
-                let Some(c) = *m else { continue };
-                if c >= out_ch {
-                    continue;
-                }
-                for f in 0..n {
-                    data[(done + f) * out_ch + c] += self.outs[k][f];
-                }
-            }
-            done += n;
+/// One chunk of a cpal callback: the interleaved device output (already zeroed) and the
+/// device input, deinterleaved.
+struct ChunkIo<'a> {
+    /// The callback's interleaved output buffer (`out_ch` channels).
+    data: &'a mut [f32],
+    out_ch: usize,
+    /// This chunk's first frame in `data`.
+    offset: usize,
+    /// One buffer per device input channel (this chunk's frames at the start).
+    inputs: &'a [Vec<f32>],
+    /// At least a chunk of zeros (engine inputs with no device channel).
+    silence: &'a [f32],
+}
+
+impl Voice for Graph {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+}
+
+/// Engine outputs are added into their device channels, so a swap's mix adds up per channel.
+impl<'a> Render<ChunkIo<'a>> for Graph {
+    fn clear(&mut self, _: &mut ChunkIo<'a>, _: usize) {
+        // The callback zeroes the whole device buffer first; everything adds into it.
+    }
+
+    fn render(&mut self, io: &mut ChunkIo<'a>, n: usize, out: Out) {
+        for m in &self.in_map {
+            let src = match m {
+                Some(c) if *c < io.inputs.len() => &io.inputs[*c][..n],
+                _ => &io.silence[..n],
+            };
+            // SAFETY: the slices point into buffers that outlive this call and are not
+            // written while the refs live; cleared before returning.
+            self.in_refs
+                .push(unsafe { std::slice::from_raw_parts(src.as_ptr(), n) });
         }
+        for b in &mut self.outs {
+            // SAFETY: points into `self.outs`, not resized while the refs live; cleared
+            // before returning; distinct buffers.
+            self.out_refs
+                .push(unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr(), n) });
+        }
+        self.engine.process(n, &self.in_refs, &mut self.out_refs);
+        self.in_refs.clear();
+        self.out_refs.clear();
+        if out == Out::Discard {
+            return;
+        }
+        let oc = io.out_ch;
+        for (k, m) in self.out_map.iter().enumerate() {
+            let Some(c) = *m else { continue };
+            if c >= oc {
+                continue;
+            }
+            for f in 0..n {
+                let g = match out {
+                    Out::Mix(g) => g.at(f),
+                    _ => 1.0,
+                };
+                io.data[(io.offset + f) * oc + c] += self.outs[k][f] * g;
+            }
+        }
+    }
+}
+
+/// Fill interleaved `data` (`out_ch` channels) with the engines' output, reading interleaved
+/// input frames (`in_ch` channels) from `input` into the planar `dev_in`. Real-time safe.
+/// `frames_done` is the engine's running frame count (advanced here); `at` the instant of the
+/// buffer's first frame, at `rate` Hz.
+#[allow(clippy::too_many_arguments)]
+fn process(
+    deck: &mut Deck<Graph>,
+    data: &mut [f32],
+    out_ch: usize,
+    input: Option<&mut rtrb::Consumer<f32>>,
+    dev_in: &mut [Vec<f32>],
+    silence: &[f32],
+    frames_done: &mut u64,
+    at: Instant,
+    rate: u32,
+) {
+    data.fill(0.0);
+    let in_ch = dev_in.len();
+    let frames = data.len() / out_ch.max(1);
+    let mut input = input;
+    let mut done = 0;
+    while done < frames {
+        let n = (frames - done).min(CHUNK);
+        // Deinterleave the input ring into the planar buffers (silence on underrun).
+        for b in dev_in.iter_mut() {
+            b[..n].fill(0.0);
+        }
+        if let Some(ring) = input.as_deref_mut()
+            && in_ch > 0
+        {
+            let got = (ring.slots() / in_ch).min(n);
+            if let Ok(chunk) = ring.read_chunk(got * in_ch) {
+                let (a, b) = chunk.as_slices();
+                for (i, &v) in a.iter().chain(b.iter()).enumerate() {
+                    dev_in[i % in_ch][i / in_ch] = v;
+                }
+                chunk.commit_all();
+            }
+        }
+        let chunk_at =
+            at + Duration::from_nanos(done as u64 * 1_000_000_000 / u64::from(rate.max(1)));
+        deck.poll();
+        let mut io = ChunkIo {
+            data: &mut *data,
+            out_ch,
+            offset: done,
+            inputs: dev_in,
+            silence,
+        };
+        deck.process(&mut io, n, *frames_done, chunk_at, rate);
+        *frames_done += n as u64;
+        done += n;
     }
 }
 
@@ -229,8 +278,10 @@ fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<
         }
     }
 
-    let (swap_tx, mut swap_rx): (SwapTx<Box<Graph>>, SwapRx<Box<Graph>>) = swap::pair();
-    let mut graph = Graph::new(engine);
+    let (swap_tx, swap_rx): (SwapTx<Box<Graph>>, SwapRx<Box<Graph>>) = swap::pair();
+    let mut deck = Deck::new(Graph::new(engine), swap_rx, cfg.swap_fade_ms);
+    let mut dev_in = vec![vec![0.0f32; CHUNK]; in_ch];
+    let silence = vec![0.0f32; CHUNK];
     let st = shared.clone();
     let f = failed.clone();
     let rate = cfg.sample_rate;
@@ -250,12 +301,13 @@ fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<
                 }
                 let t0 = Instant::now();
                 let _ftz = DenormalGuard::new();
-                swap_rx.poll(&mut graph);
-                graph.process(
+                process(
+                    &mut deck,
                     data,
                     out_ch,
                     ring_rx.as_mut(),
-                    in_ch,
+                    &mut dev_in,
+                    &silence,
                     &mut frames_done,
                     t0,
                     rate,

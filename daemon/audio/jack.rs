@@ -2,9 +2,11 @@
 //! `faderbridge:master_L`), connected as the session says (`PortRef::Number(n)` to
 //! `system:capture_n` / `system:playback_n`, `PortRef::Name` as given; a missing target is a
 //! warning, so PipeWire's JACK and servers without `system:*` ports work). It follows period
-//! and sample-rate changes, counts xruns, reports the engine's latency on its ports, and when
-//! the server goes away keeps running and reconnects with backoff, rebuilding the engine
-//! through the factory.
+//! and sample-rate changes, counts xruns, reports the engine's latency on its ports (see
+//! `latency_cb`: the main path's ports only; a hardware insert's send and return sit outside
+//! it), and when the server goes away keeps running and reconnects with backoff, rebuilding
+//! the engine through the factory. Engine swaps crossfade ([`super::xfade`]): a port both
+//! engines have carries the mix of the two, ports are removed once the old engine is gone.
 //!
 //! JACK's process thread is the audio thread (real-time if the server runs with `-R`, the
 //! default; a warning says so when it is not). A supervisor thread owns the connection.
@@ -20,7 +22,7 @@
 use super::jack_midi::{MidiBook, MidiPorts};
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,10 +34,11 @@ use ::jack::{
 };
 
 use super::load::LoadMeter;
-use super::swap::{self, SwapRx, SwapTx};
+use super::swap::{self, SwapTx};
+use super::xfade::{Deck, Out, Render, Voice};
 use super::{AudioConfig, AudioError, Backoff, EngineFactory, Shared, nap, rt};
 use crate::dsp::util::DenormalGuard;
-use crate::engine::Engine;
+use crate::engine::{Engine, PortLatency};
 use crate::session::model::PortRef;
 
 /// Serialises client opens and closes: libjack's per-process state is set up by the first
@@ -133,6 +136,74 @@ struct Graph {
     outs: Vec<Port<Unowned>>,
     in_refs: Vec<&'static [f32]>,
     out_refs: Vec<&'static mut [f32]>,
+    /// One buffer of the engine's max block per output: what the engine writes during a
+    /// swap, before it is mixed into the ports (or thrown away during the warm-up).
+    scratch: Vec<Vec<f32>>,
+}
+
+/// An output port's buffer for this cycle.
+///
+/// # Safety
+/// Call from the process callback only, with the cycle's frame count; the slice must not
+/// outlive the cycle, and no other slice of the same port may be alive.
+unsafe fn out_buf(p: &Port<Unowned>, n: usize) -> &'static mut [f32] {
+    // SAFETY: per the caller: our own registered port; JACK's buffer holds `n` frames.
+    unsafe { std::slice::from_raw_parts_mut(p.buffer(n as Frames) as *mut f32, n) }
+}
+
+impl Voice for Graph {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+}
+
+/// The JACK graph runs into its port buffers; ports are the same JACK port (and buffer) in
+/// every graph that names them, so a swap's mix adds up per port.
+impl Render<()> for Graph {
+    fn clear(&mut self, _: &mut (), n: usize) {
+        for p in &self.outs {
+            // SAFETY: process callback, this cycle's `n`, no other slice alive.
+            unsafe { out_buf(p, n) }.fill(0.0);
+        }
+    }
+
+    fn render(&mut self, _: &mut (), n: usize, out: Out) {
+        if out == Out::Direct {
+            self.process(n as Frames);
+            return;
+        }
+        // Into the scratch buffers, in chunks of their length.
+        let chunk = self.scratch.first().map_or(n, Vec::len).max(1);
+        let mut done = 0;
+        while done < n {
+            let m = (n - done).min(chunk);
+            for p in &self.ins {
+                // SAFETY: as in `process`; the refs are cleared below.
+                let s: &'static [f32] =
+                    unsafe { std::slice::from_raw_parts(p.buffer(n as Frames) as *const f32, n) };
+                self.in_refs.push(&s[done..done + m]);
+            }
+            for b in &mut self.scratch {
+                // SAFETY: points into `self.scratch`, not resized while the refs live;
+                // cleared before the next use of the buffers.
+                self.out_refs
+                    .push(unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr(), m) });
+            }
+            self.engine.process(m, &self.in_refs, &mut self.out_refs);
+            self.in_refs.clear();
+            self.out_refs.clear();
+            if let Out::Mix(g) = out {
+                for (p, b) in self.outs.iter().zip(&self.scratch) {
+                    // SAFETY: process callback, this cycle's `n`, no other slice alive.
+                    let dst = &mut unsafe { out_buf(p, n) }[done..done + m];
+                    for (f, (d, v)) in dst.iter_mut().zip(&b[..m]).enumerate() {
+                        *d += v * g.at(done + f);
+                    }
+                }
+            }
+            done += m;
+        }
+    }
 }
 
 impl Graph {
@@ -169,9 +240,9 @@ struct Flags {
 }
 
 struct Processor {
-    graph: Box<Graph>,
+    /// The running graph (two during a swap's crossfade).
+    deck: Deck<Graph>,
     midi: MidiPorts,
-    rx: SwapRx<Box<Graph>>,
     shared: Arc<Shared>,
     flags: Arc<Flags>,
     load: LoadMeter,
@@ -193,22 +264,25 @@ impl Processor {
         };
         let rolling = matches!(q.state, ::jack::TransportState::Rolling);
         let frame = u64::from(q.pos.frame());
-        let engine = &mut self.graph.engine;
-        match self.transport {
+        let (play, seek) = match self.transport {
             // Joining a rolling transport: play along from its position.
-            None if rolling => {
-                engine.set_playing(true);
-                engine.seek(frame);
-            }
-            None => {}
-            Some((was, expect)) => {
-                if was != rolling {
-                    engine.set_playing(rolling);
+            None if rolling => (Some(true), Some(frame)),
+            None => (None, None),
+            Some((was, expect)) => (
+                (was != rolling).then_some(rolling),
+                (frame != expect || (rolling && !was)).then_some(frame),
+            ),
+        };
+        if play.is_some() || seek.is_some() {
+            // Every running engine: both of them during a swap.
+            self.deck.each_engine(|e| {
+                if let Some(p) = play {
+                    e.set_playing(p);
                 }
-                if frame != expect || (rolling && !was) {
-                    engine.seek(frame);
+                if let Some(f) = seek {
+                    e.seek(f);
                 }
-            }
+            });
         }
         let next = if rolling { frame + u64::from(n) } else { frame };
         self.transport = Some((rolling, next));
@@ -237,16 +311,15 @@ impl ProcessHandler for Processor {
             let v = if rt::is_realtime() { 1 } else { 2 };
             self.flags.realtime.store(v, Ordering::Relaxed);
         }
-        self.rx.poll(&mut self.graph);
+        self.deck.poll();
         let n = ps.n_frames();
         self.midi.process(ps);
         self.follow_transport(client, n);
         let rate = self.shared.sample_rate.load(Ordering::Relaxed);
-        self.graph
-            .engine
-            .begin_block(self.frames, cycle_start(client, ps, t0), rate);
+        let at = cycle_start(client, ps, t0);
+        self.deck
+            .process(&mut (), n as usize, self.frames, at, rate);
         self.frames += u64::from(n);
-        self.graph.process(n);
         self.load
             .update(&self.shared, t0.elapsed(), n as usize, rate);
         Control::Continue
@@ -254,7 +327,7 @@ impl ProcessHandler for Processor {
 
     fn buffer_size(&mut self, _: &Client, size: Frames) -> Control {
         self.shared.block.store(size as usize, Ordering::Relaxed);
-        if size as usize > self.graph.engine.max_block() {
+        if size as usize > self.deck.current().engine.max_block() {
             self.flags.rebuild.store(true, Ordering::Relaxed);
         }
         Control::Continue
@@ -287,42 +360,58 @@ impl NotificationHandler for Notifier {
     }
 }
 
-/// A graph's input and output ports.
-type PortLists = (Vec<Port<Unowned>>, Vec<Port<Unowned>>);
+/// A graph's input and output ports, each with its place on the engine's signal path.
+type PortLists = (
+    Vec<(Port<Unowned>, PortLatency)>,
+    Vec<(Port<Unowned>, PortLatency)>,
+);
 
 /// Read by JACK's latency callback (on its notification thread).
 struct LatencyCtx {
-    latency: AtomicU32,
     ports: Mutex<PortLists>,
 }
 
-/// Capture: outputs report the inputs' capture latency plus the engine's. Playback: inputs
-/// report the outputs' playback latency plus the engine's.
+/// Capture: every output reports the main inputs' capture latency range plus its own
+/// distance from them ([`PortLatency`]: the engine's latency for the main outputs, 0 for an
+/// insert send). Playback: every input reports the main outputs' playback latency range plus
+/// its distance to them (the engine's latency; for an insert return, that less the insert's
+/// latency). Insert returns and sends never feed the ranges: the gear between them would
+/// close a loop, and each recomputation would add the engine's latency again.
 unsafe extern "C" fn latency_cb(mode: sys::jack_latency_callback_mode_t, arg: *mut c_void) {
     // SAFETY: `arg` is the `LatencyCtx` boxed in the connection, which outlives the client.
     let ctx = unsafe { &*(arg as *const LatencyCtx) };
     let Ok(ports) = ctx.ports.try_lock() else {
         return;
     };
-    let lat = ctx.latency.load(Ordering::Relaxed);
     let (ins, outs) = (&ports.0, &ports.1);
     let (kind, from, to) = if mode == sys::JackCaptureLatency {
         (LatencyType::Capture, ins, outs)
     } else {
         (LatencyType::Playback, outs, ins)
     };
-    let (mut lo, mut hi) = (u32::MAX, 0);
-    for p in from {
-        let (a, b) = p.get_latency_range(kind);
+    let (lo, hi) = main_range(from.iter().map(|(p, l)| (l, || p.get_latency_range(kind))));
+    for (p, l) in to {
+        let extra = u32::try_from(l.samples).unwrap_or(u32::MAX);
+        p.set_latency_range(kind, (lo.saturating_add(extra), hi.saturating_add(extra)));
+    }
+}
+
+/// The latency range over the main (non-insert) ports of `from` (each given with a way to
+/// read its range): the least minimum and the greatest maximum; (0, 0) without any.
+fn main_range<'a, F: Fn() -> (u32, u32)>(
+    from: impl Iterator<Item = (&'a PortLatency, F)>,
+) -> (u32, u32) {
+    let (mut lo, mut hi, mut any) = (u32::MAX, 0, false);
+    for (l, range) in from {
+        if l.insert {
+            continue;
+        }
+        let (a, b) = range();
         lo = lo.min(a);
         hi = hi.max(b);
+        any = true;
     }
-    if from.is_empty() {
-        lo = 0;
-    }
-    for p in to {
-        p.set_latency_range(kind, (lo + lat, hi.max(lo) + lat));
-    }
+    if any { (lo, hi.max(lo)) } else { (0, 0) }
 }
 
 /// A registered port and where it should be / is connected.
@@ -338,6 +427,8 @@ struct PortBook {
     ins: HashMap<String, Entry>,
     outs: HashMap<String, Entry>,
     current: (Vec<String>, Vec<String>),
+    /// The current engine's [`Engine::port_latencies`], in `current`'s order.
+    paths: (Vec<PortLatency>, Vec<PortLatency>),
 }
 
 impl PortBook {
@@ -393,13 +484,16 @@ impl PortBook {
                 .map(|p| p.name.clone())
                 .collect(),
         );
+        self.paths = engine.port_latencies();
         let (ni, no) = (ins.len(), outs.len());
+        let scratch = vec![vec![0.0; engine.max_block()]; no];
         Ok(Box::new(Graph {
             engine,
             ins,
             outs,
             in_refs: Vec::with_capacity(ni),
             out_refs: Vec::with_capacity(no),
+            scratch,
         }))
     }
 
@@ -456,15 +550,16 @@ impl PortBook {
     }
 
     fn current_ports(&self) -> PortLists {
-        let pick = |map: &HashMap<String, Entry>, names: &[String]| {
+        let pick = |map: &HashMap<String, Entry>, names: &[String], paths: &[PortLatency]| {
             names
                 .iter()
-                .filter_map(|n| map.get(n).map(|e| e.port.clone()))
+                .zip(paths)
+                .filter_map(|(n, l)| map.get(n).map(|e| (e.port.clone(), *l)))
                 .collect()
         };
         (
-            pick(&self.ins, &self.current.0),
-            pick(&self.outs, &self.current.1),
+            pick(&self.ins, &self.current.0, &self.paths.0),
+            pick(&self.outs, &self.current.1, &self.paths.1),
         )
     }
 }
@@ -506,7 +601,6 @@ impl Conn {
     /// report. May allocate and block.
     fn install(&mut self, engine: Box<Engine>) {
         let client = self.client.as_client();
-        let lat = engine.latency() as u32;
         let graph = match self.book.prepare(client, engine) {
             Ok(g) => g,
             Err(e) => {
@@ -521,7 +615,6 @@ impl Conn {
         }
         self.book.connect(client);
         self.pruned = false;
-        self.latency.latency.store(lat, Ordering::Relaxed);
         if let Ok(mut p) = self.latency.ports.lock() {
             *p = self.book.current_ports();
         }
@@ -529,7 +622,8 @@ impl Conn {
         unsafe { sys::jack_recompute_total_latencies(client.raw()) };
     }
 
-    /// Drop retired engines; once the audio thread has taken the newest, drop stale ports.
+    /// Drop retired engines; once every swap has finished (the old engine faded out and
+    /// collected), drop the ports no engine uses any more.
     fn housekeep(&mut self) {
         self.midi.housekeep(self.client.as_client());
         if !self.rt_logged {
@@ -544,7 +638,7 @@ impl Conn {
             self.rt_logged = self.flags.realtime.load(Ordering::Relaxed) != 0;
         }
         self.swap.collect();
-        if !self.pruned && self.swap.pending() == 0 {
+        if !self.pruned && !self.swap.busy() {
             self.book.prune(self.client.as_client());
             self.pruned = true;
         }
@@ -625,7 +719,6 @@ fn connect(
     let t_build = t0.elapsed();
 
     let latency = Box::new(LatencyCtx {
-        latency: AtomicU32::new(engine.latency() as u32),
         ports: Mutex::new((Vec::new(), Vec::new())),
     });
     // SAFETY: the context is boxed (stable address) and outlives the client (see `Conn`).
@@ -650,9 +743,8 @@ fn connect(
     let (swap_tx, swap_rx) = swap::pair();
     let flags = Arc::new(Flags::default());
     let processor = Processor {
-        graph,
+        deck: Deck::new(graph, swap_rx, cfg.swap_fade_ms),
         midi,
-        rx: swap_rx,
         shared: shared.clone(),
         flags: flags.clone(),
         load: LoadMeter::new(),

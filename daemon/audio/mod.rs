@@ -20,6 +20,11 @@
 //!   measure load;
 //! - a supervisor thread per backend drops retired engines, rebuilds on rate changes and
 //!   reconnects lost servers or devices with backoff (100 ms doubling to 1 s).
+//!
+//! # Swaps
+//! A new engine is never cut in: [`xfade`] runs it beside the old one, output discarded, until
+//! its pipeline is full (its latency), then crossfades the two over [`SWAP_FADE_MS`] and
+//! retires the old one. Shared by the three backends.
 
 mod cpal;
 pub mod jack;
@@ -28,6 +33,9 @@ mod load;
 mod null;
 mod rt;
 mod swap;
+pub mod xfade;
+
+pub use xfade::FADE_MS as SWAP_FADE_MS;
 
 use std::fmt;
 use std::str::FromStr;
@@ -89,6 +97,9 @@ pub struct AudioConfig {
     pub device: Option<String>,
     /// JACK server name; `None` = the default server (`$JACK_DEFAULT_SERVER` or `default`).
     pub jack_server: Option<String>,
+    /// Length of the crossfade of an engine swap, in milliseconds (default [`SWAP_FADE_MS`];
+    /// 0: a hard cut once the new engine is warmed up). See [`xfade`].
+    pub swap_fade_ms: f32,
 }
 
 impl Default for AudioConfig {
@@ -99,6 +110,7 @@ impl Default for AudioConfig {
             block: 64,
             device: None,
             jack_server: None,
+            swap_fade_ms: SWAP_FADE_MS,
         }
     }
 }
@@ -327,8 +339,9 @@ impl RunningAudio {
         })
     }
 
-    /// Swap a structurally different engine in at the next block boundary, without a glitch.
-    /// The retired engine is dropped on the supervisor thread. On JACK, ports the new engine
+    /// Swap a structurally different engine in without a click: it warms up beside the
+    /// running one and the two crossfade (see [`xfade`]). The retired engine is dropped on the
+    /// supervisor thread. On JACK, ports the new engine
     /// names are registered (and connected) first, and ports it no longer has are removed
     /// once the swap is done; while JACK is away the engine is dropped (the factory builds
     /// the next one on reconnection). May allocate and block briefly; control plane only.

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::load::LoadMeter;
-use super::swap::{self, SwapRx, SwapTx};
+use super::swap::{self, SwapTx};
+use super::xfade::{Deck, Out, Render, Voice};
 use super::{AudioConfig, AudioError, EngineFactory, Shared, nap, rt};
 use crate::dsp::util::DenormalGuard;
 use crate::engine::Engine;
@@ -39,7 +40,7 @@ impl Graph {
     }
 
     /// One period. Real-time safe.
-    fn process(&mut self, frames: usize) {
+    fn run(&mut self, frames: usize) {
         let frames = frames.min(self.outs.first().map_or(frames, Vec::len));
         for o in &mut self.outs {
             // SAFETY: the 'static slices point into `self.outs`, which is neither moved nor
@@ -50,6 +51,20 @@ impl Graph {
         }
         self.engine.process(frames, &[], &mut self.out_refs);
         self.out_refs.clear();
+    }
+}
+
+impl Voice for Graph {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+}
+
+/// The null backend's output is discarded: every engine just runs into its own buffers.
+impl Render<()> for Graph {
+    fn clear(&mut self, _: &mut (), _: usize) {}
+    fn render(&mut self, _: &mut (), frames: usize, _: Out) {
+        self.run(frames);
     }
 }
 
@@ -77,12 +92,12 @@ impl NullBackend {
         shared.block.store(block, Ordering::Relaxed);
         shared.connected.store(true, Ordering::Relaxed);
         let (tx, rx) = swap::pair();
-        let graph = Graph::new(engine, block);
+        let deck = Deck::new(Graph::new(engine, block), rx, cfg.swap_fade_ms);
         let clock = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("faderbridge-null-clock".into())
-                .spawn(move || clock_thread(shared, graph, rx, rate, block))
+                .spawn(move || clock_thread(shared, deck, rate, block))
                 .map_err(|source| AudioError::Thread {
                     what: "null clock",
                     source,
@@ -182,13 +197,7 @@ fn offset_ns(k: u64, block: usize, rate: u32) -> u64 {
 }
 
 /// The audio thread of the null backend. The sleeps between periods are the clock itself.
-fn clock_thread(
-    shared: Arc<Shared>,
-    mut graph: Box<Graph>,
-    mut rx: SwapRx<Box<Graph>>,
-    rate: u32,
-    block: usize,
-) {
+fn clock_thread(shared: Arc<Shared>, mut deck: Deck<Graph>, rate: u32, block: usize) {
     rt::make_realtime("null clock", rt::RT_PRIORITY);
     let _ftz = DenormalGuard::new();
     let mut load = LoadMeter::new();
@@ -200,12 +209,11 @@ fn clock_thread(
     let mut frames: u64 = 0;
     while !shared.stopping() {
         let t0 = Instant::now();
-        rx.poll(&mut graph);
+        deck.poll();
         // Block k belongs to its place in the schedule, not to when the thread woke.
         let at = origin_at + Duration::from_nanos(period_ns(k));
-        graph.engine.begin_block(frames, at, rate);
+        deck.process(&mut (), block, frames, at, rate);
         frames += block as u64;
-        graph.process(block);
         load.update(&shared, t0.elapsed(), block, rate);
         k += 1;
         let deadline = origin + period_ns(k);

@@ -304,6 +304,19 @@ pub struct OutputPort {
     pub dest: Option<PortRef>,
 }
 
+/// Where a port sits on the engine's signal path, for the latency a backend reports
+/// ([`Engine::port_latencies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortLatency {
+    /// A hardware insert's send or return: outside the main path (inputs → outputs), so the
+    /// latency reported through the main path must not run through it (the gear between a
+    /// send and its return would close a loop).
+    pub insert: bool,
+    /// An input: samples from it to the main outputs. An output: samples from the main inputs
+    /// to it.
+    pub samples: usize,
+}
+
 /// How the channels' hardware inserts run in an engine ([`Engine::build_with`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InsertSetup {
@@ -947,6 +960,39 @@ impl Engine {
         self.master.latency() + self.comp_latency
     }
 
+    /// Each input's and each output's place on the signal path (in [`Engine::input_ports`] and
+    /// [`Engine::output_ports`] order): the main inputs and outputs are [`Engine::latency`]
+    /// apart; an insert's send carries the strip's signal with no delay (the latency
+    /// compensation comes after the insert point); its return reaches the outputs
+    /// `latency() − the insert's latency` later. Allocates.
+    pub fn port_latencies(&self) -> (Vec<PortLatency>, Vec<PortLatency>) {
+        let main = PortLatency {
+            insert: false,
+            samples: self.latency(),
+        };
+        let mut ins = vec![main; self.input_ports.len()];
+        let mut outs = vec![main; self.outputs.len()];
+        for rt in self.channels.iter().filter_map(|c| c.insert.as_ref()) {
+            for &o in &rt.send_out {
+                if let Some(p) = outs.get_mut(o) {
+                    *p = PortLatency {
+                        insert: true,
+                        samples: 0,
+                    };
+                }
+            }
+            for &i in &rt.ret_in {
+                if let Some(p) = ins.get_mut(i) {
+                    *p = PortLatency {
+                        insert: true,
+                        samples: self.latency().saturating_sub(rt.latency()),
+                    };
+                }
+            }
+        }
+        (ins, outs)
+    }
+
     /// The latency compensation (samples): the largest insert latency of the channels, the
     /// delay every channel path has at its insert point (0 without insert latencies).
     pub fn compensation(&self) -> usize {
@@ -1290,6 +1336,43 @@ mod tests {
             assert!((l * l + r * r - 1.0).abs() < 1e-5);
         }
         assert!(pan_gains(1, -1.0).1.abs() < 1e-6);
+    }
+
+    /// Main ports are the engine's latency apart; an insert's send is 0 from the main inputs,
+    /// its return `latency − its insert latency` from the outputs (the limiter's look-ahead
+    /// is 1.5 ms = 72 samples at 48 kHz).
+    #[test]
+    fn port_latencies_keep_insert_ports_off_the_main_path() {
+        let yaml = "version: 1\nchannels:\n  - { name: a, source: { input: 1 }, insert: { send: 3, return: 3, latency: 300 } }\n  - { name: b, source: { input: [2, 3] }, insert: { send: 5, return: 5, latency: 100 } }\n";
+        let s = crate::session::parse_str(yaml, std::path::Path::new("/nonexistent/p.yaml"))
+            .expect("session");
+        let tree = ParamTree::build(&s);
+        let e = Engine::build(&s, &tree, &HashMap::new(), 48000.0, 64).expect("build");
+        let lat = 72 + 300;
+        assert_eq!(e.latency(), lat);
+        let main = |samples| PortLatency {
+            insert: false,
+            samples,
+        };
+        let ins = |samples| PortLatency {
+            insert: true,
+            samples,
+        };
+        let (i, o) = e.port_latencies();
+        // a_in, b_in_L, b_in_R, a_insert_return, b_insert_return_L/_R
+        assert_eq!(
+            i,
+            [
+                main(lat),
+                main(lat),
+                main(lat),
+                ins(lat - 300),
+                ins(lat - 100),
+                ins(lat - 100)
+            ]
+        );
+        // master_L/R, a_insert_send, b_insert_send_L/_R
+        assert_eq!(o, [main(lat), main(lat), ins(0), ins(0), ins(0)]);
     }
 
     #[test]

@@ -345,6 +345,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         block: settings.block,
         device: opts.device.clone(),
         jack_server: opts.jack_server.clone(),
+        swap_fade_ms: swap_fade_ms(std::env::var("FADERBRIDGE_SWAP_FADE_MS").ok().as_deref()),
     };
     surfaces::request_jack_midi(&live.lock().expect("session lock").session.surfaces);
     let audio = Arc::new(RunningAudio::start_preopened(
@@ -528,6 +529,28 @@ fn reload(
     }
 }
 
+/// The crossfade of engine swaps (reloads, rebuilds): `FADERBRIDGE_SWAP_FADE_MS` (0 to 1000;
+/// 0 cuts hard once the new engine is warmed up, for comparison), else the default.
+fn swap_fade_ms(env: Option<&str>) -> f32 {
+    let Some(v) = env else {
+        return crate::audio::SWAP_FADE_MS;
+    };
+    match v.trim().parse::<f32>() {
+        Ok(ms) if (0.0..=1000.0).contains(&ms) => {
+            tracing::info!("engine swaps crossfade over {ms} ms (FADERBRIDGE_SWAP_FADE_MS)");
+            ms
+        }
+        _ => {
+            tracing::warn!(
+                "FADERBRIDGE_SWAP_FADE_MS=`{v}` is not a number of milliseconds in 0..=1000; \
+                 using {} ms",
+                crate::audio::SWAP_FADE_MS
+            );
+            crate::audio::SWAP_FADE_MS
+        }
+    }
+}
+
 fn notify(states: &[sd_notify::NotifyState]) {
     // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
     let _ = sd_notify::notify(states);
@@ -551,6 +574,16 @@ mod tests {
     use super::*;
     use crate::insert::InsertMeasurement;
     use crate::state::tests::TestDir;
+
+    #[test]
+    fn the_swap_fade_comes_from_the_environment_within_range() {
+        assert_eq!(swap_fade_ms(None), crate::audio::SWAP_FADE_MS);
+        assert_eq!(swap_fade_ms(Some("0")), 0.0);
+        assert_eq!(swap_fade_ms(Some(" 45.5 ")), 45.5);
+        for bad in ["-1", "1001", "NaN", "fast", ""] {
+            assert_eq!(swap_fade_ms(Some(bad)), crate::audio::SWAP_FADE_MS, "{bad}");
+        }
+    }
 
     /// The engine factory takes each insert's latency from the state, for the running backend,
     /// rate and period only; a fixed `latency: N` wins; nothing stored: unknown.

@@ -22,6 +22,16 @@ impl Daemon {
     /// Start `faderbridge run` on `session` (written into `dir`) with `backend_args`
     /// (`["--backend", "null"]`), and connect to its status socket.
     pub fn start(dir: &Path, session: &str, backend_args: &[&str]) -> Daemon {
+        Daemon::start_env(dir, session, backend_args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_env(
+        dir: &Path,
+        session: &str,
+        backend_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let file = dir.join("s.yaml");
         std::fs::write(&file, session).unwrap();
         let state = dir.join("state");
@@ -31,6 +41,7 @@ impl Daemon {
             .args(backend_args)
             .arg("--state-dir")
             .arg(&state)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
             .spawn()
@@ -44,6 +55,12 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(10));
         };
         Daemon { child, sock }
+    }
+
+    /// Send `sig` (`libc::SIGHUP`...) to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child process (not yet reaped).
+        unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
     pub fn request(&mut self, line: &str) -> serde_json::Value {
