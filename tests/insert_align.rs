@@ -246,6 +246,7 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
             let setup = InsertSetup {
                 latency: vec![Some(ROUND_TRIP as f64), None],
                 outboard: true,
+                ..InsertSetup::default()
             };
             let e =
                 Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)

@@ -265,6 +265,7 @@ fn factory(c: &Arc<Mutex<Console>>, latency: f64) -> EngineFactory {
         let setup = InsertSetup {
             latency: vec![Some(latency), None],
             outboard: true,
+            ..InsertSetup::default()
         };
         let mut e = Engine::build_with(
             &c.session,
@@ -470,6 +471,7 @@ fn the_insert_never_allocates_while_processing() {
     let setup = InsertSetup {
         latency: vec![Some(493.0), Some(300.0)],
         outboard: true,
+        ..InsertSetup::default()
     };
     let mut e = Engine::build_with(&s, &tree, &HashMap::new(), 48000.0, 64, &setup).expect("build");
     // `s` runs through a compensation delay of 493 − 300 samples: covered by the guard too.
@@ -601,6 +603,7 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
         &InsertSetup {
             latency: vec![Some(100.0), None],
             outboard: true,
+            ..InsertSetup::default()
         },
     )
     .expect("build");

@@ -245,6 +245,65 @@ impl CompDelay {
     }
 }
 
+/// The delay line of one graph edge (a channel's main output or send, see [`super::latcomp`]):
+/// delays the edge's contribution (gains applied) by `len` samples before it is summed.
+/// `len` may change at run time (a send switched between pre- and post-fader on a channel
+/// with a post-fader insert): the line is cleared then. Built on the control plane
+/// (allocates); `process` never allocates.
+pub(super) struct EdgeDelay {
+    line: [Vec<f32>; 2],
+    wpos: usize,
+    len: usize,
+}
+
+impl EdgeDelay {
+    /// A line for up to `cap >= 1` samples, delaying by `len <= cap`. Allocates.
+    pub fn new(cap: usize, len: usize) -> Self {
+        let cap = cap.max(1);
+        Self {
+            line: [vec![0.0; cap], vec![0.0; cap]],
+            wpos: 0,
+            len: len.min(cap),
+        }
+    }
+
+    /// The delay now (samples).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Change the delay (clears the line). Real-time safe.
+    pub fn set_len(&mut self, len: usize) {
+        let len = len.min(self.line[0].len());
+        if len != self.len {
+            self.len = len;
+            self.line.iter_mut().for_each(|l| l.fill(0.0));
+            self.wpos = 0;
+        }
+    }
+
+    /// Delay `l` and `r` in place by [`Self::len`]. Real-time safe.
+    pub fn process(&mut self, l: &mut [f32], r: &mut [f32]) {
+        let len = self.len;
+        if len == 0 {
+            return;
+        }
+        let mut wpos = self.wpos;
+        for (x, line) in [l, r].into_iter().zip(self.line.iter_mut()) {
+            wpos = self.wpos;
+            let line = &mut line[..len];
+            for s in x.iter_mut() {
+                std::mem::swap(&mut line[wpos], s);
+                wpos += 1;
+                if wpos == len {
+                    wpos = 0;
+                }
+            }
+        }
+        self.wpos = wpos;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,45 +94,55 @@ struct Live {
 
 impl Live {
     /// The hardware inserts' setup for an engine at `rate`/`block`: the latency of each
-    /// channel's insert (the session's fixed value, else the one stored for this backend, rate
-    /// and block, else unknown), gear patched in (the null backend holds them bypassed).
+    /// insert (the session's fixed value, else the one stored for this backend, rate and block
+    /// under the strip's key: the channel's name, `bus/NAME`, `master`; else unknown), gear
+    /// patched in (the null backend holds them bypassed).
     fn insert_setup(&self, rate: u32, block: usize) -> InsertSetup {
-        let channels = &self.session.channels;
-        if channels.iter().all(|c| c.insert.is_none()) {
+        let s = &self.session;
+        if s.channels.iter().all(|c| c.insert.is_none())
+            && s.buses.iter().all(|b| b.insert.is_none())
+            && s.master.insert.is_none()
+        {
             return InsertSetup {
-                latency: Vec::new(),
                 outboard: true,
+                ..InsertSetup::default()
             };
         }
         let saved = StateDir::open(&self.state_dir)
             .ok()
             .and_then(|d| d.load().ok().flatten())
             .unwrap_or_default();
-        let latency = channels
-            .iter()
-            .map(|c| {
-                let ins = c.insert.as_ref()?;
-                let l = crate::insert::effective_latency(
-                    ins,
-                    &saved,
-                    &c.name,
-                    &self.insert_backend,
-                    rate,
-                    block as u32,
+        let lat = |ins: Option<&crate::session::model::Insert>, key: &str| {
+            let ins = ins?;
+            let l = crate::insert::effective_latency(
+                ins,
+                &saved,
+                key,
+                &self.insert_backend,
+                rate,
+                block as u32,
+            );
+            if l.is_none() {
+                tracing::warn!(
+                    "{key}: no insert latency stored for {} at {rate} Hz / {block} frames \
+                     (run `faderbridge measure-insert`); bypass uses no delay",
+                    self.insert_backend
                 );
-                if l.is_none() {
-                    tracing::warn!(
-                        "channel {}: no insert latency stored for {} at {rate} Hz / {block} frames \
-                         (run `faderbridge measure-insert`); bypass uses no delay",
-                        c.name,
-                        self.insert_backend
-                    );
-                }
-                l
-            })
-            .collect();
+            }
+            l
+        };
         InsertSetup {
-            latency,
+            latency: s
+                .channels
+                .iter()
+                .map(|c| lat(c.insert.as_ref(), &c.name))
+                .collect(),
+            bus_latency: s
+                .buses
+                .iter()
+                .map(|b| lat(b.insert.as_ref(), &format!("bus/{}", b.name)))
+                .collect(),
+            master_latency: lat(s.master.insert.as_ref(), "master"),
             outboard: true,
         }
     }

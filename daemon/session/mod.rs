@@ -377,7 +377,8 @@ surfaces:
             Some(Insert {
                 send: PortRef::Number(9),
                 ret: PortRef::Number(9),
-                latency: InsertLatency::Auto
+                latency: InsertLatency::Auto,
+                position: InsertPosition::PostDynamics,
             })
         );
         assert_eq!(k.pan, -0.25);
@@ -611,7 +612,8 @@ surfaces:
             Some(Insert {
                 send: PortRef::Number(1),
                 ret: PortRef::Name("hw:in".into()),
-                latency: InsertLatency::Auto
+                latency: InsertLatency::Auto,
+                position: InsertPosition::PostDynamics,
             })
         );
         let b = &s.buses[0];
