@@ -415,7 +415,10 @@ fn group_bus_alignment_with_an_insert_on_a_bus() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let (comp, latency) = made.lock().expect("made").expect("an engine was built");
-    assert_eq!(comp, ROUND_TRIP, "compensation = the bus insert's round trip");
+    assert_eq!(
+        comp, ROUND_TRIP,
+        "compensation = the bus insert's round trip"
+    );
     let mut t = Tester::start(BUS_SERVER);
 
     t.record(RATE / 10);
@@ -454,7 +457,10 @@ fn group_bus_alignment_with_an_insert_on_a_bus() {
         res_m < -80.0,
         "master nulls against the render: {res_m:.1} dBFS"
     );
-    assert!(unc_m > -30.0, "without compensation no null: {unc_m:.1} dBFS");
+    assert!(
+        unc_m > -30.0,
+        "without compensation no null: {unc_m:.1} dBFS"
+    );
     assert!(res_f < -80.0, "the cue nulls: {res_f:.1} dBFS");
     assert_eq!(
         lag_m,

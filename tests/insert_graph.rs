@@ -192,7 +192,12 @@ buses:
         yaml,
         200,
         // The cue is aligned among its own inputs (b and c, no insert): no added delay.
-        &[("master_L", 200), ("master_R", 200), ("cue_L", 0), ("cue_R", 0)],
+        &[
+            ("master_L", 200),
+            ("master_R", 200),
+            ("cue_L", 0),
+            ("cue_R", 0),
+        ],
     );
 }
 
@@ -240,7 +245,12 @@ buses:
         // fx (a cue mix) is aligned among its own inputs: a's send is planned at its later
         // (post-fader) tap, 400, so that switching it to post-fader keeps it aligned; c is
         // delayed to match.
-        &[("master_L", 400), ("master_R", 400), ("fx_L", 400), ("fx_R", 400)],
+        &[
+            ("master_L", 400),
+            ("master_R", 400),
+            ("fx_L", 400),
+            ("fx_R", 400),
+        ],
     );
 }
 
@@ -319,7 +329,10 @@ fn the_channel_insert_sits_where_its_position_says() {
     // The reference: a -12 dBFS sine through a unity strip (RMS -15.05 dBFS).
     let base = lvl("post_dynamics", 0.0, 0.0);
     let want = 20.0 * (0.25f64 / 2f64.sqrt()).log10();
-    assert!((base - want).abs() < 0.01, "send at unity: {base:.3} vs {want:.3}");
+    assert!(
+        (base - want).abs() < 0.01,
+        "send at unity: {base:.3} vs {want:.3}"
+    );
     let cases = [
         // (position, fader, eq, expected change of the send in dB)
         ("post_fader", -6.0, 0.0, -6.0),

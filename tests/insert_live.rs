@@ -579,7 +579,10 @@ master:
             "master_insert_send_R",
         ]
     );
-    let dests: Vec<Option<PortRef>> = e.output_ports()[5..].iter().map(|p| p.dest.clone()).collect();
+    let dests: Vec<Option<PortRef>> = e.output_ports()[5..]
+        .iter()
+        .map(|p| p.dest.clone())
+        .collect();
     let want: Vec<Option<PortRef>> = [5, 6, 7, 8, 9, 10]
         .map(|n| Some(PortRef::Number(n)))
         .to_vec();

@@ -1013,7 +1013,8 @@ async fn bus_and_master_inserts_have_outboard_notes_and_parameters() {
         assert!(tree.resolve(p).is_some(), "{p}");
     }
     let (_c, h) = Console::new(tree, None);
-    h.set_outboard_unit("bus/drums", "SSL G bus").expect("bus unit");
+    h.set_outboard_unit("bus/drums", "SSL G bus")
+        .expect("bus unit");
     h.set_outboard_setting("master", "ratio", "2:1")
         .expect("master knob");
     assert_eq!(h.outboard("bus/1").map(|o| o.unit), Ok("SSL G bus".into()));

@@ -1,6 +1,6 @@
-//! The hardware insert of a channel strip (SPEC §3 `insert:`, issue 8): at the strip's insert
-//! point (post-dynamics) the signal × send gain goes out of the insert's send port(s) and the
-//! strip continues with
+//! The hardware insert of a channel, a bus or the master (SPEC §3 `insert:`, issue 8): at the
+//! strip's insert point (its `position:`, see [`super::strip`] and [`super::bus`]) the
+//! signal × send gain goes out of the insert's send port(s) and the strip continues with
 //!
 //! ```text
 //! out = d + wet_eff × (±return_gain × ret − d),   wet_eff = wet × (1 − bypass)
@@ -202,10 +202,10 @@ impl InsertRt {
     }
 }
 
-/// The latency compensation of a channel strip (issue 8 point 3): a plain delay of
-/// `Lmax − L_own` samples at the insert point, so every channel's path has the latency of the
-/// slowest insert and every summing point (buses, master, pre- and post-fader sends) is
-/// aligned. Built on the control plane (allocates); `process` never allocates.
+/// The common latency compensation of a channel strip (issue 8 point 3, planned by
+/// [`super::latcomp`]): a plain delay after its dynamics (and a pre-fader insert), ahead of the
+/// pre-fader send tap; with inserts on channels only it is `Lmax − L_own`. Built on the control
+/// plane (allocates); `process` never allocates.
 pub(super) struct CompDelay {
     line: [Vec<f32>; 2],
     wpos: usize,

@@ -210,7 +210,11 @@ mod tests {
         // Three channels with inserts 0, 100, 237 into the master, one of them through a
         // group, all sending to an aux: every edge needs 237 - L_own.
         let m = Output::Master;
-        let chans = [ch(0, m, &[1]), ch(100, Output::Bus(0), &[1]), ch(237, m, &[1])];
+        let chans = [
+            ch(0, m, &[1]),
+            ch(100, Output::Bus(0), &[1]),
+            ch(237, m, &[1]),
+        ];
         let buses = [bus(0, m), bus(0, m)];
         let p = plan(&chans, &buses, &[0, 1], 0);
         assert_eq!(p.common, vec![237, 137, 0]);

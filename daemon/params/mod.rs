@@ -61,7 +61,7 @@ pub enum Key {
     SatOn,
     SatDrive,
     SatMix,
-    /// Hardware insert (`ch/NAME/insert/...`).
+    /// Hardware insert (`ch/NAME/insert/...`, `bus/NAME/insert/...`, `master/insert/...`).
     InsertSendDb,
     InsertReturnDb,
     InsertWet,

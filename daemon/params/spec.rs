@@ -457,9 +457,8 @@ pub const SATURATION: &[ParamSpec] = &[
 ];
 
 /// `ch/NAME/insert/...`, `bus/NAME/insert/...`, `master/insert/...`: a hardware insert (only on
-/// strips with `insert:`). The send and
-/// return gains and the wet amount glide like every gain; polarity and bypass crossfade over
-/// the same time.
+/// strips with `insert:`). The send and return gains and the wet amount glide like every gain;
+/// polarity and bypass crossfade over the same time.
 pub const INSERT: &[ParamSpec] = &[
     ParamSpec::new(
         "send_db",

@@ -12,8 +12,8 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::model::{
     AutomationSettings, Bus, BusKind, Channel, Color, Comp, DEFAULT_ALLOW, Delay, EngineSettings,
-    EqBand, Gate, Insert, InsertLatency, InsertPosition, Limiter, Master, NetSurface, Output, PassFilter, PortRef,
-    Reverb, Saturation, Send, Session, Slope, Source, Surface,
+    EqBand, Gate, Insert, InsertLatency, InsertPosition, Limiter, Master, NetSurface, Output,
+    PassFilter, PortRef, Reverb, Saturation, Send, Session, Slope, Source, Surface,
 };
 use super::raw::{
     Flag, Num, Ports, RawAutomation, RawBand, RawBus, RawBusKind, RawChannel, RawComp, RawDelay,
