@@ -684,7 +684,13 @@ impl ChannelStrip {
                 if send.pre_fader != pass {
                     continue;
                 }
-                if !send.level.is_smoothing() && send.level.current() == 0.0 {
+                if let Some(e) = send.extra.as_mut() {
+                    e.set_len(send.extra_len[usize::from(send.pre_fader)]);
+                }
+                // A silent send is skipped unless its delay line must keep flushing (else it
+                // would replay its old contents when the send comes back).
+                let line = send.extra.as_ref().is_some_and(|e| e.len() > 0);
+                if !line && !send.level.is_smoothing() && send.level.current() == 0.0 {
                     continue;
                 }
                 send.level.fill(glv);
@@ -696,9 +702,6 @@ impl ChannelStrip {
                     for i in 0..n {
                         glv[i] *= gf[i] * gm[i];
                     }
-                }
-                if let Some(e) = send.extra.as_mut() {
-                    e.set_len(send.extra_len[usize::from(send.pre_fader)]);
                 }
                 let [bl, br] = &mut bus_inputs[send.bus];
                 let dest = [&mut bl[off..off + n], &mut br[off..off + n]];
