@@ -76,12 +76,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         automation: Option<PathBuf>,
     },
-    /// Measure the round-trip latency of a channel's hardware insert on JACK (or store one
+    /// Measure the round-trip latency of a hardware insert on JACK (or store one
     /// given by hand) and keep it in the state directory; exit 2 when refused.
     MeasureInsert {
         /// The session file.
         session: PathBuf,
-        /// The channel (name or 1-based position) whose `insert:` to measure.
+        /// The strip whose `insert:` to measure: a channel (name or 1-based position),
+        /// `bus/NAME` or `master`.
         strip: String,
         /// JACK server name (default: $JACK_DEFAULT_SERVER or the default server).
         #[arg(long)]

@@ -11,6 +11,9 @@
 //! noise through the same session without the `insert:` key, once aligned; the uncompensated
 //! sum would not.
 //!
+//! Group bus alignment with an insert on a bus: the same gear on a group bus fed by `a`, `b`
+//! straight to the master; the master nulls against the render without the insert.
+//!
 //! Also: a render of a session with a fixed-latency insert (bypassed offline) equals the
 //! render without it, sample for sample.
 
@@ -31,6 +34,13 @@ mod jackd;
 use jackd::Jackd;
 
 const SERVER: &str = "fbtest-insert-align";
+
+/// The JACK tests run one at a time (libjack keeps per-process state).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 const PERIOD: u32 = 256;
 const GEAR_DELAY: usize = 237;
 const ROUND_TRIP: usize = GEAR_DELAY + PERIOD as usize;
@@ -229,6 +239,7 @@ fn offline(yaml: &str, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux() {
+    let _s = serial();
     let _jackd = Jackd::start_with(
         SERVER,
         jackd::Options {
@@ -246,6 +257,7 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
             let setup = InsertSetup {
                 latency: vec![Some(ROUND_TRIP as f64), None],
                 outboard: true,
+                ..InsertSetup::default()
             };
             let e =
                 Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
@@ -321,6 +333,139 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
     assert!(
         unc_m > -30.0 && unc_f > -30.0,
         "without compensation no null: {unc_m:.1}, {unc_f:.1} dBFS"
+    );
+
+    drop(t);
+    audio.stop();
+    drop(gear);
+}
+
+const BUS_SERVER: &str = "fbtest-insert-align-bus";
+
+/// The gear on a group bus: `a` reaches the master through `grp` (the insert), `b` directly;
+/// both also feed the cue mix `fx` (its own outputs) post-fader.
+const BUS_SESSION: &str = r#"
+version: 1
+channels:
+  - name: a
+    source: { input: 1 }
+    output: grp
+    sends: [ { bus: fx, level_db: 0 } ]
+  - name: b
+    source: { input: 2 }
+    sends: [ { bus: fx, level_db: 0 } ]
+buses:
+  - name: grp
+    kind: group
+    insert: { send: "gear:in", return: "gear:out" }
+  - { name: fx, kind: aux, outputs: [3, 4] }
+"#;
+
+/// Group bus alignment with an insert on a bus: the gear (unity, delaying [`GEAR_DELAY`]) on
+/// the group `grp` fed by `a`, `b` straight to the master. The master must null against the
+/// render of the session without the insert (`b` delayed by the bus insert's round trip);
+/// the cue mix `fx`, fed by both channels ahead of any insert, stays at its earliest (the
+/// round trip less behind the master) and nulls too.
+#[test]
+fn group_bus_alignment_with_an_insert_on_a_bus() {
+    let _s = serial();
+    let _jackd = Jackd::start_with(
+        BUS_SERVER,
+        jackd::Options {
+            period: PERIOD,
+            ..jackd::Options::default()
+        },
+    );
+    let gear = Gear::start(BUS_SERVER, GearSetup::delay(GEAR_DELAY));
+    let session = Arc::new(parse(BUS_SESSION));
+    let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
+    let factory: EngineFactory = {
+        let (session, made) = (session.clone(), made.clone());
+        Arc::new(move |rate, block| {
+            let tree = ParamTree::build(&session);
+            let setup = InsertSetup {
+                bus_latency: vec![Some(ROUND_TRIP as f64), None],
+                outboard: true,
+                ..InsertSetup::default()
+            };
+            let mut e =
+                Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
+                    .map_err(|e| e.to_string())?;
+            // Both sides of the stereo send go to the one mono `gear:in` (and both returns
+            // come from `gear:out`): half the send level each makes the gear's round trip
+            // unity for the (centred, so L = R) bus.
+            let send = tree
+                .resolve("bus/grp/insert/send_db")
+                .ok_or("no bus/grp/insert/send_db")?;
+            e.apply(tree.get(send).addr, 20.0 * 0.5f32.log10());
+            e.settle();
+            *made.lock().map_err(|e| e.to_string())? = Some((e.compensation(), e.latency()));
+            Ok(Box::new(e))
+        })
+    };
+    let cfg = AudioConfig {
+        client_name: "faderbridge".into(),
+        jack_server: Some(BUS_SERVER.into()),
+        ..AudioConfig::default()
+    };
+    let audio = RunningAudio::start(BackendKind::Jack, cfg, factory).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !audio.stats().linked {
+        assert!(Instant::now() < deadline, "ports never linked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (comp, latency) = made.lock().expect("made").expect("an engine was built");
+    assert_eq!(
+        comp, ROUND_TRIP,
+        "compensation = the bus insert's round trip"
+    );
+    let mut t = Tester::start(BUS_SERVER);
+
+    t.record(RATE / 10);
+    let rec = t.record(RATE);
+    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
+    let ym: Vec<f32> = rec.iter().map(|r| r.1).collect();
+    let yf: Vec<f32> = rec.iter().map(|r| r.2).collect();
+    let plain: String = BUS_SESSION
+        .lines()
+        .filter(|l| !l.contains("insert:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (rm, rf) = offline(&plain, &x);
+    assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
+
+    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
+    let (start, len) = (max_lag + 1, RATE / 2);
+    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
+    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
+    let res_m = residual_db(&rm, &ym, lag_m, start, len);
+    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+    // Control: without compensation `b`'s half of the master would arrive ROUND_TRIP samples
+    // before `a`'s.
+    let um: Vec<f32> = (0..ym.len() - ROUND_TRIP)
+        .map(|i| 0.5 * ym[i] + 0.5 * ym[i + ROUND_TRIP])
+        .collect();
+    let lag_um = best_lag(&rm, &um, start, len, max_lag);
+    let unc_m = residual_db(&rm, &um, lag_um, start, len);
+    eprintln!(
+        "bus insert: engine latency {latency} (compensation {comp}); master: lag {lag_m}, \
+         residual {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); cue: lag {lag_f}, residual \
+         {res_f:.1} dBFS; reference RMS {:.1} dBFS",
+        rms_db(&rm)
+    );
+    assert!(
+        res_m < -80.0,
+        "master nulls against the render: {res_m:.1} dBFS"
+    );
+    assert!(
+        unc_m > -30.0,
+        "without compensation no null: {unc_m:.1} dBFS"
+    );
+    assert!(res_f < -80.0, "the cue nulls: {res_f:.1} dBFS");
+    assert_eq!(
+        lag_m,
+        lag_f + ROUND_TRIP,
+        "the cue stays at its earliest, the master one round trip later"
     );
 
     drop(t);

@@ -24,7 +24,10 @@ use faderbridge::audio::jack::{client_lock, open_client};
 use faderbridge::audio::{AudioConfig, BackendKind, EngineFactory, RunningAudio};
 use faderbridge::engine::{Engine, EngineHandle, InsertSetup};
 use faderbridge::params::{ParamChange, ParamTree};
-use faderbridge::session::{self, model::Session};
+use faderbridge::session::{
+    self,
+    model::{PortRef, Session},
+};
 use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/daemon.rs"]
@@ -265,6 +268,7 @@ fn factory(c: &Arc<Mutex<Console>>, latency: f64) -> EngineFactory {
         let setup = InsertSetup {
             latency: vec![Some(latency), None],
             outboard: true,
+            ..InsertSetup::default()
         };
         let mut e = Engine::build_with(
             &c.session,
@@ -470,6 +474,7 @@ fn the_insert_never_allocates_while_processing() {
     let setup = InsertSetup {
         latency: vec![Some(493.0), Some(300.0)],
         outboard: true,
+        ..InsertSetup::default()
     };
     let mut e = Engine::build_with(&s, &tree, &HashMap::new(), 48000.0, 64, &setup).expect("build");
     // `s` runs through a compensation delay of 493 − 300 samples: covered by the guard too.
@@ -527,6 +532,114 @@ fn the_insert_never_allocates_while_processing() {
         peak_send = peak_send.max(out[2].iter().fold(0.0, |m, v| m.max(v.abs())));
     }
     assert!(peak_send > 0.1, "the send carries the signal: {peak_send}");
+}
+
+/// Inserts on a group bus, an aux bus and the master, a post-fader channel insert whose send
+/// is switched between pre- and post-fader (its edge delay line changes length), the
+/// compensation's per-edge delay lines: no allocation on the audio thread either.
+#[test]
+fn bus_and_master_inserts_never_allocate_while_processing() {
+    let yaml = "version: 1
+channels:
+  - { name: m, source: { input: 1 }, sends: [ { bus: fx, level_db: 0, pre_fader: true }, { bus: cue, level_db: 0 } ], insert: { send: 3, return: 3, position: post_fader } }
+  - { name: s, source: { input: [1, 2] }, output: grp, sends: [ { bus: cue, level_db: -3 } ] }
+buses:
+  - { name: grp, kind: group, insert: { send: 5, return: 5, position: pre_eq } }
+  - { name: fx, kind: aux, insert: { send: 7, return: 7, position: post_fader } }
+  - { name: cue, kind: aux, outputs: [11, 12] }
+master:
+  insert: { send: 9, return: 9 }
+";
+    let s = parse(yaml);
+    let tree = ParamTree::build(&s);
+    let setup = InsertSetup {
+        latency: vec![Some(300.0), None],
+        bus_latency: vec![Some(200.0), Some(50.0), None],
+        master_latency: Some(64.0),
+        outboard: true,
+    };
+    let mut e = Engine::build_with(&s, &tree, &HashMap::new(), 48000.0, 64, &setup).expect("build");
+    // Master input time: max(m 300, grp 0 + 200, fx 300 + 50) = 350; + the master's 64.
+    assert_eq!(e.compensation(), 414);
+    assert_eq!(e.bus_insert_latencies(), vec![Some(200), Some(50), None]);
+    let names: Vec<&str> = e.output_ports().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "master_L",
+            "master_R",
+            "cue_L",
+            "cue_R",
+            "m_insert_send",
+            "grp_insert_send_L",
+            "grp_insert_send_R",
+            "fx_insert_send_L",
+            "fx_insert_send_R",
+            "master_insert_send_L",
+            "master_insert_send_R",
+        ]
+    );
+    let dests: Vec<Option<PortRef>> = e.output_ports()[5..]
+        .iter()
+        .map(|p| p.dest.clone())
+        .collect();
+    let want: Vec<Option<PortRef>> = [5, 6, 7, 8, 9, 10]
+        .map(|n| Some(PortRef::Number(n)))
+        .to_vec();
+    assert_eq!(dests, want, "stereo sends go to N and N+1");
+    let ins: Vec<&str> = e.input_ports().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        ins,
+        [
+            "m_in",
+            "s_in_L",
+            "s_in_R",
+            "m_insert_return",
+            "grp_insert_return_L",
+            "grp_insert_return_R",
+            "fx_insert_return_L",
+            "fx_insert_return_R",
+            "master_insert_return_L",
+            "master_insert_return_R",
+        ]
+    );
+    let mut h = e.handle();
+    let addr = |p: &str| tree.get(tree.resolve(p).expect("path")).addr;
+    let moves = [
+        "ch/m/sends/fx/pre_fader",
+        "bus/grp/insert/bypass",
+        "ch/m/fader_db",
+        "bus/fx/insert/wet",
+        "master/insert/invert",
+        "ch/m/insert/bypass",
+        "master/insert/send_db",
+        "bus/fx/insert/return_db",
+    ];
+    let sig: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+    let inputs: Vec<&[f32]> = vec![&sig; 10];
+    let mut out = vec![vec![0.0f32; 64]; 11];
+    let mut peak = [0.0f32; 3];
+    for k in 0..2000usize {
+        if k % 7 == 0 {
+            let p = moves[(k / 7) % moves.len()];
+            let v = if (k / 7) % 2 == 0 { 1.0 } else { 0.0 };
+            h.send(ParamChange {
+                addr: addr(p),
+                value: if p.ends_with("_db") { -v * 12.0 } else { v },
+                frame: 0,
+            })
+            .expect("queue");
+        }
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        assert_no_alloc(|| e.process(64, &inputs, &mut outs));
+        for (p, o) in peak.iter_mut().zip([5, 7, 9]) {
+            *p = p.max(out[o].iter().fold(0.0, |m, v| m.max(v.abs())));
+        }
+    }
+    assert!(
+        peak.iter().all(|&p| p > 0.1),
+        "the bus and master sends carry the signal: {peak:?}"
+    );
 }
 
 /// Offline (`Engine::build`: render, and the null backend through `set_outboard(false)`) the
@@ -601,6 +714,7 @@ fn offline_the_insert_is_a_delay_of_its_latency() {
         &InsertSetup {
             latency: vec![Some(100.0), None],
             outboard: true,
+            ..InsertSetup::default()
         },
     )
     .expect("build");

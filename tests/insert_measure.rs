@@ -280,9 +280,10 @@ fn strips_without_an_insert_are_refused() {
     for (strip, says) in [
         ("snare", "channel snare has no insert"),
         ("2", "channel snare has no insert"),
-        ("toms", "no channel named toms"),
-        ("drums", "channels only"),
-        ("master", "channels only"),
+        ("toms", "no strip named toms"),
+        ("drums", "bus drums has no insert"),
+        ("bus/drums", "bus drums has no insert"),
+        ("master", "the master has no insert"),
     ] {
         let out = run(&dir, strip, "fbtest-insert-none", &[]);
         let err = String::from_utf8_lossy(&out.stderr).to_string();

@@ -372,10 +372,10 @@ struct LatencyCtx {
 }
 
 /// Capture: every output reports the main inputs' capture latency range plus its own
-/// distance from them ([`PortLatency`]: the engine's latency for the main outputs, 0 for an
-/// insert send). Playback: every input reports the main outputs' playback latency range plus
-/// its distance to them (the engine's latency; for an insert return, that less the insert's
-/// latency). Insert returns and sends never feed the ranges: the gear between them would
+/// distance from them ([`PortLatency`]: the engine's latency for the main outputs; for an
+/// insert send, its strip's input time). Playback: every input reports the main outputs'
+/// playback latency range plus its distance to them (the engine's latency; for an insert
+/// return, that less its strip's input time and the insert's latency). Insert returns and sends never feed the ranges: the gear between them would
 /// close a loop, and each recomputation would add the engine's latency again.
 unsafe extern "C" fn latency_cb(mode: sys::jack_latency_callback_mode_t, arg: *mut c_void) {
     // SAFETY: `arg` is the `LatencyCtx` boxed in the connection, which outlives the client.

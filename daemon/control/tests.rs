@@ -994,3 +994,36 @@ async fn outboard_notes_persist_and_scenes_restore_them() {
     let (_c2, h2) = Console::new(tree_of(SESSION), Some(sd));
     assert_eq!(h2.outboard("ch/kick"), Ok(want));
 }
+
+/// Bus and master inserts carry recall notes too, under `bus/NAME` and `master`, and their
+/// parameters are in the tree.
+#[tokio::test]
+async fn bus_and_master_inserts_have_outboard_notes_and_parameters() {
+    let yaml = "version: 1\nchannels: [ { name: kick, source: { input: 1 }, output: drums } ]\nbuses:\n  - { name: drums, kind: group, insert: { send: 3, return: 3 } }\nmaster:\n  insert: { send: 5, return: 5, position: post_fader }\n";
+    let tree = tree_of(yaml);
+    for p in [
+        "bus/drums/insert/send_db",
+        "bus/drums/insert/return_db",
+        "bus/drums/insert/wet",
+        "bus/drums/insert/invert",
+        "bus/drums/insert/bypass",
+        "master/insert/send_db",
+        "master/insert/bypass",
+    ] {
+        assert!(tree.resolve(p).is_some(), "{p}");
+    }
+    let (_c, h) = Console::new(tree, None);
+    h.set_outboard_unit("bus/drums", "SSL G bus")
+        .expect("bus unit");
+    h.set_outboard_setting("master", "ratio", "2:1")
+        .expect("master knob");
+    assert_eq!(h.outboard("bus/1").map(|o| o.unit), Ok("SSL G bus".into()));
+    assert_eq!(
+        h.outboard("master").map(|o| o.settings),
+        Ok([("ratio".to_string(), "2:1".to_string())].into())
+    );
+    let ui = h.register_surface("test");
+    assert_eq!(h.set("master/insert/wet", 0.5, ui).await, Ok(0.5));
+    assert_eq!(h.get("master/insert/wet").await, Ok(0.5));
+    assert_eq!(h.get("bus/drums/insert/bypass").await, Ok(0.0));
+}

@@ -4,6 +4,11 @@
 //! Aux bus: effects (100% wet) → EQ → compressor → fader → balance → mute.
 //! Group bus: EQ → compressor → fader → balance → mute.
 //! Master: EQ → compressor → fader → true-peak limiter.
+//!
+//! A stereo hardware insert ([`super::insert`]) sits where its `position:` says: `pre_eq`
+//! ahead of the EQ (after a bus's effects), `post_dynamics` after the compressor (the
+//! default), `post_fader` after the fader and mute, ahead of the balance (the master: ahead of
+//! the limiter).
 
 use crate::dsp::dynamics::Compressor;
 use crate::dsp::fx::{Reverb, StereoDelay};
@@ -11,9 +16,10 @@ use crate::dsp::master::Limiter;
 use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
-use crate::session::model::{Bus, Output};
+use crate::session::model::{Bus, InsertPosition, Output};
 
 use super::eqset::EqSet;
+use super::insert::InsertRt;
 use super::strip::StripMeters;
 use super::{GAIN_GLIDE_MS, pan_gains};
 
@@ -35,6 +41,42 @@ pub(super) struct BusStrip {
     mute: SmoothedGain,
     meter: PeakRms,
     g: [Vec<f32>; 3],
+    /// The hardware insert, and where it sits.
+    pub insert: Option<InsertRt>,
+    pub insert_pos: InsertPosition,
+}
+
+/// Run a bus's or the master's insert over `chans` at `at` if it sits there.
+fn insert_at(
+    ins: &mut Option<InsertRt>,
+    pos: InsertPosition,
+    at: InsertPosition,
+    chans: &mut [&mut [f32]],
+    inputs: super::Inputs<'_>,
+) {
+    if pos != at {
+        return;
+    }
+    if let Some(ins) = ins.as_mut() {
+        let n = chans[0].len();
+        let ret = [inputs.get(ins.ret_in[0], n), inputs.get(ins.ret_in[1], n)];
+        ins.process(chans, ret);
+    }
+}
+
+/// The insert keys, handed to the insert (false without one).
+fn insert_key(ins: &mut Option<InsertRt>, key: Key, v: f32, ramp: Option<u32>) -> Option<bool> {
+    match key {
+        Key::InsertSendDb
+        | Key::InsertReturnDb
+        | Key::InsertWet
+        | Key::InsertInvert
+        | Key::InsertBypass => Some(ins.as_mut().is_some_and(|i| match ramp {
+            Some(n) => i.ramp(key, v, n),
+            None => i.apply(key, v),
+        })),
+        _ => None,
+    }
 }
 
 pub(super) fn comp_defaults() -> [f32; 6] {
@@ -98,11 +140,16 @@ impl BusStrip {
                 vec![0.0; max_block],
                 vec![0.0; max_block],
             ],
+            insert: None,
+            insert_pos: bus.insert.as_ref().map(|i| i.position).unwrap_or_default(),
         }
     }
 
     /// Apply one parameter value. Returns false for a key this bus doesn't have.
     pub fn apply(&mut self, key: Key, v: f32) -> bool {
+        if let Some(ok) = insert_key(&mut self.insert, key, v, None) {
+            return ok;
+        }
         match key {
             Key::EqOn(_) | Key::EqType(_) | Key::EqFreq(_) | Key::EqGain(_) | Key::EqQ(_) => {
                 self.eq.apply(key, v)
@@ -160,6 +207,9 @@ impl BusStrip {
     /// Move the fader or the balance in a straight line to `v` over `n` samples (automation);
     /// other keys as [`Self::apply`].
     pub fn ramp(&mut self, key: Key, v: f32, n: u32) -> bool {
+        if let Some(ok) = insert_key(&mut self.insert, key, v, Some(n)) {
+            return ok;
+        }
         match key {
             Key::Pan => {
                 let (l, r) = pan_gains(2, v);
@@ -184,6 +234,9 @@ impl BusStrip {
         }
         self.eq.snap();
         self.comp.reset();
+        if let Some(i) = self.insert.as_mut() {
+            i.snap();
+        }
     }
 
     pub fn meters(&self) -> StripMeters {
@@ -195,8 +248,11 @@ impl BusStrip {
         }
     }
 
-    /// Process `n` frames of `io` (the bus's summed input) in place into its output.
-    pub fn process(&mut self, n: usize, io: &mut [Vec<f32>; 2]) {
+    /// Process `n` frames of `io` (the bus's summed input) in place into its output; an
+    /// insert's return comes from `inputs`.
+    pub fn process(&mut self, n: usize, io: &mut [Vec<f32>; 2], inputs: super::Inputs<'_>) {
+        use InsertPosition::{PostDynamics, PostFader, PreEq};
+        let pos = self.insert_pos;
         let [l, r] = io;
         let (l, r) = (&mut l[..n], &mut r[..n]);
         // Effects: 100% wet returns, summed when a bus has both.
@@ -221,8 +277,10 @@ impl BusStrip {
             r.copy_from_slice(or);
         }
         let mut chans: [&mut [f32]; 2] = [l, r];
+        insert_at(&mut self.insert, pos, PreEq, &mut chans, inputs);
         self.eq.process(&mut chans);
         self.comp.process(&mut chans);
+        insert_at(&mut self.insert, pos, PostDynamics, &mut chans, inputs);
         let [gf, gl, gr] = &mut self.g;
         let (gf, gl, gr) = (&mut gf[..n], &mut gl[..n], &mut gr[..n]);
         self.fader.fill(gf);
@@ -233,6 +291,21 @@ impl BusStrip {
             let gm = &mut self.fx_tmp[0][..n];
             self.mute.fill(gm);
             gf.iter_mut().zip(gm.iter()).for_each(|(f, m)| *f *= m);
+        }
+        if self.insert.is_some() && pos == PostFader {
+            for i in 0..n {
+                l[i] *= gf[i];
+                r[i] *= gf[i];
+            }
+            let mut chans: [&mut [f32]; 2] = [l, r];
+            insert_at(&mut self.insert, pos, PostFader, &mut chans, inputs);
+            let [l, r] = chans;
+            for i in 0..n {
+                l[i] *= gl[i];
+                r[i] *= gr[i];
+            }
+            self.meter.process(&[&*l, &*r]);
+            return;
         }
         for i in 0..n {
             l[i] *= gf[i] * gl[i];
@@ -251,10 +324,13 @@ pub(super) struct MasterStrip {
     limiter: Limiter,
     limiter_p: [f32; 2],
     meter: PeakRms,
+    /// The hardware insert, and where it sits.
+    pub insert: Option<InsertRt>,
+    pub insert_pos: InsertPosition,
 }
 
 impl MasterStrip {
-    pub fn new(sample_rate: f32) -> Self {
+    pub fn new(sample_rate: f32, insert_pos: InsertPosition) -> Self {
         let l = spec::LIMITER;
         Self {
             eq: EqSet::new(sample_rate, 2),
@@ -267,6 +343,8 @@ impl MasterStrip {
                 spec::get(l, "release_ms").default,
             ],
             meter: PeakRms::new(sample_rate, 2),
+            insert: None,
+            insert_pos,
         }
     }
 
@@ -276,6 +354,9 @@ impl MasterStrip {
     }
 
     pub fn apply(&mut self, key: Key, v: f32) -> bool {
+        if let Some(ok) = insert_key(&mut self.insert, key, v, None) {
+            return ok;
+        }
         match key {
             Key::EqOn(_) | Key::EqType(_) | Key::EqFreq(_) | Key::EqGain(_) | Key::EqQ(_) => {
                 self.eq.apply(key, v)
@@ -301,6 +382,9 @@ impl MasterStrip {
     /// Move the fader in a straight line to `v` over `n` samples (automation); other keys as
     /// [`Self::apply`].
     pub fn ramp(&mut self, key: Key, v: f32, n: u32) -> bool {
+        if let Some(ok) = insert_key(&mut self.insert, key, v, Some(n)) {
+            return ok;
+        }
         match key {
             Key::FaderDb => self.fader.ramp_to(db_to_gain(v), n),
             _ => return self.apply(key, v),
@@ -314,6 +398,9 @@ impl MasterStrip {
         self.eq.snap();
         self.comp.reset();
         self.limiter.reset();
+        if let Some(i) = self.insert.as_mut() {
+            i.snap();
+        }
     }
 
     pub fn meters(&self) -> (StripMeters, f32) {
@@ -328,10 +415,15 @@ impl MasterStrip {
         )
     }
 
-    pub fn process(&mut self, l: &mut [f32], r: &mut [f32]) {
+    /// Process the master's summed input in place; an insert's return comes from `inputs`.
+    pub fn process(&mut self, l: &mut [f32], r: &mut [f32], inputs: super::Inputs<'_>) {
+        use InsertPosition::{PostDynamics, PostFader, PreEq};
+        let pos = self.insert_pos;
         let mut chans: [&mut [f32]; 2] = [l, r];
+        insert_at(&mut self.insert, pos, PreEq, &mut chans, inputs);
         self.eq.process(&mut chans);
         self.comp.process(&mut chans);
+        insert_at(&mut self.insert, pos, PostDynamics, &mut chans, inputs);
         if self.fader.is_smoothing() {
             let [l, r] = &mut chans;
             for (a, b) in l.iter_mut().zip(r.iter_mut()) {
@@ -347,6 +439,7 @@ impl MasterStrip {
                     .for_each(|c| c.iter_mut().for_each(|s| *s *= g));
             }
         }
+        insert_at(&mut self.insert, pos, PostFader, &mut chans, inputs);
         self.limiter.process(&mut chans);
         let [l, r] = chans;
         self.meter.process(&[&*l, &*r]);

@@ -1,6 +1,6 @@
-//! The hardware insert of a channel strip (SPEC §3 `insert:`, issue 8): at the strip's insert
-//! point (post-dynamics) the signal × send gain goes out of the insert's send port(s) and the
-//! strip continues with
+//! The hardware insert of a channel, a bus or the master (SPEC §3 `insert:`, issue 8): at the
+//! strip's insert point (its `position:`, see [`super::strip`] and [`super::bus`]) the
+//! signal × send gain goes out of the insert's send port(s) and the strip continues with
 //!
 //! ```text
 //! out = d + wet_eff × (±return_gain × ret − d),   wet_eff = wet × (1 − bypass)
@@ -202,10 +202,10 @@ impl InsertRt {
     }
 }
 
-/// The latency compensation of a channel strip (issue 8 point 3): a plain delay of
-/// `Lmax − L_own` samples at the insert point, so every channel's path has the latency of the
-/// slowest insert and every summing point (buses, master, pre- and post-fader sends) is
-/// aligned. Built on the control plane (allocates); `process` never allocates.
+/// The common latency compensation of a channel strip (issue 8 point 3, planned by
+/// [`super::latcomp`]): a plain delay after its dynamics (and a pre-fader insert), ahead of the
+/// pre-fader send tap; with inserts on channels only it is `Lmax − L_own`. Built on the control
+/// plane (allocates); `process` never allocates.
 pub(super) struct CompDelay {
     line: [Vec<f32>; 2],
     wpos: usize,
@@ -233,6 +233,65 @@ impl CompDelay {
         let mut wpos = self.wpos;
         for (x, line) in chans.iter_mut().zip(self.line.iter_mut()) {
             wpos = self.wpos;
+            for s in x.iter_mut() {
+                std::mem::swap(&mut line[wpos], s);
+                wpos += 1;
+                if wpos == len {
+                    wpos = 0;
+                }
+            }
+        }
+        self.wpos = wpos;
+    }
+}
+
+/// The delay line of one graph edge (a channel's main output or send, see [`super::latcomp`]):
+/// delays the edge's contribution (gains applied) by `len` samples before it is summed.
+/// `len` may change at run time (a send switched between pre- and post-fader on a channel
+/// with a post-fader insert): the line is cleared then. Built on the control plane
+/// (allocates); `process` never allocates.
+pub(super) struct EdgeDelay {
+    line: [Vec<f32>; 2],
+    wpos: usize,
+    len: usize,
+}
+
+impl EdgeDelay {
+    /// A line for up to `cap >= 1` samples, delaying by `len <= cap`. Allocates.
+    pub fn new(cap: usize, len: usize) -> Self {
+        let cap = cap.max(1);
+        Self {
+            line: [vec![0.0; cap], vec![0.0; cap]],
+            wpos: 0,
+            len: len.min(cap),
+        }
+    }
+
+    /// The delay now (samples).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Change the delay (clears the line). Real-time safe.
+    pub fn set_len(&mut self, len: usize) {
+        let len = len.min(self.line[0].len());
+        if len != self.len {
+            self.len = len;
+            self.line.iter_mut().for_each(|l| l.fill(0.0));
+            self.wpos = 0;
+        }
+    }
+
+    /// Delay `l` and `r` in place by [`Self::len`]. Real-time safe.
+    pub fn process(&mut self, l: &mut [f32], r: &mut [f32]) {
+        let len = self.len;
+        if len == 0 {
+            return;
+        }
+        let mut wpos = self.wpos;
+        for (x, line) in [l, r].into_iter().zip(self.line.iter_mut()) {
+            wpos = self.wpos;
+            let line = &mut line[..len];
             for s in x.iter_mut() {
                 std::mem::swap(&mut line[wpos], s);
                 wpos += 1;

@@ -23,6 +23,7 @@ pub mod clock;
 mod eqset;
 pub mod insert;
 pub mod lanes;
+pub mod latcomp;
 mod loudness;
 mod meters;
 mod strip;
@@ -317,12 +318,16 @@ pub struct PortLatency {
     pub samples: usize,
 }
 
-/// How the channels' hardware inserts run in an engine ([`Engine::build_with`]).
+/// How the hardware inserts run in an engine ([`Engine::build_with`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InsertSetup {
     /// Round-trip latency (samples) of each channel's insert, indexed like
     /// `Session::channels`; `None` or a missing entry: unknown (a delay of 0).
     pub latency: Vec<Option<f64>>,
+    /// The same for each bus's insert, indexed like `Session::buses`.
+    pub bus_latency: Vec<Option<f64>>,
+    /// The same for the master's insert.
+    pub master_latency: Option<f64>,
     /// True when outboard gear is patched in (a live backend with ports); false holds every
     /// insert bypassed (its latency delay only).
     pub outboard: bool,
@@ -332,15 +337,22 @@ impl InsertSetup {
     /// No gear (offline renders): every insert bypassed, delayed by the session's fixed
     /// `latency: N` (a measured `auto` latency is unknown here: 0).
     pub fn offline(session: &Session) -> Self {
+        let fixed = |i: Option<&crate::session::model::Insert>| match i?.latency {
+            crate::session::model::InsertLatency::Samples(n) => Some(f64::from(n)),
+            crate::session::model::InsertLatency::Auto => None,
+        };
         Self {
             latency: session
                 .channels
                 .iter()
-                .map(|c| match c.insert.as_ref()?.latency {
-                    crate::session::model::InsertLatency::Samples(n) => Some(f64::from(n)),
-                    crate::session::model::InsertLatency::Auto => None,
-                })
+                .map(|c| fixed(c.insert.as_ref()))
                 .collect(),
+            bus_latency: session
+                .buses
+                .iter()
+                .map(|b| fixed(b.insert.as_ref()))
+                .collect(),
+            master_latency: fixed(session.master.insert.as_ref()),
             outboard: false,
         }
     }
@@ -352,6 +364,70 @@ fn insert_port(r: &PortRef, side: usize) -> PortRef {
     match r {
         PortRef::Number(n) => PortRef::Number(n + side as u32),
         PortRef::Name(_) => r.clone(),
+    }
+}
+
+/// A latency in samples from a setup entry (unknown, negative or not finite: 0).
+fn latency_samples(l: Option<f64>) -> usize {
+    l.filter(|l| l.is_finite() && *l > 0.0)
+        .map_or(0, |l| l.round() as usize)
+}
+
+/// Add the ports of an insert on strip `name` with `nch` channels and build its processor.
+#[allow(clippy::too_many_arguments)]
+fn add_insert(
+    name: &str,
+    ins: &crate::session::model::Insert,
+    nch: usize,
+    latency: Option<f64>,
+    outboard: bool,
+    sample_rate: f32,
+    max_block: usize,
+    outputs: &mut Vec<OutputPort>,
+    input_ports: &mut Vec<InputPort>,
+) -> insert::InsertRt {
+    let (first_out, first_in) = (outputs.len(), input_ports.len());
+    for side in 0..nch {
+        let sfx = match (nch, side) {
+            (1, _) => "",
+            (_, 0) => "_L",
+            _ => "_R",
+        };
+        outputs.push(OutputPort {
+            name: format!("{name}_insert_send{sfx}"),
+            dest: Some(insert_port(&ins.send, side)),
+        });
+        input_ports.push(InputPort {
+            name: format!("{name}_insert_return{sfx}"),
+            source: insert_port(&ins.ret, side),
+        });
+    }
+    let last = nch - 1;
+    let mut rt = insert::InsertRt::new(
+        nch,
+        latency_samples(latency),
+        sample_rate,
+        max_block,
+        [first_out, first_out + last],
+        [first_in, first_in + last],
+    );
+    rt.set_outboard(outboard);
+    rt
+}
+
+/// Copy an insert's send of the last sub-block (`n` frames) to the engine outputs at `offset`.
+fn write_send(
+    ins: Option<&insert::InsertRt>,
+    nch: usize,
+    n: usize,
+    outputs: &mut [&mut [f32]],
+    offset: usize,
+) {
+    let Some(ins) = ins else { return };
+    for (c, &o) in ins.send_out.iter().enumerate().take(nch) {
+        if let Some(out) = outputs.get_mut(o) {
+            out[offset..offset + n].copy_from_slice(&ins.send_buf[c][..n]);
+        }
     }
 }
 
@@ -395,8 +471,12 @@ pub struct Engine {
     play_ret: Option<rtrb::Producer<Box<PlaySet>>>,
     /// The gain glide ([`GAIN_GLIDE_MS`]) in frames: lane segments shorter are steps.
     glide_frames: u64,
-    /// The latency compensation of the channels: the largest insert latency (samples).
+    /// The inserts' latency from input to master output ([`latcomp::Plan::latency`]).
     comp_latency: usize,
+    /// Each bus's aligned input time and the master's (samples, [`latcomp::Plan`]): where
+    /// their inserts' sends sit on the signal path ([`Engine::port_latencies`]).
+    bus_input_times: Vec<usize>,
+    master_input_time: usize,
 }
 
 impl Engine {
@@ -422,7 +502,10 @@ impl Engine {
 
     /// [`Engine::build`] with the hardware inserts set up as `inserts` says: every channel
     /// with `insert:` gets an output `<name>_insert_send` and an input `<name>_insert_return`
-    /// (`_L`/`_R` for stereo channels), after all other outputs and inputs.
+    /// (`_L`/`_R` for stereo channels), after all other outputs and inputs; then every bus
+    /// with `insert:` (`<bus>_insert_send_L`/`_R`, ...), then the master
+    /// (`master_insert_send_L`, ...). Every summing point gets its inputs aligned
+    /// ([`latcomp`]).
     ///
     /// # Errors
     /// As [`Engine::build`].
@@ -519,58 +602,108 @@ impl Engine {
             }
         }
 
-        // Hardware inserts: their ports come after every other output and input.
+        // Hardware inserts: their ports come after every other output and input (channels,
+        // then buses, then the master).
         for (i, ch) in session.channels.iter().enumerate() {
             let Some(ins) = &ch.insert else { continue };
             let strip = &mut channels[i];
-            let nch = strip.nch;
-            let (first_out, first_in) = (outputs.len(), input_ports.len());
-            for side in 0..nch {
-                let sfx = match (nch, side) {
-                    (1, _) => "",
-                    (_, 0) => "_L",
-                    _ => "_R",
-                };
-                outputs.push(OutputPort {
-                    name: format!("{}_insert_send{sfx}", ch.name),
-                    dest: Some(insert_port(&ins.send, side)),
-                });
-                input_ports.push(InputPort {
-                    name: format!("{}_insert_return{sfx}", ch.name),
-                    source: insert_port(&ins.ret, side),
-                });
-            }
-            let last = nch - 1;
-            let lat = inserts
-                .latency
-                .get(i)
-                .copied()
-                .flatten()
-                .filter(|l| l.is_finite() && *l > 0.0)
-                .map_or(0, |l| l.round() as usize);
-            let mut rt = insert::InsertRt::new(
-                nch,
+            let lat = inserts.latency.get(i).copied().flatten();
+            strip.insert = Some(add_insert(
+                &ch.name,
+                ins,
+                strip.nch,
                 lat,
+                inserts.outboard,
                 sample_rate,
                 max_block,
-                [first_out, first_out + last],
-                [first_in, first_in + last],
-            );
-            rt.set_outboard(inserts.outboard);
-            strip.insert = Some(rt);
+                &mut outputs,
+                &mut input_ports,
+            ));
         }
-        // Latency compensation: every channel's path gets the latency of the slowest insert,
-        // so every summing point is aligned (inserts exist on channels only).
-        let own: Vec<usize> = channels
+        let mut buses = buses;
+        for (i, b) in session.buses.iter().enumerate() {
+            let Some(ins) = &b.insert else { continue };
+            let lat = inserts.bus_latency.get(i).copied().flatten();
+            buses[i].insert = Some(add_insert(
+                &b.name,
+                ins,
+                2,
+                lat,
+                inserts.outboard,
+                sample_rate,
+                max_block,
+                &mut outputs,
+                &mut input_ports,
+            ));
+        }
+        let master_pos = session
+            .master
+            .insert
+            .as_ref()
+            .map(|i| i.position)
+            .unwrap_or_default();
+        let mut master = MasterStrip::new(sample_rate, master_pos);
+        if let Some(ins) = &session.master.insert {
+            master.insert = Some(add_insert(
+                "master",
+                ins,
+                2,
+                inserts.master_latency,
+                inserts.outboard,
+                sample_rate,
+                max_block,
+                &mut outputs,
+                &mut input_ports,
+            ));
+        }
+
+        // Latency compensation of the whole graph ([`latcomp`]).
+        let lat_of = |i: Option<&insert::InsertRt>| i.map_or(0, insert::InsertRt::latency);
+        let chan_nodes: Vec<latcomp::ChanNode> = channels
             .iter()
-            .map(|c| c.insert.as_ref().map_or(0, insert::InsertRt::latency))
+            .map(|c| latcomp::ChanNode {
+                latency: lat_of(c.insert.as_ref()),
+                post_fader: c.insert.is_some()
+                    && c.insert_pos == crate::session::model::InsertPosition::PostFader,
+                output: c.output,
+                sends: c.sends.iter().map(|s| s.bus).collect(),
+            })
             .collect();
-        let comp_latency = own.iter().copied().max().unwrap_or(0);
-        for (strip, l) in channels.iter_mut().zip(&own) {
-            if comp_latency > *l {
-                strip.latcomp = Some(insert::CompDelay::new(comp_latency - l));
+        let bus_nodes: Vec<latcomp::BusNode> = session
+            .buses
+            .iter()
+            .zip(&buses)
+            .map(|(b, rt)| latcomp::BusNode {
+                latency: lat_of(rt.insert.as_ref()),
+                output: b.output,
+                terminal: !b.outputs.is_empty(),
+            })
+            .collect();
+        let plan = latcomp::plan(
+            &chan_nodes,
+            &bus_nodes,
+            &bus_order,
+            lat_of(master.insert.as_ref()),
+        );
+        for (i, strip) in channels.iter_mut().enumerate() {
+            if plan.common[i] > 0 {
+                strip.latcomp = Some(insert::CompDelay::new(plan.common[i]));
             }
+            if plan.main_extra[i] > 0 {
+                let e = plan.main_extra[i];
+                strip.main_extra = Some(insert::EdgeDelay::new(e, e));
+            }
+            for (send, x) in strip.sends.iter_mut().zip(&plan.send_extra[i]) {
+                if x.post > 0 || x.pre > 0 {
+                    let len = if send.pre_fader { x.pre } else { x.post };
+                    send.extra = Some(insert::EdgeDelay::new(x.post.max(x.pre), len));
+                    send.extra_len = [x.post, x.pre];
+                }
+            }
+            strip.finish_build(max_block);
         }
+        let comp_latency = plan.latency();
+        let (bus_input_times, master_input_time) = (plan.bus_input.clone(), plan.master_input);
 
         let z = || [vec![0.0; max_block], vec![0.0; max_block]];
         let mut engine = Engine {
@@ -581,7 +714,7 @@ impl Engine {
             bus_order,
             bus_inputs: (0..session.buses.len()).map(|_| z()).collect(),
             master_in: z(),
-            master: MasterStrip::new(sample_rate),
+            master,
             outputs,
             bus_out_index,
             input_ports,
@@ -600,6 +733,8 @@ impl Engine {
             play_ret: None,
             glide_frames: crate::dsp::util::ms_to_samples(GAIN_GLIDE_MS, sample_rate) as u64,
             comp_latency,
+            bus_input_times,
+            master_input_time,
         };
         for change in tree.initial_changes() {
             engine.apply(change.addr, change.value);
@@ -768,7 +903,7 @@ impl Engine {
                     for (d, s) in self.bus_inputs.iter_mut().zip(&theirs.1) {
                         add(d, s, done, n);
                     }
-                    self.mix_down(n, &mut outs, done);
+                    self.mix_down(n, no_inputs, &mut outs, done);
                     done += n;
                 }
                 let _ = free_tx.send(theirs);
@@ -930,8 +1065,8 @@ impl Engine {
     }
 
     /// The engine's outputs, in the order `process` writes them: master L/R first, then the
-    /// L/R of every bus with direct outputs, then the sends of the channels' hardware inserts
-    /// (see [`Engine::build_with`]).
+    /// L/R of every bus with direct outputs, then the sends of the hardware inserts of the
+    /// channels, the buses and the master (see [`Engine::build_with`]).
     pub fn output_ports(&self) -> &[OutputPort] {
         &self.outputs
     }
@@ -939,11 +1074,29 @@ impl Engine {
     /// Hold every hardware insert bypassed (false: no outboard gear, as on the null backend)
     /// or let the `bypass` parameters decide (true). Control plane, before the engine runs.
     pub fn set_outboard(&mut self, on: bool) {
-        for ch in &mut self.channels {
-            if let Some(i) = ch.insert.as_mut() {
+        let chans = self.channels.iter_mut().map(|c| &mut c.insert);
+        let buses = self.buses.iter_mut().map(|b| &mut b.insert);
+        for i in chans
+            .chain(buses)
+            .chain(std::iter::once(&mut self.master.insert))
+        {
+            if let Some(i) = i.as_mut() {
                 i.set_outboard(on);
             }
         }
+    }
+
+    /// The latency delay (samples) of each bus's hardware insert (None: no insert).
+    pub fn bus_insert_latencies(&self) -> Vec<Option<usize>> {
+        self.buses
+            .iter()
+            .map(|b| b.insert.as_ref().map(insert::InsertRt::latency))
+            .collect()
+    }
+
+    /// The latency delay (samples) of the master's hardware insert (None: no insert).
+    pub fn master_insert_latency(&self) -> Option<usize> {
+        self.master.insert.as_ref().map(insert::InsertRt::latency)
     }
 
     /// The latency delay (samples) of each channel's hardware insert (None: no insert).
@@ -955,29 +1108,39 @@ impl Engine {
     }
 
     /// Constant delay (samples) from input to master output: the limiter's look-ahead plus
-    /// the channels' latency compensation ([`Engine::compensation`]).
+    /// the inserts' latency with its compensation ([`Engine::compensation`]).
     pub fn latency(&self) -> usize {
         self.master.latency() + self.comp_latency
     }
 
     /// Each input's and each output's place on the signal path (in [`Engine::input_ports`] and
     /// [`Engine::output_ports`] order): the main inputs and outputs are [`Engine::latency`]
-    /// apart; an insert's send carries the strip's signal with no delay (the latency
-    /// compensation comes after the insert point); its return reaches the outputs
-    /// `latency() − the insert's latency` later. Allocates.
+    /// apart; an insert's send carries the signal of its strip's input time (0 for a channel:
+    /// the latency compensation comes after the insert point; a bus's or the master's aligned
+    /// input time otherwise); its return reaches the outputs `latency()` minus that time minus
+    /// the insert's latency later. Allocates.
     pub fn port_latencies(&self) -> (Vec<PortLatency>, Vec<PortLatency>) {
+        let total = self.latency();
         let main = PortLatency {
             insert: false,
-            samples: self.latency(),
+            samples: total,
         };
         let mut ins = vec![main; self.input_ports.len()];
         let mut outs = vec![main; self.outputs.len()];
-        for rt in self.channels.iter().filter_map(|c| c.insert.as_ref()) {
+        let chans = self.channels.iter().map(|c| (c.insert.as_ref(), 0));
+        let buses = self
+            .buses
+            .iter()
+            .zip(&self.bus_input_times)
+            .map(|(b, &t)| (b.insert.as_ref(), t));
+        let master = std::iter::once((self.master.insert.as_ref(), self.master_input_time));
+        for (rt, at) in chans.chain(buses).chain(master) {
+            let Some(rt) = rt else { continue };
             for &o in &rt.send_out {
                 if let Some(p) = outs.get_mut(o) {
                     *p = PortLatency {
                         insert: true,
-                        samples: 0,
+                        samples: at,
                     };
                 }
             }
@@ -985,7 +1148,7 @@ impl Engine {
                 if let Some(p) = ins.get_mut(i) {
                     *p = PortLatency {
                         insert: true,
-                        samples: self.latency().saturating_sub(rt.latency()),
+                        samples: total.saturating_sub(at + rt.latency()),
                     };
                 }
             }
@@ -993,8 +1156,9 @@ impl Engine {
         (ins, outs)
     }
 
-    /// The latency compensation (samples): the largest insert latency of the channels, the
-    /// delay every channel path has at its insert point (0 without insert latencies).
+    /// The inserts' part of [`Engine::latency`] (samples): the time at which the master takes
+    /// its aligned inputs plus the master insert's latency ([`latcomp::Plan::latency`]; with
+    /// inserts on channels only, the largest of their latencies; 0 without insert latencies).
     pub fn compensation(&self) -> usize {
         self.comp_latency
     }
@@ -1239,25 +1403,27 @@ impl Engine {
         );
         // The hardware inserts' sends.
         for ch in &self.channels {
-            let Some(ins) = &ch.insert else { continue };
-            for (c, &o) in ins.send_out.iter().enumerate().take(ch.nch) {
-                if let Some(out) = outputs.get_mut(o) {
-                    out[offset..offset + n].copy_from_slice(&ins.send_buf[c][..n]);
-                }
-            }
+            write_send(ch.insert.as_ref(), ch.nch, n, outputs, offset);
         }
 
-        self.mix_down(n, outputs, offset);
+        self.mix_down(n, inputs, outputs, offset);
     }
 
     /// The second half of a sub-block, once every strip has mixed into `bus_inputs` and
     /// `master_in`: the buses in order, the master, the outputs (at `offset`), the loudness
     /// tap, the transport and the meters. Touches no channel strip but for their meters.
-    fn mix_down(&mut self, n: usize, outputs: &mut [&mut [f32]], offset: usize) {
+    fn mix_down(
+        &mut self,
+        n: usize,
+        inputs: Inputs<'_>,
+        outputs: &mut [&mut [f32]],
+        offset: usize,
+    ) {
         for &bi in &self.bus_order {
             let mut io = std::mem::take(&mut self.bus_inputs[bi]);
             let bus = &mut self.buses[bi];
-            bus.process(n, &mut io);
+            bus.process(n, &mut io, inputs);
+            write_send(bus.insert.as_ref(), 2, n, outputs, offset);
             if let Some(first) = self.bus_out_index[bi] {
                 for (k, side) in io.iter().enumerate() {
                     if let Some(out) = outputs.get_mut(first + k) {
@@ -1277,7 +1443,8 @@ impl Engine {
         }
 
         let [l, r] = &mut self.master_in;
-        self.master.process(&mut l[..n], &mut r[..n]);
+        self.master.process(&mut l[..n], &mut r[..n], inputs);
+        write_send(self.master.insert.as_ref(), 2, n, outputs, offset);
         for (k, side) in self.master_in.iter().enumerate() {
             if let Some(out) = outputs.get_mut(k) {
                 out[offset..offset + n].copy_from_slice(&side[..n]);

@@ -2,6 +2,13 @@
 //! gate → EQ → compressor → saturation → insert ([`super::insert`]) →
 //! latency compensation ([`super::insert::CompDelay`]) → fader → pan → mute → sends → output.
 //!
+//! The hardware insert sits where its `position:` says: `pre_eq` after the gate (before the
+//! EQ), `post_dynamics` after the saturation (the default), `post_fader` after the fader and
+//! before pan and mute (pre-fader sends are tapped ahead of it, post-fader sends behind it).
+//! The latency compensation's common delay is always after the dynamics (and a pre-fader
+//! insert), ahead of the pre-fader send tap; edges that need more (see [`super::latcomp`])
+//! have their own [`EdgeDelay`] on the contribution they sum into their destination.
+//!
 //! Built on the control plane by [`ChannelStrip::new`] (allocates); `apply` and `process` run
 //! on the audio thread and never allocate.
 
@@ -14,10 +21,10 @@ use crate::dsp::util::{SmoothedGain, db_to_gain};
 use crate::media::Plane;
 use crate::meter::PeakRms;
 use crate::params::{Key, spec};
-use crate::session::model::{Channel, Output};
+use crate::session::model::{Channel, InsertPosition, Output};
 
 use super::eqset::EqSet;
-use super::insert::{CompDelay, InsertRt};
+use super::insert::{CompDelay, EdgeDelay, InsertRt};
 use super::{GAIN_GLIDE_MS, pan_gains};
 
 /// The audio a file source plays: one plane per channel (1 or 2), at the engine's rate.
@@ -39,6 +46,10 @@ pub(super) struct SendRt {
     pub bus: usize,
     pub level: SmoothedGain,
     pub pre_fader: bool,
+    /// Latency compensation of this send beyond the strip's common delay, and its lengths
+    /// while post-fader and pre-fader (None: it needs none).
+    pub extra: Option<EdgeDelay>,
+    pub extra_len: [usize; 2],
 }
 
 /// Values read back for meters.
@@ -74,6 +85,15 @@ pub(super) struct ChannelStrip {
     sat_p: [f32; 2],
     /// The hardware insert (channels with `insert:`), at the insert point.
     pub insert: Option<InsertRt>,
+    /// Where the insert sits.
+    pub insert_pos: InsertPosition,
+    /// The latency compensation of the main output beyond `latcomp` (None: none needed).
+    pub main_extra: Option<EdgeDelay>,
+    /// True when the strip mixes through [`Self::mix_general`] (a post-fader insert or an
+    /// edge delay line).
+    general: bool,
+    /// Scratch for an edge's delayed contribution.
+    edge: [Vec<f32>; 2],
     /// The latency compensation after the insert point (None: this strip's path is already
     /// the slowest, or no channel has an insert latency).
     pub latcomp: Option<CompDelay>,
@@ -170,6 +190,10 @@ impl ChannelStrip {
                 spec_default(spec::SATURATION, "mix"),
             ],
             insert: None,
+            insert_pos: ch.insert.as_ref().map(|i| i.position).unwrap_or_default(),
+            main_extra: None,
+            general: false,
+            edge: [Vec::new(), Vec::new()],
             latcomp: None,
             fader: g(1.0),
             pan: 0.0,
@@ -186,6 +210,8 @@ impl ChannelStrip {
                     bus,
                     level: g(0.0),
                     pre_fader: false,
+                    extra: None,
+                    extra_len: [0, 0],
                 })
                 .collect(),
             meter: PeakRms::new(sr, nch),
@@ -326,6 +352,17 @@ impl ChannelStrip {
         self.input_gain.set_target(sign * db_to_gain(self.trim_db));
     }
 
+    /// Decide the mixing path after the engine has set the insert and the edge delays
+    /// (control plane; allocates the edge scratch when needed).
+    pub fn finish_build(&mut self, max_block: usize) {
+        let post = self.insert.is_some() && self.insert_pos == InsertPosition::PostFader;
+        let extras = self.main_extra.is_some() || self.sends.iter().any(|s| s.extra.is_some());
+        self.general = post || extras;
+        if extras {
+            self.edge = [vec![0.0; max_block], vec![0.0; max_block]];
+        }
+    }
+
     /// Update the mute gates from mute and the console's solo state.
     pub fn update_gates(&mut self, solo_active: bool) {
         let solo_muted = solo_active && !self.solo && !self.solo_safe;
@@ -458,7 +495,10 @@ impl ChannelStrip {
         // 3..8: delay, filters, gate, EQ, comp, saturation.
         self.delay.process(chans);
         // HPF/LPF, gate and EQ in one fused loop when nothing is in transition.
-        let fused = if self.gate.is_fully_on() {
+        let pre_eq = self.insert.is_some() && self.insert_pos == InsertPosition::PreEq;
+        let fused = if pre_eq {
+            false
+        } else if self.gate.is_fully_on() {
             let mut t = self.gate.ticker();
             let ok = try_process_fused(&mut self.pass, self.eq.bands_mut(), chans, &mut t);
             if ok {
@@ -475,14 +515,18 @@ impl ChannelStrip {
         if !fused {
             process_series(&mut self.pass, &mut [], chans);
             self.gate.process(chans);
+            if pre_eq && let Some(ins) = self.insert.as_mut() {
+                run_insert(ins, chans, inputs, n);
+            }
             self.eq.process(chans);
         }
         self.comp.process(chans);
         self.sat.process(chans);
         // 9: insert point: the hardware insert, if any.
-        if let Some(ins) = self.insert.as_mut() {
-            let ret = [inputs.get(ins.ret_in[0], n), inputs.get(ins.ret_in[1], n)];
-            ins.process(chans, ret);
+        if self.insert_pos == InsertPosition::PostDynamics
+            && let Some(ins) = self.insert.as_mut()
+        {
+            run_insert(ins, chans, inputs, n);
         }
         if let Some(c) = self.latcomp.as_mut() {
             c.process(chans);
@@ -492,10 +536,14 @@ impl ChannelStrip {
             self.meter.process(&ro[..nch]);
         }
 
+        if self.general {
+            self.mix_general(n, inputs, main, bus_inputs, off);
+            return;
+        }
         // 10. Fader, pan, mute. When nothing glides the gains are constants (the usual case);
         // the products are formed in the same order either way.
-        let xl: &[f32] = &*chans[0];
-        let xr: &[f32] = &*chans[nch - 1];
+        let xl: &[f32] = &self.buf[0][..n];
+        let xr: &[f32] = &self.buf[nch - 1][..n];
         let [ml, mr] = main;
         let at_rest = !self.fader.is_smoothing()
             && !self.pan_l.is_smoothing()
@@ -584,6 +632,127 @@ impl ChannelStrip {
                     bl[i] += xl[i] * g * gl[i];
                     br[i] += xr[i] * g * gr[i];
                 }
+            }
+        }
+    }
+}
+
+impl ChannelStrip {
+    /// Fader, pan, mute and sends with a post-fader insert or edge delay lines (per-sample
+    /// gains): pre-fader sends are tapped first, then (post-fader insert) the fader is
+    /// applied and the insert runs, then the post-fader sends and the main output.
+    fn mix_general(
+        &mut self,
+        n: usize,
+        inputs: super::Inputs<'_>,
+        main: [&mut [f32]; 2],
+        bus_inputs: &mut [[Vec<f32>; 2]],
+        off: usize,
+    ) {
+        let nch = self.nch;
+        let (gf, gl, gr, gm, gs, glv) = (
+            &mut self.g_fader[..n],
+            &mut self.g_l[..n],
+            &mut self.g_r[..n],
+            &mut self.g_main[..n],
+            &mut self.g_send[..n],
+            &mut self.g_lvl[..n],
+        );
+        self.fader.fill(gf);
+        self.pan_l.fill(gl);
+        self.pan_r.fill(gr);
+        self.main_gate.fill(gm);
+        self.send_gate.fill(gs);
+        let post_ins = self.insert.is_some() && self.insert_pos == InsertPosition::PostFader;
+        let edge = &mut self.edge;
+        // Pre-fader sends (ahead of a post-fader insert), then the rest after it.
+        for pass in [true, false] {
+            if !pass && post_ins {
+                let [b0, b1] = &mut self.buf;
+                let mut chans: [&mut [f32]; 2] = [&mut b0[..n], &mut b1[..n]];
+                let chans = &mut chans[..nch];
+                for ch in chans.iter_mut() {
+                    ch.iter_mut().zip(gf.iter()).for_each(|(s, g)| *s *= g);
+                }
+                if let Some(ins) = self.insert.as_mut() {
+                    run_insert(ins, chans, inputs, n);
+                }
+            }
+            let xl: &[f32] = &self.buf[0][..n];
+            let xr: &[f32] = &self.buf[nch - 1][..n];
+            for send in &mut self.sends {
+                if send.pre_fader != pass {
+                    continue;
+                }
+                if let Some(e) = send.extra.as_mut() {
+                    e.set_len(send.extra_len[usize::from(send.pre_fader)]);
+                }
+                // A silent send is skipped unless its delay line must keep flushing (else it
+                // would replay its old contents when the send comes back).
+                let line = send.extra.as_ref().is_some_and(|e| e.len() > 0);
+                if !line && !send.level.is_smoothing() && send.level.current() == 0.0 {
+                    continue;
+                }
+                send.level.fill(glv);
+                if send.pre_fader {
+                    glv.iter_mut().zip(gs.iter()).for_each(|(g, s)| *g *= s);
+                } else if post_ins {
+                    glv.iter_mut().zip(gm.iter()).for_each(|(g, m)| *g *= m);
+                } else {
+                    for i in 0..n {
+                        glv[i] *= gf[i] * gm[i];
+                    }
+                }
+                let [bl, br] = &mut bus_inputs[send.bus];
+                let dest = [&mut bl[off..off + n], &mut br[off..off + n]];
+                mix_edge(dest, [xl, xr], glv, [gl, gr], send.extra.as_mut(), edge);
+            }
+        }
+        if !post_ins {
+            gm.iter_mut().zip(gf.iter()).for_each(|(m, f)| *m *= f);
+        }
+        let xl: &[f32] = &self.buf[0][..n];
+        let xr: &[f32] = &self.buf[nch - 1][..n];
+        mix_edge(main, [xl, xr], gm, [gl, gr], self.main_extra.as_mut(), edge);
+    }
+}
+
+/// Run a hardware insert over `chans` with its return from `inputs`.
+fn run_insert(ins: &mut InsertRt, chans: &mut [&mut [f32]], inputs: super::Inputs<'_>, n: usize) {
+    let ret = [inputs.get(ins.ret_in[0], n), inputs.get(ins.ret_in[1], n)];
+    ins.process(chans, ret);
+}
+
+/// `dest += x × g × pan` per sample; through `extra` (delaying the contribution) when it has
+/// a length, using `scratch`.
+fn mix_edge(
+    dest: [&mut [f32]; 2],
+    x: [&[f32]; 2],
+    g: &[f32],
+    pan: [&[f32]; 2],
+    extra: Option<&mut EdgeDelay>,
+    scratch: &mut [Vec<f32>; 2],
+) {
+    let n = g.len();
+    match extra.filter(|e| e.len() > 0) {
+        None => {
+            for ((d, x), p) in dest.into_iter().zip(x).zip(pan) {
+                for i in 0..n {
+                    d[i] += x[i] * g[i] * p[i];
+                }
+            }
+        }
+        Some(e) => {
+            let [sl, sr] = scratch;
+            let (sl, sr) = (&mut sl[..n], &mut sr[..n]);
+            for (s, (x, p)) in [&mut *sl, &mut *sr].into_iter().zip(x.into_iter().zip(pan)) {
+                for i in 0..n {
+                    s[i] = x[i] * g[i] * p[i];
+                }
+            }
+            e.process(sl, sr);
+            for (d, s) in dest.into_iter().zip([&*sl, &*sr]) {
+                d.iter_mut().zip(s.iter()).for_each(|(d, s)| *d += s);
             }
         }
     }

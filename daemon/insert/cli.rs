@@ -1,5 +1,7 @@
-//! `faderbridge measure-insert SESSION STRIP`: measure (or `--set`) a channel's hardware
-//! insert latency on JACK and store it in the state directory.
+//! `faderbridge measure-insert SESSION STRIP`: measure (or `--set`) the latency of a hardware
+//! insert (a channel's, a bus's or the master's) on JACK and store it in the state directory,
+//! keyed by the channel's name, `bus/NAME` or `master`. A stereo insert is measured through
+//! its first (left) send and return.
 
 use std::path::{Path, PathBuf};
 
@@ -49,38 +51,58 @@ impl MeasureInsertError {
     }
 }
 
-/// The channel's insert, or why there is none.
+/// The strip's insert and the key its latency is stored under (the channel's name,
+/// `bus/NAME`, `master`), or why there is none. `strip` is a channel's name or 1-based
+/// position, `bus/NAME` (or a bus's bare name when no channel has it) or `master`.
 ///
 /// # Errors
-/// An unknown strip, a bus or the master (inserts are only in channel strips so far), a
-/// channel without `insert:`.
-pub fn find_insert<'a>(s: &'a Session, strip: &str) -> Result<&'a Insert, String> {
+/// An unknown strip, a strip without `insert:`.
+pub fn find_insert<'a>(s: &'a Session, strip: &str) -> Result<(String, &'a Insert), String> {
+    let none = |what: String| {
+        format!(
+            "{what} has no insert (add `insert: {{ send: N, return: M }}` to it in the session)"
+        )
+    };
+    if strip == "master" {
+        return s
+            .master
+            .insert
+            .as_ref()
+            .map(|i| ("master".to_string(), i))
+            .ok_or_else(|| none("the master".into()));
+    }
     let by_pos = strip
         .parse::<usize>()
         .ok()
         .and_then(|i| i.checked_sub(1))
         .and_then(|i| s.channels.get(i));
     let ch = s.channels.iter().find(|c| c.name == strip).or(by_pos);
-    match ch {
-        Some(c) => c.insert.as_ref().ok_or_else(|| {
-            format!(
-                "channel {} has no insert (add `insert: {{ send: N, return: M }}` to it in the session)",
-                c.name
-            )
-        }),
-        None if strip == "master" || s.buses.iter().any(|b| b.name == strip) => Err(format!(
-            "{strip} is {}: the session model has hardware inserts on channels only (SPEC §3), so there is nothing to measure",
-            if strip == "master" { "the master" } else { "a bus" }
-        )),
-        None => Err(format!(
-            "no channel named {strip}; the session has: {}",
-            s.channels
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+    if let Some(c) = ch {
+        return c
+            .insert
+            .as_ref()
+            .map(|i| (c.name.clone(), i))
+            .ok_or_else(|| none(format!("channel {}", c.name)));
     }
+    let bus_name = strip.strip_prefix("bus/").unwrap_or(strip);
+    if let Some(b) = s.buses.iter().find(|b| b.name == bus_name) {
+        return b
+            .insert
+            .as_ref()
+            .map(|i| (format!("bus/{}", b.name), i))
+            .ok_or_else(|| none(format!("bus {}", b.name)));
+    }
+    let names: Vec<String> = s
+        .channels
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(s.buses.iter().map(|b| format!("bus/{}", b.name)))
+        .chain(std::iter::once("master".to_string()))
+        .collect();
+    Err(format!(
+        "no strip named {strip}; the session has: {}",
+        names.join(", ")
+    ))
 }
 
 /// Run `measure-insert`; the report line(s) to print.
@@ -89,12 +111,7 @@ pub fn find_insert<'a>(s: &'a Session, strip: &str) -> Result<&'a Insert, String
 /// See [`MeasureInsertError`]; on any error nothing is stored.
 pub fn measure_insert(o: &MeasureInsertOptions) -> Result<String, MeasureInsertError> {
     let session = crate::session::load(&o.session)?;
-    let insert = find_insert(&session, &o.strip).map_err(MeasureInsertError::Strip)?;
-    let name = session
-        .channels
-        .iter()
-        .find(|c| c.insert.as_ref().is_some_and(|i| std::ptr::eq(i, insert)))
-        .map_or(o.strip.clone(), |c| c.name.clone());
+    let (name, insert) = find_insert(&session, &o.strip).map_err(MeasureInsertError::Strip)?;
     let server = o.jack_server.as_deref();
     let fail = |source| MeasureInsertError::Run {
         strip: name.clone(),

@@ -143,6 +143,7 @@ mod tests {
             send: PortRef::Number(9),
             ret: PortRef::Number(9),
             latency: InsertLatency::Samples(77),
+            position: Default::default(),
         };
         assert_eq!(
             effective_latency(&ins, &s, "kick", "jack", 48000, 256),

@@ -61,7 +61,7 @@ pub enum Key {
     SatOn,
     SatDrive,
     SatMix,
-    /// Hardware insert (`ch/NAME/insert/...`).
+    /// Hardware insert (`ch/NAME/insert/...`, `bus/NAME/insert/...`, `master/insert/...`).
     InsertSendDb,
     InsertReturnDb,
     InsertWet,
@@ -256,6 +256,26 @@ impl Builder<'_> {
         );
     }
 
+    /// `.../insert/...` of a strip with `insert:` (channels, buses, the master).
+    fn insert(&mut self, ins: Option<&crate::session::model::Insert>) {
+        if ins.is_none() {
+            return;
+        }
+        let g = spec::INSERT;
+        let d = |k| spec::get(g, k).default;
+        self.add("insert", g, "send_db", Key::InsertSendDb, d("send_db"));
+        self.add(
+            "insert",
+            g,
+            "return_db",
+            Key::InsertReturnDb,
+            d("return_db"),
+        );
+        self.add("insert", g, "wet", Key::InsertWet, d("wet"));
+        self.add("insert", g, "invert", Key::InsertInvert, d("invert"));
+        self.add("insert", g, "bypass", Key::InsertBypass, d("bypass"));
+    }
+
     fn eq(&mut self, bands: &[EqBand]) {
         let g = spec::EQ_BAND;
         for i in 0..spec::EQ_BANDS {
@@ -374,21 +394,7 @@ impl ParamTree {
                 Key::SatMix,
                 st.map_or(d("mix"), |s| s.mix),
             );
-            if ch.insert.is_some() {
-                let g = spec::INSERT;
-                let d = |k| spec::get(g, k).default;
-                bld.add("insert", g, "send_db", Key::InsertSendDb, d("send_db"));
-                bld.add(
-                    "insert",
-                    g,
-                    "return_db",
-                    Key::InsertReturnDb,
-                    d("return_db"),
-                );
-                bld.add("insert", g, "wet", Key::InsertWet, d("wet"));
-                bld.add("insert", g, "invert", Key::InsertInvert, d("invert"));
-                bld.add("insert", g, "bypass", Key::InsertBypass, d("bypass"));
-            }
+            bld.insert(ch.insert.as_ref());
             bld.add("", s, "pan", Key::Pan, ch.pan);
             bld.add("", s, "fader_db", Key::FaderDb, ch.fader_db);
             bld.add("", s, "mute", Key::Mute, b(ch.mute));
@@ -445,6 +451,7 @@ impl ParamTree {
                 bld.add("fx/delay", g, "lowcut_hz", Key::DelayLowcut, d.lowcut_hz);
                 bld.add("fx/delay", g, "highcut_hz", Key::DelayHighcut, d.highcut_hz);
             }
+            bld.insert(bus.insert.as_ref());
             let g = spec::BUS;
             bld.add("", g, "pan", Key::Pan, bus.pan);
             bld.add("", g, "fader_db", Key::FaderDb, bus.fader_db);
@@ -477,6 +484,7 @@ impl ParamTree {
             Key::LimiterRelease,
             l.map_or(d("release_ms"), |l| l.release_ms),
         );
+        bld.insert(m.insert.as_ref());
         bld.add("", spec::MASTER, "fader_db", Key::FaderDb, m.fader_db);
         tree
     }
@@ -617,6 +625,7 @@ mod tests {
                 mute: false,
                 output: Output::Master,
                 outputs: vec![],
+                insert: None,
                 color: None,
             }],
             master: Master {
@@ -625,6 +634,7 @@ mod tests {
                 limiter: None,
                 fader_db: 0.0,
                 outputs: vec![],
+                insert: None,
             },
             surfaces: vec![],
             automation: Default::default(),

@@ -456,9 +456,9 @@ pub const SATURATION: &[ParamSpec] = &[
     ParamSpec::new("mix", Unit::Amount, 0.0, 1.0, 0.5, Taper::Linear, "dry/wet"),
 ];
 
-/// `ch/NAME/insert/...`: a hardware insert (only on channels with `insert:`). The send and
-/// return gains and the wet amount glide like every gain; polarity and bypass crossfade over
-/// the same time.
+/// `ch/NAME/insert/...`, `bus/NAME/insert/...`, `master/insert/...`: a hardware insert (only on
+/// strips with `insert:`). The send and return gains and the wet amount glide like every gain;
+/// polarity and bypass crossfade over the same time.
 pub const INSERT: &[ParamSpec] = &[
     ParamSpec::new(
         "send_db",

@@ -94,45 +94,55 @@ struct Live {
 
 impl Live {
     /// The hardware inserts' setup for an engine at `rate`/`block`: the latency of each
-    /// channel's insert (the session's fixed value, else the one stored for this backend, rate
-    /// and block, else unknown), gear patched in (the null backend holds them bypassed).
+    /// insert (the session's fixed value, else the one stored for this backend, rate and block
+    /// under the strip's key: the channel's name, `bus/NAME`, `master`; else unknown), gear
+    /// patched in (the null backend holds them bypassed).
     fn insert_setup(&self, rate: u32, block: usize) -> InsertSetup {
-        let channels = &self.session.channels;
-        if channels.iter().all(|c| c.insert.is_none()) {
+        let s = &self.session;
+        if s.channels.iter().all(|c| c.insert.is_none())
+            && s.buses.iter().all(|b| b.insert.is_none())
+            && s.master.insert.is_none()
+        {
             return InsertSetup {
-                latency: Vec::new(),
                 outboard: true,
+                ..InsertSetup::default()
             };
         }
         let saved = StateDir::open(&self.state_dir)
             .ok()
             .and_then(|d| d.load().ok().flatten())
             .unwrap_or_default();
-        let latency = channels
-            .iter()
-            .map(|c| {
-                let ins = c.insert.as_ref()?;
-                let l = crate::insert::effective_latency(
-                    ins,
-                    &saved,
-                    &c.name,
-                    &self.insert_backend,
-                    rate,
-                    block as u32,
+        let lat = |ins: Option<&crate::session::model::Insert>, key: &str| {
+            let ins = ins?;
+            let l = crate::insert::effective_latency(
+                ins,
+                &saved,
+                key,
+                &self.insert_backend,
+                rate,
+                block as u32,
+            );
+            if l.is_none() {
+                tracing::warn!(
+                    "{key}: no insert latency stored for {} at {rate} Hz / {block} frames \
+                     (run `faderbridge measure-insert`); bypass uses no delay",
+                    self.insert_backend
                 );
-                if l.is_none() {
-                    tracing::warn!(
-                        "channel {}: no insert latency stored for {} at {rate} Hz / {block} frames \
-                         (run `faderbridge measure-insert`); bypass uses no delay",
-                        c.name,
-                        self.insert_backend
-                    );
-                }
-                l
-            })
-            .collect();
+            }
+            l
+        };
         InsertSetup {
-            latency,
+            latency: s
+                .channels
+                .iter()
+                .map(|c| lat(c.insert.as_ref(), &c.name))
+                .collect(),
+            bus_latency: s
+                .buses
+                .iter()
+                .map(|b| lat(b.insert.as_ref(), &format!("bus/{}", b.name)))
+                .collect(),
+            master_latency: lat(s.master.insert.as_ref(), "master"),
             outboard: true,
         }
     }
@@ -631,5 +641,63 @@ mod tests {
         let e = Engine::build_with(&live.session, &tree, &HashMap::new(), 48000.0, 256, &s)
             .expect("build");
         assert_eq!(e.insert_latencies(), vec![Some(700), Some(64), None]);
+    }
+
+    /// Bus and master inserts: their latencies are stored under `bus/NAME` and `master`
+    /// (what `measure-insert SESSION bus/NAME` and `... master` store).
+    #[test]
+    fn bus_and_master_insert_latencies_are_keyed_by_strip() {
+        let d = TestDir::new("service-bus-insert");
+        let m = |samples| InsertMeasurement {
+            backend: "jack".into(),
+            rate: 48000,
+            block: 256,
+            samples,
+            error: 0.0,
+            inverted: false,
+            manual: true,
+        };
+        crate::insert::cli::store(&d.0, "bus/drums", m(410.0)).expect("store");
+        crate::insert::cli::store(&d.0, "master", m(128.4)).expect("store");
+        // A channel named like the bus does not take the bus's value.
+        crate::insert::cli::store(&d.0, "drums", m(999.0)).expect("store");
+        let session = session::parse_str(
+            "version: 1
+channels:
+  - { name: kick, source: { input: 1 }, output: drums }
+buses:
+  - { name: drums, kind: group, insert: { send: 3, return: 3 } }
+  - { name: fx, kind: aux }
+master:
+  insert: { send: 5, return: 5 }
+",
+            Path::new("/nonexistent/t.yaml"),
+        )
+        .expect("session");
+        let live = Live {
+            session,
+            cache: HashMap::new(),
+            state_dir: d.0.clone(),
+            insert_backend: "jack".into(),
+        };
+        let s = live.insert_setup(48000, 256);
+        assert_eq!(s.latency, vec![None]);
+        assert_eq!(s.bus_latency, vec![Some(410.0), None]);
+        assert_eq!(s.master_latency, Some(128.4));
+        let tree = ParamTree::build(&live.session);
+        let e = Engine::build_with(&live.session, &tree, &HashMap::new(), 48000.0, 256, &s)
+            .expect("build");
+        assert_eq!(e.bus_insert_latencies(), vec![Some(410), None]);
+        assert_eq!(e.master_insert_latency(), Some(128));
+        // kick reaches the master through the bus: 410, then the master insert's 128.
+        assert_eq!(e.compensation(), 538);
+        // The strip names measure-insert accepts.
+        let s = &live.session;
+        let key = |strip: &str| crate::insert::cli::find_insert(s, strip).map(|(k, _)| k);
+        assert_eq!(key("bus/drums"), Ok("bus/drums".to_string()));
+        assert_eq!(key("drums"), Ok("bus/drums".to_string()));
+        assert_eq!(key("master"), Ok("master".to_string()));
+        assert!(key("fx").is_err_and(|e| e.contains("bus fx has no insert")));
+        assert!(key("kick").is_err_and(|e| e.contains("channel kick has no insert")));
     }
 }

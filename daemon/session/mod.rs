@@ -377,7 +377,8 @@ surfaces:
             Some(Insert {
                 send: PortRef::Number(9),
                 ret: PortRef::Number(9),
-                latency: InsertLatency::Auto
+                latency: InsertLatency::Auto,
+                position: InsertPosition::PostDynamics,
             })
         );
         assert_eq!(k.pan, -0.25);
@@ -611,7 +612,8 @@ surfaces:
             Some(Insert {
                 send: PortRef::Number(1),
                 ret: PortRef::Name("hw:in".into()),
-                latency: InsertLatency::Auto
+                latency: InsertLatency::Auto,
+                position: InsertPosition::PostDynamics,
             })
         );
         let b = &s.buses[0];
@@ -798,6 +800,28 @@ surfaces:
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.buses[0].output, Output::Bus(1));
         assert_eq!(s.buses[1].output, Output::Master);
+    }
+
+    #[test]
+    fn inserts_on_buses_and_the_master_with_their_position() {
+        let s = parse_str(
+            "version: 1\nchannels:\n  - { name: a, insert: { send: 9, return: 9, position: pre_eq } }\nbuses:\n  - { name: g, kind: group, insert: { send: 3, return: \"hw:in\", latency: 12, position: post_fader } }\n  - { name: x, kind: aux }\nmaster:\n  insert: { send: 5, return: 5 }\n",
+            Path::new("/nonexistent/t.yaml"),
+        )
+        .expect("session");
+        let pos = |i: &Option<Insert>| i.as_ref().map(|i| i.position);
+        assert_eq!(pos(&s.channels[0].insert), Some(InsertPosition::PreEq));
+        assert_eq!(
+            s.buses[0].insert,
+            Some(Insert {
+                send: PortRef::Number(3),
+                ret: PortRef::Name("hw:in".into()),
+                latency: InsertLatency::Samples(12),
+                position: InsertPosition::PostFader,
+            })
+        );
+        assert_eq!(s.buses[1].insert, None);
+        assert_eq!(pos(&s.master.insert), Some(InsertPosition::PostDynamics));
     }
 
     #[test]

@@ -138,12 +138,37 @@ pub enum InsertLatency {
     Samples(u32),
 }
 
+/// Where a hardware insert sits in its strip (`position:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsertPosition {
+    /// Before the EQ: channels after trim, delay, HPF/LPF and gate; buses after their
+    /// effects; the master at its input.
+    PreEq,
+    /// After the dynamics: channels after compressor and saturation, buses and the master
+    /// after their compressor (the default).
+    #[default]
+    PostDynamics,
+    /// After the fader, before the pan/balance (channels: after fader, before pan and mute;
+    /// buses: after fader and mute, before balance; master: before the limiter).
+    PostFader,
+}
+
+impl InsertPosition {
+    /// Every position by its session-file name.
+    pub const NAMES: [(&'static str, InsertPosition); 3] = [
+        ("pre_eq", InsertPosition::PreEq),
+        ("post_dynamics", InsertPosition::PostDynamics),
+        ("post_fader", InsertPosition::PostFader),
+    ];
+}
+
 /// `insert:`: a hardware insert (run by [`crate::engine::insert`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Insert {
     pub send: PortRef,
     pub ret: PortRef,
     pub latency: InsertLatency,
+    pub position: InsertPosition,
 }
 
 /// A send from a channel to an aux (or group) bus.
@@ -270,6 +295,8 @@ pub struct Bus {
     pub output: Output,
     /// Interface outputs (L, R) this bus feeds instead of `output`.
     pub outputs: Vec<PortRef>,
+    /// A stereo hardware insert (send N, N+1; return M, M+1).
+    pub insert: Option<Insert>,
     /// Colour shown by surfaces that have one.
     pub color: Option<Color>,
 }
@@ -289,6 +316,8 @@ pub struct Master {
     pub fader_db: f32,
     /// Interface outputs (L, R); `[1, 2]` by default.
     pub outputs: Vec<PortRef>,
+    /// A stereo hardware insert (send N, N+1; return M, M+1).
+    pub insert: Option<Insert>,
 }
 
 /// Where a network surface listens and whom it lets in.

@@ -243,6 +243,7 @@ pub struct RawInsert {
     #[serde(rename = "return")]
     pub ret: Spanned<Scalar>,
     pub latency: Option<Spanned<Scalar>>,
+    pub position: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +325,7 @@ pub struct RawBus {
     pub mute: Option<Flag>,
     pub output: Option<Spanned<String>>,
     pub outputs: Option<Spanned<Ports>>,
+    pub insert: Option<RawInsert>,
     pub color: Option<Spanned<String>>,
 }
 
@@ -342,6 +344,7 @@ pub struct RawMaster {
     pub limiter: Option<RawLimiter>,
     pub fader_db: Option<Num>,
     pub outputs: Option<Spanned<Ports>>,
+    pub insert: Option<RawInsert>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,8 +12,8 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::model::{
     AutomationSettings, Bus, BusKind, Channel, Color, Comp, DEFAULT_ALLOW, Delay, EngineSettings,
-    EqBand, Gate, Insert, InsertLatency, Limiter, Master, NetSurface, Output, PassFilter, PortRef,
-    Reverb, Saturation, Send, Session, Slope, Source, Surface,
+    EqBand, Gate, Insert, InsertLatency, InsertPosition, Limiter, Master, NetSurface, Output,
+    PassFilter, PortRef, Reverb, Saturation, Send, Session, Slope, Source, Surface,
 };
 use super::raw::{
     Flag, Num, Ports, RawAutomation, RawBand, RawBus, RawBusKind, RawChannel, RawComp, RawDelay,
@@ -544,10 +544,30 @@ impl Ctx<'_> {
                 }
             },
         };
+        let position = match &ins.position {
+            None => Some(InsertPosition::default()),
+            Some(p) => {
+                let found = InsertPosition::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == p.value)
+                    .map(|(_, v)| *v);
+                if found.is_none() {
+                    self.err(
+                        &p.referenced,
+                        format!(
+                            "{prefix}/position: expected pre_eq, post_dynamics or post_fader, found {:?}",
+                            p.value
+                        ),
+                    );
+                }
+                found
+            }
+        };
         Some(Insert {
             send: send?,
             ret: ret?,
             latency: latency?,
+            position: position?,
         })
     }
 
@@ -869,6 +889,10 @@ impl Ctx<'_> {
             mute: self.toggle(p, t, "mute", b.mute.as_ref()),
             output: self.output(&format!("{p}/output"), b.output.as_ref(), index, Some(i)),
             outputs,
+            insert: b
+                .insert
+                .as_ref()
+                .and_then(|x| self.insert(&format!("{p}/insert"), x)),
             color: self.color(p, b.color.as_ref()),
         }
     }
@@ -929,6 +953,7 @@ impl Ctx<'_> {
                 limiter: None,
                 fader_db: spec::get(spec::MASTER, "fader_db").default,
                 outputs: default_outputs,
+                insert: None,
             };
         };
         Master {
@@ -945,6 +970,10 @@ impl Ctx<'_> {
                     .unwrap_or(default_outputs),
                 None => default_outputs,
             },
+            insert: m
+                .insert
+                .as_ref()
+                .and_then(|x| self.insert("master/insert", x)),
         }
     }
 
