@@ -1542,6 +1542,78 @@ mod tests {
         assert_eq!(o, [main(lat), main(lat), ins(0), ins(0), ins(0)]);
     }
 
+    /// Bus and master insert ports sit at their strips' aligned input times. Channel `a`
+    /// (insert 300) feeds group `g` (insert 500); `b` goes straight to the master (insert
+    /// 100). The master takes its inputs at 300 + 500 = 800, so `g` takes its own at 300 and
+    /// the engine's latency is 72 + 800 + 100 = 972.
+    #[test]
+    fn bus_and_master_insert_ports_sit_at_their_input_times() {
+        let yaml = "version: 1
+channels:
+  - { name: a, source: { input: 1 }, output: g, insert: { send: 3, return: 3, latency: 300 } }
+  - { name: b, source: { input: 2 } }
+buses:
+  - { name: g, kind: group, insert: { send: 5, return: 5, latency: 500 } }
+master:
+  insert: { send: 7, return: 7, latency: 100 }
+";
+        let s = crate::session::parse_str(yaml, std::path::Path::new("/nonexistent/p.yaml"))
+            .expect("session");
+        let tree = ParamTree::build(&s);
+        let e = Engine::build(&s, &tree, &HashMap::new(), 48000.0, 64).expect("build");
+        assert_eq!(e.latency(), 972);
+        let (i, o) = e.port_latencies();
+        let by_name = |names: Vec<&str>, lats: &[PortLatency]| -> HashMap<String, PortLatency> {
+            names
+                .into_iter()
+                .map(String::from)
+                .zip(lats.iter().copied())
+                .collect()
+        };
+        let ins = by_name(
+            e.input_ports().iter().map(|p| p.name.as_str()).collect(),
+            &i,
+        );
+        let outs = by_name(
+            e.output_ports().iter().map(|p| p.name.as_str()).collect(),
+            &o,
+        );
+        let at = |insert, samples| PortLatency { insert, samples };
+        let want_in = [
+            ("a_in", at(false, 972)),
+            ("b_in", at(false, 972)),
+            ("a_insert_return", at(true, 972 - 300)),
+            ("g_insert_return_L", at(true, 972 - 300 - 500)),
+            ("g_insert_return_R", at(true, 972 - 300 - 500)),
+            ("master_insert_return_L", at(true, 972 - 800 - 100)),
+            ("master_insert_return_R", at(true, 972 - 800 - 100)),
+        ];
+        let want_out = [
+            ("master_L", at(false, 972)),
+            ("a_insert_send", at(true, 0)),
+            ("g_insert_send_L", at(true, 300)),
+            ("g_insert_send_R", at(true, 300)),
+            ("master_insert_send_L", at(true, 800)),
+            ("master_insert_send_R", at(true, 800)),
+        ];
+        for (name, want) in want_in {
+            assert_eq!(
+                ins.get(name),
+                Some(&want),
+                "input {name} of {:?}",
+                ins.keys()
+            );
+        }
+        for (name, want) in want_out {
+            assert_eq!(
+                outs.get(name),
+                Some(&want),
+                "output {name} of {:?}",
+                outs.keys()
+            );
+        }
+    }
+
     #[test]
     fn balance_is_unity_at_centre() {
         assert_eq!(pan_gains(2, 0.0), (1.0, 1.0));
