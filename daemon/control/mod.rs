@@ -171,6 +171,37 @@ pub enum ControlError {
     BadText { what: String, why: &'static str },
     #[error("transport: {0}")]
     Transport(&'static str),
+    /// A refused or failed insert latency measurement (the message says why).
+    #[error("{0}")]
+    Insert(String),
+}
+
+/// A request for a live insert latency measurement ([`ConsoleHandle::measure_insert`]), for
+/// whoever measures ([`ConsoleHandle::set_insert_measurer`]: the daemon).
+#[derive(Debug)]
+pub struct InsertMeasureRequest {
+    /// Canonical strip path (`ch/kick`).
+    pub strip: String,
+    pub reply: tokio::sync::oneshot::Sender<Result<InsertMeasured, String>>,
+}
+
+/// A live insert latency measurement, stored and applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertMeasured {
+    /// Canonical strip path (`ch/kick`).
+    pub strip: String,
+    /// The key of the stored measurements (the channel's name).
+    pub key: String,
+    /// What was stored (samples, error, polarity, keyed by backend, rate and period).
+    pub measurement: crate::insert::InsertMeasurement,
+    /// Return level relative to the send (dB).
+    pub level_db: f64,
+    /// Signal-to-noise ratio of the return (dB).
+    pub snr_db: f64,
+    /// `engine/latency_samples` of the engine built with the new latency.
+    pub latency_samples: u32,
+    /// The report, as `faderbridge measure-insert` prints it.
+    pub report: String,
 }
 
 /// A transport command (SPEC §5 `/transport/...`): it drives the playback of file sources.
@@ -259,8 +290,15 @@ struct Inner {
     touched: HashMap<ParamId, HashSet<Origin>>,
     scenes: BTreeMap<String, BTreeMap<String, f32>>,
     insert_latency: BTreeMap<String, u32>,
-    /// Kept as loaded and written back (`measure-insert` writes them; not used live yet).
-    insert_measurements: BTreeMap<String, Vec<crate::insert::InsertMeasurement>>,
+    /// Stored insert latencies (measured or manual): loaded with the state, added to by live
+    /// measurements ([`ConsoleHandle::record_insert_measurement`]), read by the engine factory.
+    insert_measurements: crate::insert::Measurements,
+    /// Strips (canonical paths) whose insert is held for a measurement
+    /// ([`ConsoleHandle::hold_insert`]); every engine attached is told.
+    held_inserts: std::collections::BTreeSet<String>,
+    /// Where [`ConsoleHandle::measure_insert`] sends its requests (the daemon; None: nobody
+    /// measures).
+    measurer: Option<tokio::sync::mpsc::Sender<InsertMeasureRequest>>,
     /// Outboard recall notes by canonical strip path (`ch/kick`).
     outboard: BTreeMap<String, Outboard>,
     /// The outboard notes saved with each scene.
@@ -555,6 +593,20 @@ fn transport_change(cmd: Transport) -> ParamChange {
     }
 }
 
+/// The engine message that holds (or releases) the insert of `strip` (canonical path), None
+/// when the strip has no insert in `tree`.
+fn hold_change(tree: &ParamTree, strip: &str, on: bool) -> Option<ParamChange> {
+    let id = tree.resolve(&format!("{strip}/insert/bypass"))?;
+    Some(ParamChange {
+        addr: Addr {
+            target: tree.get(id).addr.target,
+            key: Key::InsertHold,
+        },
+        value: if on { 1.0 } else { 0.0 },
+        frame: 0,
+    })
+}
+
 fn is_engine_param(path: &str) -> bool {
     let p = path.strip_prefix('/').unwrap_or(path);
     matches!(
@@ -642,6 +694,8 @@ impl Console {
                 scenes,
                 insert_latency,
                 insert_measurements,
+                held_inserts: std::collections::BTreeSet::new(),
+                measurer: None,
                 outboard,
                 scene_outboard,
                 engine: None,
@@ -1077,6 +1131,11 @@ impl ConsoleHandle {
         tracing::debug!("engine attached; {sent} values differ from the session and were queued");
         if !inner.playing {
             let _ = link.handle.send(transport_change(Transport::Stop));
+        }
+        for strip in &inner.held_inserts {
+            if let Some(c) = hold_change(&inner.tree, strip, true) {
+                let _ = link.handle.send(c);
+            }
         }
         inner.engine = Some(link);
         inner.auto.forget_engaged();
@@ -1517,6 +1576,94 @@ impl ConsoleHandle {
         let g = self.shared.lock();
         let key = g.strip_key(strip)?;
         Ok(g.outboard.get(&key).cloned().unwrap_or_default())
+    }
+
+    /// The canonical path of a strip: `ch/kick` for `ch/kick`, `ch/1`, `/ch/kick/`; a bare
+    /// name or number (`kick`, `1`, as `measure-insert` takes it) is a channel, else a bus;
+    /// `master`.
+    ///
+    /// # Errors
+    /// No such strip.
+    pub fn strip_path(&self, strip: &str) -> Result<String, ControlError> {
+        let g = self.shared.lock();
+        let s = strip.trim_matches('/');
+        if !s.contains('/') && s != "master" {
+            for kind in ["ch", "bus"] {
+                if let Ok(p) = g.strip_key(&format!("{kind}/{s}")) {
+                    return Ok(p);
+                }
+            }
+        }
+        g.strip_key(s)
+    }
+
+    /// Hold (`true`) or release the hardware insert of `strip` (canonical path) for a latency
+    /// measurement: the engine bypasses it (its latency delay, crossfaded) and silences its
+    /// send, leaving its parameters alone (nothing stored, announced or saved). Engines
+    /// attached while it is held are held too.
+    ///
+    /// # Errors
+    /// The strip has no insert; the engine's queue is full.
+    pub fn hold_insert(&self, strip: &str, on: bool) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        let c = hold_change(&g.tree, strip, on).ok_or_else(|| {
+            ControlError::Insert(format!("{strip} has no hardware insert"))
+        })?;
+        if on {
+            g.held_inserts.insert(strip.to_string());
+        } else {
+            g.held_inserts.remove(strip);
+        }
+        if let Some(e) = g.engine.as_mut()
+            && e.handle.send(c).is_err()
+        {
+            return Err(ControlError::Insert(format!(
+                "{strip}: the engine's queue is full; try again"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Store a measured (or manual) insert latency for `key` (the channel's name) in the live
+    /// state: saved with the state, used by the next engine built. Replaces the entry for the
+    /// same backend, rate and period.
+    pub fn record_insert_measurement(&self, key: &str, m: crate::insert::InsertMeasurement) {
+        let mut g = self.shared.lock();
+        crate::insert::record_into(&mut g.insert_measurements, key, m);
+        g.mark_dirty(&self.shared.dirty);
+    }
+
+    /// The stored insert latencies (as loaded, plus live measurements).
+    pub fn insert_measurements(&self) -> crate::insert::Measurements {
+        self.shared.lock().insert_measurements.clone()
+    }
+
+    /// Let `tx` serve [`ConsoleHandle::measure_insert`] (the daemon does, on JACK).
+    pub fn set_insert_measurer(&self, tx: tokio::sync::mpsc::Sender<InsertMeasureRequest>) {
+        self.shared.lock().measurer = Some(tx);
+    }
+
+    /// Measure the round-trip latency of the hardware insert of `strip` (`ch/kick`, `ch/3`,
+    /// `kick`) on the running daemon, store it and apply it; waits until done (a few
+    /// seconds).
+    ///
+    /// # Errors
+    /// An unknown strip, nobody to measure (no daemon, or not on JACK), another measurement
+    /// running, or the measurement refused (the message says why; nothing is stored).
+    pub async fn measure_insert(&self, strip: &str) -> Result<InsertMeasured, ControlError> {
+        let strip = self.strip_path(strip)?;
+        let tx = self.shared.lock().measurer.clone().ok_or_else(|| {
+            ControlError::Insert(
+                "measuring an insert needs the daemon running on JACK; nothing measures here"
+                    .into(),
+            )
+        })?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ControlError::Insert("the measurement service stopped".into());
+        tx.send(InsertMeasureRequest { strip, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(ControlError::Insert)
     }
 
     /// Record the measured round-trip latency (samples) of a strip's hardware insert.

@@ -9,6 +9,11 @@
 //! - `{"cmd":"scene_save"|"scene_recall"|"scene_delete","name":"verse"}` → `{"ok":true}`;
 //! - `{"cmd":"learn","path":"ch/kick/fader_db","timeout":30}` → waits for the next control
 //!   of a mapped MIDI device, then `{"ok":true,"map":FILE,"entry":LINE}` ([`crate::midimap::learn`]);
+//! - `{"cmd":"measure-insert","strip":"kick"}` (also `ch/kick`, `ch/1`, `1`) → measures the
+//!   strip's hardware insert on the running daemon, stores and applies the result, then answers
+//!   an [`crate::control::InsertMeasured`] (`strip`, `key`, `measurement` with `samples`,
+//!   `error`, `inverted`, `backend`, `rate`, `block`; `level_db`, `snr_db`, `latency_samples`,
+//!   `report`) after a few seconds; a refusal is `{"error":"..."}`;
 //! - anything else → `{"error":"..."}`.
 //!
 //! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
@@ -407,6 +412,9 @@ struct Request {
     /// `learn`: seconds to wait for a control (default 30).
     #[serde(default)]
     timeout: Option<f32>,
+    /// `measure-insert`: the strip.
+    #[serde(default)]
+    strip: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -469,6 +477,15 @@ async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
             }
         }
         ("learn", None) => err("learn needs a path".into()),
+        ("measure-insert", _) => {
+            let Some(strip) = req.strip else {
+                return err("measure-insert needs a strip".into());
+            };
+            match handle.measure_insert(&strip).await {
+                Ok(m) => serde_json::to_string(&m).unwrap_or_else(|e| err(e.to_string())),
+                Err(e) => err(e.to_string()),
+            }
+        }
         (other, _) => err(format!("unknown command {other:?}")),
     }
 }

@@ -13,6 +13,7 @@
 //! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
 //! | `/STRIP/insert/unit ,s NAME`, `/STRIP/insert/setting ,ss KNOB VALUE`, `/STRIP/insert/notes` | outboard recall notes (no argument / `,s KNOB`: query) |
+//! | `/STRIP/insert/measure` | measure the insert's round-trip latency on the running daemon (JACK), store and apply it; a few seconds later `/STRIP/insert/latency ,ffi SAMPLES ERROR INVERTED` (STRIP canonical, `ch/kick`; INVERTED 1 when the return is inverted), or `/error` |
 //! | `/automation/undo` | put back the lanes the last automation pass wrote; replies `,i` how many |
 //! | `/PATH/automation ,s MODE` | the automation mode of a parameter, or of every parameter of a strip (`/ch/kick/automation`); no argument: the mode, `,s` |
 //!
@@ -355,6 +356,9 @@ impl Dialect for Native {
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
             _ => {
+                if let Some(strip) = a.strip_suffix("/insert/measure") {
+                    return measure(a, &strip[1.min(strip.len())..], msg, cx);
+                }
                 if let Some(reply) = outboard(a, msg, cx) {
                     return reply;
                 }
@@ -432,6 +436,42 @@ impl Dialect for Native {
         }
         bundles(msgs)
     }
+}
+
+/// `/STRIP/insert/measure`: checks the strip and starts the measurement; the result (or the
+/// refusal) is sent to the client when it is done.
+fn measure(a: &str, strip: &str, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+    if !msg.args.is_empty() {
+        return vec![error_reply(a, "wrong type: expected no arguments")];
+    }
+    if let Err(e) = cx.check_write() {
+        return vec![error_reply(a, &e.to_string())];
+    }
+    let console = cx.console().clone();
+    let path = match console.strip_path(strip) {
+        Ok(p) => p,
+        Err(e) => return vec![error_reply(a, &e.to_string())],
+    };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return vec![error_reply(a, "measuring is not available here")];
+    };
+    let later = cx.reply_later();
+    let addr = a.to_string();
+    rt.spawn(async move {
+        let p = match console.measure_insert(&path).await {
+            Ok(m) => OscPacket::Message(OscMessage {
+                addr: format!("/{}/insert/latency", m.strip),
+                args: vec![
+                    OscType::Float(m.measurement.samples as f32),
+                    OscType::Float(m.measurement.error as f32),
+                    OscType::Int(i32::from(m.measurement.inverted)),
+                ],
+            }),
+            Err(e) => error_reply(&addr, &e.to_string()),
+        };
+        later.send(&p).await;
+    });
+    vec![]
 }
 
 /// Outboard recall notes (`/ch/kick/insert/unit`, `.../setting`, `.../notes`); None when `a`
