@@ -1606,9 +1606,8 @@ impl ConsoleHandle {
     /// The strip has no insert; the engine's queue is full.
     pub fn hold_insert(&self, strip: &str, on: bool) -> Result<(), ControlError> {
         let mut g = self.shared.lock();
-        let c = hold_change(&g.tree, strip, on).ok_or_else(|| {
-            ControlError::Insert(format!("{strip} has no hardware insert"))
-        })?;
+        let c = hold_change(&g.tree, strip, on)
+            .ok_or_else(|| ControlError::Insert(format!("{strip} has no hardware insert")))?;
         if on {
             g.held_inserts.insert(strip.to_string());
         } else {

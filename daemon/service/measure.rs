@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Live, build_engine};
 use crate::audio::RunningAudio;
-use crate::control::{ENGINE_LATENCY, InsertMeasureRequest, InsertMeasured};
 use crate::control::ConsoleHandle;
+use crate::control::{ENGINE_LATENCY, InsertMeasureRequest, InsertMeasured};
 use crate::insert::{cli, jack as run};
 
 /// Requests waiting for the service loop (it answers each at once).
