@@ -456,3 +456,204 @@ fn the_null_backend_refuses_to_measure() {
         .unwrap_or_default();
     assert!(st.insert_measurements.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The strip plays on while it measures.
+
+/// Two identical channels fed the same noise, `kick` (hard left) through the gear, `snare`
+/// (hard right) the reference; the latency stored before the daemon starts.
+const SESSION_PLAY: &str = r#"version: 1
+channels:
+  - { name: kick, source: { input: 1 }, pan: -1, insert: { send: "gear:in", return: "gear:out" } }
+  - { name: snare, source: { input: 1 }, pan: 1 }
+surfaces:
+  - { kind: osc, listen: "127.0.0.1:{PORT}" }
+"#;
+
+struct PlayerProc {
+    sig: jack::Port<jack::AudioOut>,
+    rec: [jack::Port<jack::AudioIn>; 2],
+    noise: u32,
+    tx: rtrb::Producer<(f32, f32)>,
+}
+
+impl jack::ProcessHandler for PlayerProc {
+    fn process(&mut self, _: &jack::Client, ps: &jack::ProcessScope) -> jack::Control {
+        let out = self.sig.as_mut_slice(ps);
+        let (l, r) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
+        for i in 0..out.len() {
+            self.noise = self
+                .noise
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223);
+            out[i] = 0.25 * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
+            let _ = self.tx.push((l[i], r[i]));
+        }
+        jack::Control::Continue
+    }
+}
+
+/// Plays noise into both channels and records the master (L, R).
+struct Player {
+    client: Option<jack::AsyncClient<(), PlayerProc>>,
+    rx: rtrb::Consumer<(f32, f32)>,
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _g = client_lock();
+        self.client.take();
+    }
+}
+
+impl Player {
+    fn start(server: &str) -> Player {
+        let c = open_client("player", Some(server)).expect("player client");
+        let sig = c
+            .register_port("sig", jack::AudioOut::default())
+            .expect("sig");
+        let rec = [
+            c.register_port("rec_L", jack::AudioIn::default())
+                .expect("rec_L"),
+            c.register_port("rec_R", jack::AudioIn::default())
+                .expect("rec_R"),
+        ];
+        let (tx, rx) = rtrb::RingBuffer::new(48000 * 8);
+        let p = PlayerProc {
+            sig,
+            rec,
+            noise: 12345,
+            tx,
+        };
+        let a = c.activate_async((), p).expect("activate player");
+        let me = a.as_client();
+        for (from, to) in [
+            ("player:sig", "faderbridge:kick_in"),
+            ("player:sig", "faderbridge:snare_in"),
+            ("faderbridge:master_L", "player:rec_L"),
+            ("faderbridge:master_R", "player:rec_R"),
+        ] {
+            me.connect_ports_by_name(from, to)
+                .unwrap_or_else(|e| panic!("connect {from} → {to}: {e}"));
+        }
+        Player {
+            client: Some(a),
+            rx,
+        }
+    }
+
+    /// Drop what was recorded so far, then record `frames` frames (polled with a deadline).
+    fn record(&mut self, frames: usize) -> Vec<(f32, f32)> {
+        while self.rx.pop().is_ok() {}
+        let mut v = Vec::with_capacity(frames);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while v.len() < frames {
+            assert!(
+                Instant::now() < deadline,
+                "recorded only {} frames",
+                v.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+            while let Ok(x) = self.rx.pop() {
+                v.push(x);
+            }
+        }
+        v.truncate(frames);
+        v
+    }
+}
+
+/// Largest `|L − g·R|` and the RMS of `R` (dBFS) over a recording.
+fn residual_db(rec: &[(f32, f32)], g: f32) -> (f64, f64) {
+    let worst = rec
+        .iter()
+        .map(|(l, r)| f64::from((l - g * r).abs()))
+        .fold(0.0, f64::max);
+    let rms = (rec.iter().map(|(_, r)| f64::from(r * r)).sum::<f64>() / rec.len() as f64).sqrt();
+    (
+        20.0 * worst.max(1e-12).log10(),
+        20.0 * rms.max(1e-12).log10(),
+    )
+}
+
+/// While the daemon measures, the channel plays on at the same time: the gear is replaced by
+/// its latency delay (the channel comes out at unity, sample-aligned with the reference
+/// channel), the probe never reaches the mix, and the channel's own signal does not reach the
+/// gear (the measurement's signal-to-noise stays at its cap); afterwards the gear is back.
+#[test]
+fn the_strip_plays_on_bypassed_while_it_measures() {
+    let _s = serial();
+    const SERVER: &str = "fbtest-livemeas-play";
+    let jackd = server(SERVER);
+    let _gear = Gear::start(jackd.name(), gear_setup(false));
+    let dir = osc_client::tempdir("livemeas-play");
+    faderbridge::insert::cli::store(
+        &dir.join("state"),
+        "kick",
+        faderbridge::insert::InsertMeasurement {
+            backend: format!("jack:{SERVER}"),
+            rate: 48000,
+            block: PERIOD,
+            samples: ROUND_TRIP,
+            error: 0.0,
+            inverted: false,
+            manual: true,
+        },
+    )
+    .expect("store");
+    let d = Daemon::start_in(
+        dir.clone(),
+        SESSION_PLAY,
+        &["--backend", "jack", "--jack-server", SERVER],
+    );
+    wait_connected(
+        SERVER,
+        &[
+            ("faderbridge:kick_insert_send", "gear:in"),
+            ("faderbridge:kick_insert_return", "gear:out"),
+        ],
+    );
+    let mut p = Player::start(SERVER);
+    let gear_gain = 10f32.powf(-3.0 / 20.0);
+    let settle = 48000 / 5;
+    p.record(settle);
+    let (before, level) = residual_db(&p.record(24000), gear_gain);
+    // Asked on the status socket, whose answer has the signal-to-noise ratio.
+    let sock = dir.join("state").join("status.sock");
+    let asked = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("status socket");
+        s.write_all(b"{\"cmd\":\"measure-insert\",\"strip\":\"ch/kick\"}\n")
+            .expect("ask");
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("answer");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json")
+    });
+    wait_port(SERVER, "faderbridge-measure:send");
+    // Held from before the measuring client exists; the probe plays for 2.7 s from when it
+    // is connected.
+    let (held, _) = residual_db(&p.record(48000), 1.0);
+    let m = asked.join().expect("asked");
+    let samples = m["measurement"]["samples"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{m}"));
+    let snr = m["snr_db"].as_f64().expect("snr_db");
+    p.record(settle);
+    let (after, _) = residual_db(&p.record(24000), gear_gain);
+    eprintln!(
+        "reference channel at {level:.1} dBFS RMS; largest |L − g·R|: gear in before \
+         {before:.1} dBFS, held (bypassed, g = 1) {held:.1} dBFS, gear in after {after:.1} dBFS; \
+         measured {samples:.3}, signal-to-noise {snr:.1} dB"
+    );
+    assert!(level > -25.0, "the noise plays ({level} dBFS)");
+    assert!(before < -80.0, "gear in, aligned: {before} dBFS");
+    assert!(held < -80.0, "held: the delay only, no probe: {held} dBFS");
+    assert!(after < -80.0, "gear back: {after} dBFS");
+    assert!((samples - ROUND_TRIP).abs() <= 1.0, "{samples}");
+    // The channel's noise at the gear's input would lower it far below the cap.
+    assert!(snr > 150.0, "only the probe reached the gear: {snr} dB");
+    drop(p);
+    drop(d);
+    drop(jackd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
