@@ -411,6 +411,23 @@ fn the_command_asks_a_running_daemon_and_polarity_is_reported() {
     );
     let c = Client::new(d.addr());
     assert_eq!(c.query("/engine/latency_samples") as usize, want);
+    // `faderbridge status` shows each insert's latency and where it comes from.
+    let out = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+        .arg("status")
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    let tom = format!("insert ch/tom: {:.2} samples, measured (error ", e.samples);
+    assert!(
+        status.contains(&tom) && status.contains("polarity inverted)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("insert ch/kick: latency unknown"),
+        "{status}"
+    );
     // Over OSC the polarity is the third argument.
     c.send("/ch/tom/insert/measure", vec![]);
     let m = answer(&c, "/ch/tom/insert/latency", MEASURE_WAIT);

@@ -65,8 +65,8 @@ use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{Outboard, STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
-    LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, bind_status,
-    query_status, serve_status, serve_status_on,
+    InsertLatencyStatus, LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus,
+    SurfaceStatus, bind_status, query_status, serve_status, serve_status_on,
 };
 
 /// Minimum time between two state writes.
@@ -293,6 +293,8 @@ struct Inner {
     /// Stored insert latencies (measured or manual): loaded with the state, added to by live
     /// measurements ([`ConsoleHandle::record_insert_measurement`]), read by the engine factory.
     insert_measurements: crate::insert::Measurements,
+    /// The latency each insert of the running engine has ([`ConsoleHandle::set_insert_status`]).
+    insert_status: BTreeMap<String, status::InsertLatencyStatus>,
     /// Strips (canonical paths) whose insert is held for a measurement
     /// ([`ConsoleHandle::hold_insert`]); every engine attached is told.
     held_inserts: std::collections::BTreeSet<String>,
@@ -695,6 +697,7 @@ impl Console {
                 insert_latency,
                 insert_measurements,
                 held_inserts: std::collections::BTreeSet::new(),
+                insert_status: BTreeMap::new(),
                 measurer: None,
                 outboard,
                 scene_outboard,
@@ -1632,6 +1635,12 @@ impl ConsoleHandle {
         g.mark_dirty(&self.shared.dirty);
     }
 
+    /// Record the latency each hardware insert of the engine just built runs with, by strip
+    /// (`ch/kick`), for the status; the engine factory calls it.
+    pub fn set_insert_status(&self, inserts: BTreeMap<String, status::InsertLatencyStatus>) {
+        self.shared.lock().insert_status = inserts;
+    }
+
     /// The stored insert latencies (as loaded, plus live measurements).
     pub fn insert_measurements(&self) -> crate::insert::Measurements {
         self.shared.lock().insert_measurements.clone()
@@ -1721,6 +1730,7 @@ impl ConsoleHandle {
         );
         report.outboard = g.outboard.clone();
         report.latency_samples = g.engine_latency as u64;
+        report.inserts = g.insert_status.clone();
         report
     }
 }

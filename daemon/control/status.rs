@@ -164,6 +164,41 @@ pub struct StatusReport {
     /// compensation), samples.
     #[serde(default)]
     pub latency_samples: u64,
+    /// The latency each hardware insert runs with, by strip (`ch/kick`).
+    #[serde(default)]
+    pub inserts: std::collections::BTreeMap<String, InsertLatencyStatus>,
+}
+
+/// The latency a hardware insert runs with, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertLatencyStatus {
+    /// Round trip in samples as stored (None: unknown, the insert runs with no delay).
+    pub samples: Option<f64>,
+    /// `session` (a fixed `latency: N`), `measured`, `manual` (`measure-insert --set`) or
+    /// `unknown` (nothing stored for this backend, rate and period).
+    pub source: String,
+    /// The measurement's error figure (samples; 0 unless measured).
+    pub error: f64,
+    /// The measurement found the return inverted.
+    pub inverted: bool,
+}
+
+impl InsertLatencyStatus {
+    /// `insert ch/kick: 493.02 samples, measured (error 0.01, polarity normal)`.
+    pub fn line(&self, strip: &str) -> String {
+        match (self.samples, self.source.as_str()) {
+            (None, _) => format!(
+                "insert {strip}: latency unknown (no delay; run `faderbridge measure-insert` or send /{strip}/insert/measure)"
+            ),
+            (Some(v), "measured") => format!(
+                "insert {strip}: {v:.2} samples, measured (error {:.2}, polarity {})",
+                self.error,
+                if self.inverted { "inverted" } else { "normal" }
+            ),
+            (Some(v), "manual") => format!("insert {strip}: {v:.2} samples, set by hand"),
+            (Some(v), source) => format!("insert {strip}: {v:.2} samples, from the {source}"),
+        }
+    }
 }
 
 /// The transport line of a [`StatusReport`].
@@ -251,6 +286,7 @@ pub(super) fn build_report(
         },
         outboard: Default::default(),
         latency_samples: 0,
+        inserts: Default::default(),
     }
 }
 
@@ -377,6 +413,9 @@ impl fmt::Display for StatusReport {
             db(l.integrated_lufs),
             db(l.true_peak_dbtp)
         )?;
+        for (strip, i) in &self.inserts {
+            writeln!(f, "{}", i.line(strip))?;
+        }
         for (strip, o) in &self.outboard {
             writeln!(f, "{}", outboard_line(strip, o))?;
         }

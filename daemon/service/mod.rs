@@ -141,6 +141,52 @@ impl Live {
 }
 
 impl Live {
+    /// Where each channel insert's latency comes from, for the status (see
+    /// [`Live::insert_setup`]).
+    fn insert_status(
+        &self,
+        stored: &crate::insert::Measurements,
+        rate: u32,
+        block: usize,
+    ) -> std::collections::BTreeMap<String, crate::control::InsertLatencyStatus> {
+        use crate::session::model::InsertLatency;
+        self.session
+            .channels
+            .iter()
+            .filter_map(|c| {
+                let ins = c.insert.as_ref()?;
+                let m = crate::insert::stored_in(
+                    stored,
+                    &c.name,
+                    &self.insert_backend,
+                    rate,
+                    block as u32,
+                );
+                let s = match (ins.latency, m) {
+                    (InsertLatency::Samples(n), _) => crate::control::InsertLatencyStatus {
+                        samples: Some(f64::from(n)),
+                        source: "session".into(),
+                        error: 0.0,
+                        inverted: false,
+                    },
+                    (InsertLatency::Auto, Some(m)) => crate::control::InsertLatencyStatus {
+                        samples: Some(m.samples),
+                        source: if m.manual { "manual" } else { "measured" }.into(),
+                        error: m.error,
+                        inverted: m.inverted,
+                    },
+                    (InsertLatency::Auto, None) => crate::control::InsertLatencyStatus {
+                        samples: None,
+                        source: "unknown".into(),
+                        error: 0.0,
+                        inverted: false,
+                    },
+                };
+                Some((format!("ch/{}", c.name), s))
+            })
+            .collect()
+    }
+
     /// The stems of the current session at `rate`, decoding what isn't cached (files in
     /// parallel, one thread per core: decoding is most of a demo start's time).
     fn stems_at(&mut self, rate: u32) -> Result<HashMap<usize, StemData>, String> {
@@ -229,7 +275,9 @@ fn build_engine(
         .map_err(|_| "session lock poisoned".to_string())?;
     let stems = live.stems_at(rate)?;
     let tree = console.tree();
-    let inserts = live.insert_setup(&console.insert_measurements(), rate, block);
+    let stored = console.insert_measurements();
+    let inserts = live.insert_setup(&stored, rate, block);
+    console.set_insert_status(live.insert_status(&stored, rate, block));
     let mut engine = Engine::build_with(&live.session, &tree, &stems, rate as f32, block, &inserts)
         .map_err(|e| e.to_string())?;
     // Attach first: a change arriving while we copy the values is queued, and applies after.
