@@ -43,8 +43,9 @@ use crate::insert::{cli, jack as run};
 
 /// Requests waiting for the service loop (it answers each at once).
 const QUEUE: usize = 16;
-/// Time for a hold to take effect beyond the engine's queue (a block or two): the bypass and
-/// send glides ([`crate::engine::GAIN_GLIDE_MS`]) and some margin.
+/// Time for a hold to take effect beyond the engine's queue (two periods are added): the
+/// bypass and send glides ([`crate::engine::GAIN_GLIDE_MS`]) and some margin. Not critical:
+/// the probe's first period (0.68 s at 48 kHz) only settles the gear and is not analysed.
 const HOLD_SETTLE: Duration = Duration::from_millis(40);
 
 #[derive(Clone)]
