@@ -435,6 +435,61 @@ fn the_command_asks_a_running_daemon_and_polarity_is_reported() {
     eprintln!("tom again over OSC: {s2:.3}, inverted {inverted}");
     assert!(inverted);
     assert!((s2 - samples).abs() <= 1.0);
+    // A query answers what the insert runs with; unknown is an error.
+    c.send("/ch/tom/insert/latency", vec![]);
+    let (q, _, qi) = latency_args(&answer(
+        &c,
+        "/ch/tom/insert/latency",
+        Duration::from_secs(2),
+    ));
+    assert!((q - s2).abs() < 1e-3 && qi, "query {q} vs measured {s2}");
+    c.send("/ch/hat/insert/latency", vec![]);
+    let e = error_text(&answer(
+        &c,
+        "/ch/hat/insert/latency",
+        Duration::from_secs(2),
+    ));
+    assert!(e.contains("latency unknown"), "{e}");
+
+    // `--set` through the daemon: stored by hand and applied.
+    let out = Command::new(env!("CARGO_BIN_EXE_faderbridge"))
+        .arg("measure-insert")
+        .arg(d.path().join("s.yaml"))
+        .args(["kick", "--set", "600", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want_set = look_ahead() + 600;
+    assert!(text.starts_with("kick: 600.00 samples"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "set by the running daemon (status socket {}): stored and applied, engine/latency_samples {want_set}",
+            state.join("status.sock").display()
+        )),
+        "{text}"
+    );
+    assert_eq!(c.query("/engine/latency_samples") as usize, want_set);
+    let st = wait_state(&state, |s| {
+        faderbridge::insert::stored(s, "kick", &key, 48000, PERIOD).is_some_and(|e| e.manual)
+    });
+    let e = faderbridge::insert::stored(&st, "kick", &key, 48000, PERIOD).expect("kick");
+    assert_eq!(e.samples, 600.0);
+    // And over OSC: `,f SAMPLES` sets, answered like a measurement; the largest insert
+    // latency (tom's) is the compensation then.
+    c.send("/ch/kick/insert/latency", vec![OscType::Float(300.0)]);
+    let (v, err, inv) = latency_args(&answer(&c, "/ch/kick/insert/latency", MEASURE_WAIT));
+    assert_eq!((v, err, inv), (300.0, 0.0, false));
+    assert_eq!(
+        c.query("/engine/latency_samples") as usize,
+        look_ahead() + samples.round() as usize
+    );
     // A refusal from the daemon: exit 2 with its reason, nothing stored.
     let out = cli(&d.path().join("s.yaml"), "hat", SERVER, &state);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -448,9 +503,10 @@ fn the_command_asks_a_running_daemon_and_polarity_is_reported() {
     drop(jackd);
 }
 
-/// The null backend has no outboard gear: refused with the reason, nothing stored.
+/// The null backend has no outboard gear: a measurement is refused with the reason and stores
+/// nothing; a latency set by hand is stored and applied.
 #[test]
-fn the_null_backend_refuses_to_measure() {
+fn the_null_backend_refuses_to_measure_but_takes_a_latency_set_by_hand() {
     let d = Daemon::start("livemeas-null", SESSION, &["--backend", "null"]);
     let c = Client::new(d.addr());
     let before = c.query("/engine/latency_samples");
@@ -472,6 +528,20 @@ fn the_null_backend_refuses_to_measure() {
         .and_then(|s| s.load().ok().flatten())
         .unwrap_or_default();
     assert!(st.insert_measurements.is_empty());
+    // A latency set by hand applies on any backend (the insert is held bypassed here: a
+    // delay of that length).
+    c.send("/ch/kick/insert/latency", vec![OscType::Float(100.0)]);
+    let (v, _, _) = latency_args(&answer(&c, "/ch/kick/insert/latency", MEASURE_WAIT));
+    assert_eq!(v, 100.0);
+    assert_eq!(c.query("/engine/latency_samples"), before + 100.0);
+    let st = wait_state(&d.path().join("state"), |s| {
+        s.insert_measurements.contains_key("kick")
+    });
+    let e = &st.insert_measurements["kick"][0];
+    assert_eq!(
+        (e.backend.as_str(), e.samples, e.manual),
+        ("null", 100.0, true)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

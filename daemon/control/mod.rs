@@ -182,6 +182,8 @@ pub enum ControlError {
 pub struct InsertMeasureRequest {
     /// Canonical strip path (`ch/kick`).
     pub strip: String,
+    /// Store this latency (samples) by hand instead of measuring.
+    pub set: Option<f64>,
     pub reply: tokio::sync::oneshot::Sender<Result<InsertMeasured, String>>,
 }
 
@@ -1611,9 +1613,7 @@ impl ConsoleHandle {
         let mut g = self.shared.lock();
         let c = hold_change(&g.tree, strip, on)
             .ok_or_else(|| ControlError::Insert(format!("{strip} has no hardware insert")))?;
-        if on {
-            g.held_inserts.insert(strip.to_string());
-        } else {
+        if !on {
             g.held_inserts.remove(strip);
         }
         if let Some(e) = g.engine.as_mut()
@@ -1622,6 +1622,9 @@ impl ConsoleHandle {
             return Err(ControlError::Insert(format!(
                 "{strip}: the engine's queue is full; try again"
             )));
+        }
+        if on {
+            g.held_inserts.insert(strip.to_string());
         }
         Ok(())
     }
@@ -1639,6 +1642,12 @@ impl ConsoleHandle {
     /// (`ch/kick`), for the status; the engine factory calls it.
     pub fn set_insert_status(&self, inserts: BTreeMap<String, status::InsertLatencyStatus>) {
         self.shared.lock().insert_status = inserts;
+    }
+
+    /// The latency the insert of `strip` (canonical path) runs with in the current engine;
+    /// None when it has no insert or no engine was built.
+    pub fn insert_status(&self, strip: &str) -> Option<status::InsertLatencyStatus> {
+        self.shared.lock().insert_status.get(strip).cloned()
     }
 
     /// The stored insert latencies (as loaded, plus live measurements).
@@ -1659,16 +1668,42 @@ impl ConsoleHandle {
     /// An unknown strip, nobody to measure (no daemon, or not on JACK), another measurement
     /// running, or the measurement refused (the message says why; nothing is stored).
     pub async fn measure_insert(&self, strip: &str) -> Result<InsertMeasured, ControlError> {
+        self.insert_latency_request(strip, None).await
+    }
+
+    /// Store `samples` by hand as the round-trip latency of the hardware insert of `strip`
+    /// for the running backend, rate and period (as `measure-insert --set`), and apply it.
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::measure_insert`]; a negative or non-finite value.
+    pub async fn set_insert_latency_manual(
+        &self,
+        strip: &str,
+        samples: f64,
+    ) -> Result<InsertMeasured, ControlError> {
+        if !(samples.is_finite() && (0.0..=10_000_000.0).contains(&samples)) {
+            return Err(ControlError::Insert(format!(
+                "{samples}: expected a latency in samples, 0 or more"
+            )));
+        }
+        self.insert_latency_request(strip, Some(samples)).await
+    }
+
+    async fn insert_latency_request(
+        &self,
+        strip: &str,
+        set: Option<f64>,
+    ) -> Result<InsertMeasured, ControlError> {
         let strip = self.strip_path(strip)?;
         let tx = self.shared.lock().measurer.clone().ok_or_else(|| {
             ControlError::Insert(
-                "measuring an insert needs the daemon running on JACK; nothing measures here"
+                "an insert's latency is measured (or set) by the running daemon; nothing measures here"
                     .into(),
             )
         })?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         let gone = || ControlError::Insert("the measurement service stopped".into());
-        tx.send(InsertMeasureRequest { strip, reply })
+        tx.send(InsertMeasureRequest { strip, set, reply })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?.map_err(ControlError::Insert)

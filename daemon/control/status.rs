@@ -13,7 +13,8 @@
 //!   strip's hardware insert on the running daemon, stores and applies the result, then answers
 //!   an [`crate::control::InsertMeasured`] (`strip`, `key`, `measurement` with `samples`,
 //!   `error`, `inverted`, `backend`, `rate`, `block`; `level_db`, `snr_db`, `latency_samples`,
-//!   `report`) after a few seconds; a refusal is `{"error":"..."}`;
+//!   `report`) after a few seconds; a refusal is `{"error":"..."}`. With `"set":SAMPLES` it
+//!   stores that latency by hand instead (`manual`, as `measure-insert --set`) and applies it;
 //! - anything else → `{"error":"..."}`.
 //!
 //! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
@@ -454,6 +455,9 @@ struct Request {
     /// `measure-insert`: the strip.
     #[serde(default)]
     strip: Option<String>,
+    /// `measure-insert`: a latency set by hand instead of measuring.
+    #[serde(default)]
+    set: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -520,7 +524,11 @@ async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
             let Some(strip) = req.strip else {
                 return err("measure-insert needs a strip".into());
             };
-            match handle.measure_insert(&strip).await {
+            let r = match req.set {
+                Some(v) => handle.set_insert_latency_manual(&strip, v).await,
+                None => handle.measure_insert(&strip).await,
+            };
+            match r {
                 Ok(m) => serde_json::to_string(&m).unwrap_or_else(|e| err(e.to_string())),
                 Err(e) => err(e.to_string()),
             }

@@ -2,10 +2,10 @@
 //! insert latency on JACK and store it in the state directory.
 //!
 //! When a daemon answers on the state directory's status socket, the measurement is asked of
-//! it (`{"cmd":"measure-insert","strip":...}`): the daemon measures on its own JACK server
-//! while it plays, stores the result in its live state and applies it
-//! (`crate::service`'s `measure` module). Otherwise the command measures itself, as its own
-//! JACK client, and writes the state file.
+//! it (`{"cmd":"measure-insert","strip":...}`, with `"set":SAMPLES` for `--set`): the daemon
+//! measures on its own JACK server while it plays (or takes the value), stores the result in
+//! its live state and applies it (`crate::service`'s `measure` module). Otherwise the command
+//! measures itself, as its own JACK client, and writes the state file.
 
 use std::path::{Path, PathBuf};
 
@@ -114,20 +114,18 @@ pub fn measure_insert(o: &MeasureInsertOptions) -> Result<String, MeasureInsertE
         source,
     };
     let dir = o.state_dir.clone().unwrap_or_else(StateDir::default_dir);
-    if o.set.is_none()
-        && let Some(r) = measure_on_daemon(&dir.join("status.sock"), &name)
+    if let Some(v) = o.set
+        && !(v.is_finite() && (0.0..=10_000_000.0).contains(&v))
     {
-        let mut report = r?;
-        report.push_str(&fixed_note(insert));
-        return Ok(report);
+        return Err(MeasureInsertError::Strip(format!(
+            "--set {v}: expected a latency in samples, 0 or more"
+        )));
+    }
+    if let Some(r) = measure_on_daemon(&dir.join("status.sock"), &name, o.set) {
+        return r;
     }
     let (entry, report) = match o.set {
         Some(v) => {
-            if !(v.is_finite() && (0.0..=10_000_000.0).contains(&v)) {
-                return Err(MeasureInsertError::Strip(format!(
-                    "--set {v}: expected a latency in samples, 0 or more"
-                )));
-            }
             let (rate, block) = run::server_format(server).map_err(fail)?;
             let e = InsertMeasurement {
                 backend: backend_key("jack", server),
@@ -205,9 +203,13 @@ pub fn fixed_note(insert: &Insert) -> String {
 /// [`run::measure`] with its budget.
 const DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Ask the daemon answering at `sock` to measure `strip`: its report, or why it refused;
-/// `None` when no daemon answers there (measure here then).
-pub fn measure_on_daemon(sock: &Path, strip: &str) -> Option<Result<String, MeasureInsertError>> {
+/// Ask the daemon answering at `sock` to measure `strip` (or to store `set` by hand): its
+/// report, or why it refused; `None` when no daemon answers there (measure here then).
+pub fn measure_on_daemon(
+    sock: &Path,
+    strip: &str,
+    set: Option<f64>,
+) -> Option<Result<String, MeasureInsertError>> {
     use std::io::{BufRead, BufReader, Write};
     let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
     let fail = |why: String| MeasureInsertError::Socket {
@@ -218,7 +220,10 @@ pub fn measure_on_daemon(sock: &Path, strip: &str) -> Option<Result<String, Meas
         let mut w = &s;
         s.set_read_timeout(Some(DAEMON_WAIT))
             .map_err(|e| fail(e.to_string()))?;
-        let req = serde_json::json!({ "cmd": "measure-insert", "strip": strip });
+        let mut req = serde_json::json!({ "cmd": "measure-insert", "strip": strip });
+        if let Some(v) = set {
+            req["set"] = v.into();
+        }
         writeln!(w, "{req}").map_err(|e| fail(e.to_string()))?;
         let mut line = String::new();
         BufReader::new(&s)
@@ -235,7 +240,8 @@ pub fn measure_on_daemon(sock: &Path, strip: &str) -> Option<Result<String, Meas
             .as_str()
             .ok_or_else(|| fail(format!("bad answer {:?}", line.trim())))?;
         Ok(format!(
-            "{report}\n  measured by the running daemon (status socket {}): stored and applied, engine/latency_samples {}",
+            "{report}\n  {} by the running daemon (status socket {}): stored and applied, engine/latency_samples {}",
+            if set.is_some() { "set" } else { "measured" },
             sock.display(),
             v["latency_samples"]
         ))

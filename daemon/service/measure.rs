@@ -28,6 +28,11 @@
 //! measurement stores nothing and the running engine stays.
 //!
 //! One measurement runs at a time; a request while one runs is refused at once.
+//!
+//! A value set by hand (`measure-insert --set` while the daemon runs, the socket's
+//! `"set":SAMPLES`) takes the same way without the measurement: stored (`manual`) for the
+//! running backend, rate and period, and applied. On any backend: on `cpal` and `null`,
+//! where nothing can be measured, it is the only way to a delay other than the session's.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,7 +106,10 @@ pub(super) fn start(
             }
             let m = m.clone();
             tokio::spawn(async move {
-                let r = m.measure(&req.strip).await;
+                let r = match req.set {
+                    Some(v) => m.set_manual(&req.strip, v).await,
+                    None => m.measure(&req.strip).await,
+                };
                 // Free before answering: the client may ask again at once.
                 *m.busy() = None;
                 if let Err(e) = &r {
@@ -127,13 +135,7 @@ impl Measurer {
                 stats.backend
             ));
         }
-        // The strip's insert in the running session, and the key of its measurements.
-        let (key, insert, backend) = {
-            let live = self.live.lock().map_err(|_| "session lock poisoned")?;
-            let name = strip.split_once('/').map_or(strip, |(_, n)| n);
-            let insert = cli::find_insert(&live.session, name)?.clone();
-            (name.to_string(), insert, live.insert_backend.clone())
-        };
+        let (key, insert, backend) = self.insert_of(strip)?;
         self.handle
             .hold_insert(strip, true)
             .map_err(|e| e.to_string())?;
@@ -157,9 +159,60 @@ impl Measurer {
             tracing::warn!("{strip}: releasing the insert after measuring: {e}");
         }
         let entry = cli::entry_of(&r, backend);
-        self.handle.record_insert_measurement(&key, entry.clone());
         let mut report = cli::report_of(&key, &r);
         report.push_str(&cli::fixed_note(&insert));
+        let (level_db, snr_db) = (r.measurement.level_db, r.measurement.snr_db);
+        self.store_and_apply(strip, key, entry, report, level_db, snr_db)
+            .await
+    }
+
+    /// Store `samples` for the insert of `strip` by hand, for the running backend, rate and
+    /// period, and apply it.
+    async fn set_manual(&self, strip: &str, samples: f64) -> Result<InsertMeasured, String> {
+        let stats = self.audio.stats();
+        let (key, insert, backend) = self.insert_of(strip)?;
+        let (rate, block) = (stats.sample_rate, stats.block as u32);
+        let entry = crate::insert::InsertMeasurement {
+            backend,
+            rate,
+            block,
+            samples,
+            error: 0.0,
+            inverted: false,
+            manual: true,
+        };
+        let mut report = format!(
+            "{key}: {samples:.2} samples ({:.3} ms) at {rate} Hz / {block} frames, set by hand",
+            samples * 1000.0 / f64::from(rate.max(1))
+        );
+        report.push_str(&cli::fixed_note(&insert));
+        self.store_and_apply(strip, key, entry, report, 0.0, 0.0)
+            .await
+    }
+
+    /// The strip's insert in the running session, the key of its measurements and the
+    /// backend part of their key.
+    fn insert_of(
+        &self,
+        strip: &str,
+    ) -> Result<(String, crate::session::model::Insert, String), String> {
+        let live = self.live.lock().map_err(|_| "session lock poisoned")?;
+        let name = strip.split_once('/').map_or(strip, |(_, n)| n);
+        let insert = cli::find_insert(&live.session, name)?.clone();
+        Ok((name.to_string(), insert, live.insert_backend.clone()))
+    }
+
+    /// Store `entry` in the console's live state and swap in an engine built with it.
+    async fn store_and_apply(
+        &self,
+        strip: &str,
+        key: String,
+        entry: crate::insert::InsertMeasurement,
+        mut report: String,
+        level_db: f64,
+        snr_db: f64,
+    ) -> Result<InsertMeasured, String> {
+        self.handle.record_insert_measurement(&key, entry.clone());
         // Apply: an engine built with the new latency, swapped in where the running one is.
         let (live, handle, audio) = (self.live.clone(), self.handle.clone(), self.audio.clone());
         let built = tokio::task::spawn_blocking(move || {
@@ -185,8 +238,8 @@ impl Measurer {
             strip: strip.to_string(),
             key,
             measurement: entry,
-            level_db: r.measurement.level_db,
-            snr_db: r.measurement.snr_db,
+            level_db,
+            snr_db,
             latency_samples,
             report,
         })
