@@ -358,6 +358,37 @@ fn osc_measure_on_the_running_daemon_stores_and_applies_the_latency() {
     assert!(faderbridge::insert::stored(&st, "kick", &key, 48000, PERIOD).is_some());
     assert!(!st.insert_measurements.contains_key("hat"));
     assert!(!st.insert_measurements.contains_key("snare"));
+
+    // SIGTERM during a measurement: the daemon stops as promptly as ever (the measurement is
+    // cancelled) and stores nothing for it.
+    let mut d = d;
+    c.send("/ch/tom/insert/measure", vec![]);
+    wait_port(SERVER, "faderbridge-measure:send");
+    let t = Instant::now();
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe {
+        libc::kill(d.child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stopped = t.elapsed();
+    eprintln!("SIGTERM during a measurement: stopped in {stopped:.2?} ({status})");
+    assert!(status.success(), "{status}");
+    assert!(stopped < Duration::from_secs(2), "{stopped:?}");
+    let st = wait_state(&state, |_| true);
+    assert!(
+        !st.insert_measurements.contains_key("tom"),
+        "nothing stored"
+    );
+    assert!(faderbridge::insert::stored(&st, "kick", &key, 48000, PERIOD).is_some());
     drop(d);
     drop(jackd);
 }

@@ -54,7 +54,10 @@ impl MeasureInsertError {
             MeasureInsertError::Session(_) | MeasureInsertError::Strip(_) => true,
             MeasureInsertError::Run { source, .. } => !matches!(
                 source,
-                RunError::Server { .. } | RunError::Jack(_) | RunError::Stalled
+                RunError::Server { .. }
+                    | RunError::Jack(_)
+                    | RunError::Stalled
+                    | RunError::Cancelled
             ),
             MeasureInsertError::State(_) | MeasureInsertError::Socket { .. } => false,
             MeasureInsertError::Daemon(_) => true,
