@@ -38,6 +38,11 @@
 //!   fed by [`ConsoleHandle::set_engine_stats`]; `engine/latency_samples` (the engine's added
 //!   latency: limiter look-ahead plus insert compensation) is read-only too, fed by
 //!   [`ConsoleHandle::set_engine_latency`] whenever an engine is built.
+//! - Insert latencies: the stored measurements live here (loaded with the state, added to by
+//!   [`ConsoleHandle::record_insert_measurement`], read by the engine factory through
+//!   [`ConsoleHandle::insert_measurements`]); [`ConsoleHandle::measure_insert`] hands a
+//!   measurement to the daemon; [`ConsoleHandle::hold_insert`] holds an insert for it with an
+//!   engine message that is not a parameter (nothing stored, broadcast or saved).
 //! - Persistence: every stored change marks the state dirty; the writer saves at most every
 //!   [`SAVE_INTERVAL`] and normally within [`SAVE_INTERVAL`] plus the write time after a
 //!   change (SPEC §9 asks for 1 s), and once more on shutdown.

@@ -7,6 +7,9 @@
 //! - [`measure`]: the probe signal and its analysis (pure, no JACK).
 //! - [`cli`]: the `measure-insert` command (find the insert, measure or `--set`, store).
 //! - [`jack`]: plays the probe through the insert on a JACK server and records the return.
+//!   The running daemon uses the same run for `/STRIP/insert/measure` and the status socket's
+//!   `measure-insert` (the service's `measure` module: the insert held bypassed with its send
+//!   silent meanwhile, the result stored through the console and applied).
 //! - this file: the stored results, keyed by strip, backend, sample rate and block size
 //!   ([`InsertMeasurement`] in [`SavedState::insert_measurements`]), and [`latency_for`].
 
