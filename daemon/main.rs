@@ -77,7 +77,8 @@ enum Command {
         automation: Option<PathBuf>,
     },
     /// Measure the round-trip latency of a hardware insert on JACK (or store one
-    /// given by hand) and keep it in the state directory; exit 2 when refused.
+    /// given by hand) and keep it in the state directory; exit 2 when refused. When a daemon
+    /// runs on that state directory, it measures (while playing), stores and applies it.
     MeasureInsert {
         /// The session file.
         session: PathBuf,

@@ -38,6 +38,11 @@
 //!   fed by [`ConsoleHandle::set_engine_stats`]; `engine/latency_samples` (the engine's added
 //!   latency: limiter look-ahead plus insert compensation) is read-only too, fed by
 //!   [`ConsoleHandle::set_engine_latency`] whenever an engine is built.
+//! - Insert latencies: the stored measurements live here (loaded with the state, added to by
+//!   [`ConsoleHandle::record_insert_measurement`], read by the engine factory through
+//!   [`ConsoleHandle::insert_measurements`]); [`ConsoleHandle::measure_insert`] hands a
+//!   measurement to the daemon; [`ConsoleHandle::hold_insert`] holds an insert for it with an
+//!   engine message that is not a parameter (nothing stored, broadcast or saved).
 //! - Persistence: every stored change marks the state dirty; the writer saves at most every
 //!   [`SAVE_INTERVAL`] and normally within [`SAVE_INTERVAL`] plus the write time after a
 //!   change (SPEC §9 asks for 1 s), and once more on shutdown.
@@ -65,8 +70,8 @@ use crate::params::{Addr, Key, ParamChange, ParamId, ParamTree, Target};
 use crate::state::{Outboard, STATE_VERSION, SavedState, StateDir};
 
 pub use status::{
-    LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus, SurfaceStatus, bind_status,
-    query_status, serve_status, serve_status_on,
+    InsertLatencyStatus, LoudnessStatus, StatusError, StatusReport, StripKind, StripStatus,
+    SurfaceStatus, bind_status, query_status, serve_status, serve_status_on,
 };
 
 /// Minimum time between two state writes.
@@ -171,6 +176,39 @@ pub enum ControlError {
     BadText { what: String, why: &'static str },
     #[error("transport: {0}")]
     Transport(&'static str),
+    /// A refused or failed insert latency measurement (the message says why).
+    #[error("{0}")]
+    Insert(String),
+}
+
+/// A request for a live insert latency measurement ([`ConsoleHandle::measure_insert`]), for
+/// whoever measures ([`ConsoleHandle::set_insert_measurer`]: the daemon).
+#[derive(Debug)]
+pub struct InsertMeasureRequest {
+    /// Canonical strip path (`ch/kick`).
+    pub strip: String,
+    /// Store this latency (samples) by hand instead of measuring.
+    pub set: Option<f64>,
+    pub reply: tokio::sync::oneshot::Sender<Result<InsertMeasured, String>>,
+}
+
+/// A live insert latency measurement, stored and applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertMeasured {
+    /// Canonical strip path (`ch/kick`).
+    pub strip: String,
+    /// The key of the stored measurements (the channel's name).
+    pub key: String,
+    /// What was stored (samples, error, polarity, keyed by backend, rate and period).
+    pub measurement: crate::insert::InsertMeasurement,
+    /// Return level relative to the send (dB).
+    pub level_db: f64,
+    /// Signal-to-noise ratio of the return (dB).
+    pub snr_db: f64,
+    /// `engine/latency_samples` of the engine built with the new latency.
+    pub latency_samples: u32,
+    /// The report, as `faderbridge measure-insert` prints it.
+    pub report: String,
 }
 
 /// A transport command (SPEC §5 `/transport/...`): it drives the playback of file sources.
@@ -259,8 +297,17 @@ struct Inner {
     touched: HashMap<ParamId, HashSet<Origin>>,
     scenes: BTreeMap<String, BTreeMap<String, f32>>,
     insert_latency: BTreeMap<String, u32>,
-    /// Kept as loaded and written back (`measure-insert` writes them; not used live yet).
-    insert_measurements: BTreeMap<String, Vec<crate::insert::InsertMeasurement>>,
+    /// Stored insert latencies (measured or manual): loaded with the state, added to by live
+    /// measurements ([`ConsoleHandle::record_insert_measurement`]), read by the engine factory.
+    insert_measurements: crate::insert::Measurements,
+    /// The latency each insert of the running engine has ([`ConsoleHandle::set_insert_status`]).
+    insert_status: BTreeMap<String, status::InsertLatencyStatus>,
+    /// Strips (canonical paths) whose insert is held for a measurement
+    /// ([`ConsoleHandle::hold_insert`]); every engine attached is told.
+    held_inserts: std::collections::BTreeSet<String>,
+    /// Where [`ConsoleHandle::measure_insert`] sends its requests (the daemon; None: nobody
+    /// measures).
+    measurer: Option<tokio::sync::mpsc::Sender<InsertMeasureRequest>>,
     /// Outboard recall notes by canonical strip path (`ch/kick`).
     outboard: BTreeMap<String, Outboard>,
     /// The outboard notes saved with each scene.
@@ -555,6 +602,20 @@ fn transport_change(cmd: Transport) -> ParamChange {
     }
 }
 
+/// The engine message that holds (or releases) the insert of `strip` (canonical path), None
+/// when the strip has no insert in `tree`.
+fn hold_change(tree: &ParamTree, strip: &str, on: bool) -> Option<ParamChange> {
+    let id = tree.resolve(&format!("{strip}/insert/bypass"))?;
+    Some(ParamChange {
+        addr: Addr {
+            target: tree.get(id).addr.target,
+            key: Key::InsertHold,
+        },
+        value: if on { 1.0 } else { 0.0 },
+        frame: 0,
+    })
+}
+
 fn is_engine_param(path: &str) -> bool {
     let p = path.strip_prefix('/').unwrap_or(path);
     matches!(
@@ -642,6 +703,9 @@ impl Console {
                 scenes,
                 insert_latency,
                 insert_measurements,
+                held_inserts: std::collections::BTreeSet::new(),
+                insert_status: BTreeMap::new(),
+                measurer: None,
                 outboard,
                 scene_outboard,
                 engine: None,
@@ -1077,6 +1141,11 @@ impl ConsoleHandle {
         tracing::debug!("engine attached; {sent} values differ from the session and were queued");
         if !inner.playing {
             let _ = link.handle.send(transport_change(Transport::Stop));
+        }
+        for strip in &inner.held_inserts {
+            if let Some(c) = hold_change(&inner.tree, strip, true) {
+                let _ = link.handle.send(c);
+            }
         }
         inner.engine = Some(link);
         inner.auto.forget_engaged();
@@ -1519,6 +1588,132 @@ impl ConsoleHandle {
         Ok(g.outboard.get(&key).cloned().unwrap_or_default())
     }
 
+    /// The canonical path of a strip: `ch/kick` for `ch/kick`, `ch/1`, `/ch/kick/`; a bare
+    /// name or number (`kick`, `1`, as `measure-insert` takes it) is a channel, else a bus;
+    /// `master`.
+    ///
+    /// # Errors
+    /// No such strip.
+    pub fn strip_path(&self, strip: &str) -> Result<String, ControlError> {
+        let g = self.shared.lock();
+        let s = strip.trim_matches('/');
+        if !s.contains('/') && s != "master" {
+            for kind in ["ch", "bus"] {
+                if let Ok(p) = g.strip_key(&format!("{kind}/{s}")) {
+                    return Ok(p);
+                }
+            }
+        }
+        g.strip_key(s)
+    }
+
+    /// Hold (`true`) or release the hardware insert of `strip` (canonical path) for a latency
+    /// measurement: the engine bypasses it (its latency delay, crossfaded) and silences its
+    /// send, leaving its parameters alone (nothing stored, announced or saved). Engines
+    /// attached while it is held are held too.
+    ///
+    /// # Errors
+    /// The strip has no insert; the engine's queue is full.
+    pub fn hold_insert(&self, strip: &str, on: bool) -> Result<(), ControlError> {
+        let mut g = self.shared.lock();
+        let c = hold_change(&g.tree, strip, on)
+            .ok_or_else(|| ControlError::Insert(format!("{strip} has no hardware insert")))?;
+        if !on {
+            g.held_inserts.remove(strip);
+        }
+        if let Some(e) = g.engine.as_mut()
+            && e.handle.send(c).is_err()
+        {
+            return Err(ControlError::Insert(format!(
+                "{strip}: the engine's queue is full; try again"
+            )));
+        }
+        if on {
+            g.held_inserts.insert(strip.to_string());
+        }
+        Ok(())
+    }
+
+    /// Store a measured (or manual) insert latency for `key` (the channel's name) in the live
+    /// state: saved with the state, used by the next engine built. Replaces the entry for the
+    /// same backend, rate and period.
+    pub fn record_insert_measurement(&self, key: &str, m: crate::insert::InsertMeasurement) {
+        let mut g = self.shared.lock();
+        crate::insert::record_into(&mut g.insert_measurements, key, m);
+        g.mark_dirty(&self.shared.dirty);
+    }
+
+    /// Record the latency each hardware insert of the engine just built runs with, by strip
+    /// (`ch/kick`), for the status; the engine factory calls it.
+    pub fn set_insert_status(&self, inserts: BTreeMap<String, status::InsertLatencyStatus>) {
+        self.shared.lock().insert_status = inserts;
+    }
+
+    /// The latency the insert of `strip` (canonical path) runs with in the current engine;
+    /// None when it has no insert or no engine was built.
+    pub fn insert_status(&self, strip: &str) -> Option<status::InsertLatencyStatus> {
+        self.shared.lock().insert_status.get(strip).cloned()
+    }
+
+    /// The stored insert latencies (as loaded, plus live measurements).
+    pub fn insert_measurements(&self) -> crate::insert::Measurements {
+        self.shared.lock().insert_measurements.clone()
+    }
+
+    /// Let `tx` serve [`ConsoleHandle::measure_insert`] (the daemon does, on JACK).
+    pub fn set_insert_measurer(&self, tx: tokio::sync::mpsc::Sender<InsertMeasureRequest>) {
+        self.shared.lock().measurer = Some(tx);
+    }
+
+    /// Measure the round-trip latency of the hardware insert of `strip` (`ch/kick`, `ch/3`,
+    /// `kick`) on the running daemon, store it and apply it; waits until done (a few
+    /// seconds).
+    ///
+    /// # Errors
+    /// An unknown strip, nobody to measure (no daemon, or not on JACK), another measurement
+    /// running, or the measurement refused (the message says why; nothing is stored).
+    pub async fn measure_insert(&self, strip: &str) -> Result<InsertMeasured, ControlError> {
+        self.insert_latency_request(strip, None).await
+    }
+
+    /// Store `samples` by hand as the round-trip latency of the hardware insert of `strip`
+    /// for the running backend, rate and period (as `measure-insert --set`), and apply it.
+    ///
+    /// # Errors
+    /// As [`ConsoleHandle::measure_insert`]; a negative or non-finite value.
+    pub async fn set_insert_latency_manual(
+        &self,
+        strip: &str,
+        samples: f64,
+    ) -> Result<InsertMeasured, ControlError> {
+        if !(samples.is_finite() && (0.0..=10_000_000.0).contains(&samples)) {
+            return Err(ControlError::Insert(format!(
+                "{samples}: expected a latency in samples, 0 or more"
+            )));
+        }
+        self.insert_latency_request(strip, Some(samples)).await
+    }
+
+    async fn insert_latency_request(
+        &self,
+        strip: &str,
+        set: Option<f64>,
+    ) -> Result<InsertMeasured, ControlError> {
+        let strip = self.strip_path(strip)?;
+        let tx = self.shared.lock().measurer.clone().ok_or_else(|| {
+            ControlError::Insert(
+                "an insert's latency is measured (or set) by the running daemon; nothing measures here"
+                    .into(),
+            )
+        })?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ControlError::Insert("the measurement service stopped".into());
+        tx.send(InsertMeasureRequest { strip, set, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(ControlError::Insert)
+    }
+
     /// Record the measured round-trip latency (samples) of a strip's hardware insert.
     pub fn set_insert_latency(&self, strip: &str, samples: u32) {
         let mut g = self.shared.lock();
@@ -1575,6 +1770,7 @@ impl ConsoleHandle {
         );
         report.outboard = g.outboard.clone();
         report.latency_samples = g.engine_latency as u64;
+        report.inserts = g.insert_status.clone();
         report
     }
 }

@@ -9,6 +9,12 @@
 //! - `{"cmd":"scene_save"|"scene_recall"|"scene_delete","name":"verse"}` → `{"ok":true}`;
 //! - `{"cmd":"learn","path":"ch/kick/fader_db","timeout":30}` → waits for the next control
 //!   of a mapped MIDI device, then `{"ok":true,"map":FILE,"entry":LINE}` ([`crate::midimap::learn`]);
+//! - `{"cmd":"measure-insert","strip":"kick"}` (also `ch/kick`, `ch/1`, `1`) → measures the
+//!   strip's hardware insert on the running daemon, stores and applies the result, then answers
+//!   an [`crate::control::InsertMeasured`] (`strip`, `key`, `measurement` with `samples`,
+//!   `error`, `inverted`, `backend`, `rate`, `block`; `level_db`, `snr_db`, `latency_samples`,
+//!   `report`) after a few seconds; a refusal is `{"error":"..."}`. With `"set":SAMPLES` it
+//!   stores that latency by hand instead (`manual`, as `measure-insert --set`) and applies it;
 //! - anything else → `{"error":"..."}`.
 //!
 //! Values that may be infinite (gains, meters) are JSON numbers or the strings `"-inf"` /
@@ -159,6 +165,41 @@ pub struct StatusReport {
     /// compensation), samples.
     #[serde(default)]
     pub latency_samples: u64,
+    /// The latency each hardware insert runs with, by strip (`ch/kick`).
+    #[serde(default)]
+    pub inserts: std::collections::BTreeMap<String, InsertLatencyStatus>,
+}
+
+/// The latency a hardware insert runs with, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertLatencyStatus {
+    /// Round trip in samples as stored (None: unknown, the insert runs with no delay).
+    pub samples: Option<f64>,
+    /// `session` (a fixed `latency: N`), `measured`, `manual` (`measure-insert --set`) or
+    /// `unknown` (nothing stored for this backend, rate and period).
+    pub source: String,
+    /// The measurement's error figure (samples; 0 unless measured).
+    pub error: f64,
+    /// The measurement found the return inverted.
+    pub inverted: bool,
+}
+
+impl InsertLatencyStatus {
+    /// `insert ch/kick: 493.02 samples, measured (error 0.01, polarity normal)`.
+    pub fn line(&self, strip: &str) -> String {
+        match (self.samples, self.source.as_str()) {
+            (None, _) => format!(
+                "insert {strip}: latency unknown (no delay; run `faderbridge measure-insert` or send /{strip}/insert/measure)"
+            ),
+            (Some(v), "measured") => format!(
+                "insert {strip}: {v:.2} samples, measured (error {:.2}, polarity {})",
+                self.error,
+                if self.inverted { "inverted" } else { "normal" }
+            ),
+            (Some(v), "manual") => format!("insert {strip}: {v:.2} samples, set by hand"),
+            (Some(v), source) => format!("insert {strip}: {v:.2} samples, from the {source}"),
+        }
+    }
 }
 
 /// The transport line of a [`StatusReport`].
@@ -246,6 +287,7 @@ pub(super) fn build_report(
         },
         outboard: Default::default(),
         latency_samples: 0,
+        inserts: Default::default(),
     }
 }
 
@@ -372,6 +414,9 @@ impl fmt::Display for StatusReport {
             db(l.integrated_lufs),
             db(l.true_peak_dbtp)
         )?;
+        for (strip, i) in &self.inserts {
+            writeln!(f, "{}", i.line(strip))?;
+        }
         for (strip, o) in &self.outboard {
             writeln!(f, "{}", outboard_line(strip, o))?;
         }
@@ -407,6 +452,12 @@ struct Request {
     /// `learn`: seconds to wait for a control (default 30).
     #[serde(default)]
     timeout: Option<f32>,
+    /// `measure-insert`: the strip.
+    #[serde(default)]
+    strip: Option<String>,
+    /// `measure-insert`: a latency set by hand instead of measuring.
+    #[serde(default)]
+    set: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -469,6 +520,19 @@ async fn answer(handle: &ConsoleHandle, line: &[u8]) -> String {
             }
         }
         ("learn", None) => err("learn needs a path".into()),
+        ("measure-insert", _) => {
+            let Some(strip) = req.strip else {
+                return err("measure-insert needs a strip".into());
+            };
+            let r = match req.set {
+                Some(v) => handle.set_insert_latency_manual(&strip, v).await,
+                None => handle.measure_insert(&strip).await,
+            };
+            match r {
+                Ok(m) => serde_json::to_string(&m).unwrap_or_else(|e| err(e.to_string())),
+                Err(e) => err(e.to_string()),
+            }
+        }
         (other, _) => err(format!("unknown command {other:?}")),
     }
 }

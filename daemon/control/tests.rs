@@ -1026,4 +1026,105 @@ async fn bus_and_master_inserts_have_outboard_notes_and_parameters() {
     assert_eq!(h.set("master/insert/wet", 0.5, ui).await, Ok(0.5));
     assert_eq!(h.get("master/insert/wet").await, Ok(0.5));
     assert_eq!(h.get("bus/drums/insert/bypass").await, Ok(0.0));
+    // A measurement's hold reaches a bus's and the master's inserts too.
+    assert_eq!(h.strip_path("drums"), Ok("bus/drums".to_string()));
+    h.hold_insert("bus/drums", true).expect("hold a bus insert");
+    h.hold_insert("master", true)
+        .expect("hold the master insert");
+}
+
+/// A measurement's hold reaches the engine (and every engine attached while it lasts) without
+/// touching the insert's parameters: nothing stored, broadcast or marked for saving.
+#[tokio::test]
+async fn a_held_insert_is_bypassed_with_its_send_silent_and_nothing_is_stored() {
+    const INS: &str = "version: 1\nchannels:\n  - { name: kick, source: { input: 1 }, insert: { send: 3, return: 3 } }\n  - { name: snare, source: { input: 2 } }\n";
+    let s = session::parse_str(INS, Path::new("/nonexistent/t.yaml")).expect("session");
+    let (_c, h) = Console::new(ParamTree::build(&s), None);
+    let setup = crate::engine::InsertSetup {
+        latency: vec![Some(64.0), None],
+        outboard: true,
+        ..Default::default()
+    };
+    let build = |tree: &ParamTree| {
+        Engine::build_with(&s, tree, &HashMap::new(), 48000.0, 64, &setup).expect("engine")
+    };
+    let port = |e: &Engine, name: &str| {
+        e.output_ports()
+            .iter()
+            .position(|p| p.name == name)
+            .expect("port")
+    };
+    // DC 0.5 into kick, a silent return: (master L, the insert's send) after `blocks`.
+    let run = |e: &mut Engine, blocks: usize| {
+        let send_at = port(e, "kick_insert_send");
+        let n_in = e.input_ports().len();
+        let input = vec![0.5f32; 64];
+        let silent = vec![0.0f32; 64];
+        let ins: Vec<&[f32]> = (0..n_in)
+            .map(|i| if i == 0 { &input[..] } else { &silent[..] })
+            .collect();
+        let mut bufs = vec![vec![0.0f32; 64]; e.output_ports().len()];
+        for _ in 0..blocks {
+            let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            e.process(64, &ins, &mut outs);
+        }
+        (bufs[0][63], bufs[send_at][63])
+    };
+    let mut e = build(&h.tree());
+    h.attach_engine(e.handle(), e.meter_bank());
+    let pan = std::f32::consts::FRAC_1_SQRT_2;
+    let (main, send) = run(&mut e, 20);
+    assert!(main.abs() < 1e-6, "gear in, silent return: {main}");
+    assert!((send - 0.5).abs() < 1e-6, "send: {send}");
+
+    let mut changes = h.subscribe();
+    let generation = h.shared.lock().generation;
+    assert!(h.strip_path("kick").is_ok_and(|p| p == "ch/kick"));
+    assert!(h.strip_path("2").is_ok_and(|p| p == "ch/snare"));
+    assert!(h.strip_path("/ch/1/").is_ok_and(|p| p == "ch/kick"));
+    assert!(h.strip_path("nope").is_err());
+    assert!(matches!(
+        h.hold_insert("ch/snare", true),
+        Err(ControlError::Insert(m)) if m.contains("no hardware insert")
+    ));
+    h.hold_insert("ch/kick", true).expect("hold");
+    // 20 blocks = 26.7 ms: past the 10 ms glides.
+    let (main, send) = run(&mut e, 20);
+    assert!(
+        (main - 0.5 * pan).abs() < 1e-4,
+        "held: the delayed dry signal, {main}"
+    );
+    assert_eq!(send, 0.0, "held: the send is silent");
+    // An engine attached while held is held too.
+    let mut e2 = build(&h.tree());
+    h.attach_engine(e2.handle(), e2.meter_bank());
+    let (main, send) = run(&mut e2, 20);
+    assert!((main - 0.5 * pan).abs() < 1e-4, "new engine held: {main}");
+    assert_eq!(send, 0.0);
+    h.hold_insert("ch/kick", false).expect("release");
+    let (main, send) = run(&mut e2, 20);
+    assert!(main.abs() < 1e-6, "released: gear in again, {main}");
+    assert!((send - 0.5).abs() < 1e-6, "released: send back, {send}");
+    assert!(drain(&mut changes).is_empty(), "nothing announced");
+    assert_eq!(h.shared.lock().generation, generation, "nothing to save");
+    assert_eq!(h.get("ch/kick/insert/bypass").await, Ok(0.0));
+
+    // A measurement recorded live is kept and saved.
+    let m = crate::insert::InsertMeasurement {
+        backend: "jack".into(),
+        rate: 48000,
+        block: 64,
+        samples: 100.5,
+        error: 0.01,
+        inverted: true,
+        manual: false,
+    };
+    h.record_insert_measurement("kick", m.clone());
+    assert_eq!(h.insert_measurements()["kick"], vec![m]);
+    assert!(h.shared.lock().generation > generation, "marked for saving");
+    // Nobody measures in a bare console.
+    assert!(matches!(
+        h.measure_insert("ch/kick").await,
+        Err(ControlError::Insert(e)) if e.contains("by the running daemon")
+    ));
 }

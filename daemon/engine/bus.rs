@@ -71,7 +71,8 @@ fn insert_key(ins: &mut Option<InsertRt>, key: Key, v: f32, ramp: Option<u32>) -
         | Key::InsertReturnDb
         | Key::InsertWet
         | Key::InsertInvert
-        | Key::InsertBypass => Some(ins.as_mut().is_some_and(|i| match ramp {
+        | Key::InsertBypass
+        | Key::InsertHold => Some(ins.as_mut().is_some_and(|i| match ramp {
             Some(n) => i.ramp(key, v, n),
             None => i.apply(key, v),
         })),

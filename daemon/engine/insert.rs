@@ -17,6 +17,11 @@
 //! Without outboard gear (offline renders, the null backend) the insert is held bypassed: the
 //! strip goes through the latency delay only.
 //!
+//! While the daemon measures the insert's latency ([`Key::InsertHold`], not a parameter) the
+//! insert is held the same way and its send glides to silence (same glide), so only the
+//! measurement's probe reaches the gear and the probe's return never reaches the mix; the
+//! parameters keep their values and everything comes back (crossfaded) on release.
+//!
 //! Built on the control plane (allocates); `apply` and `process` never allocate.
 
 use crate::dsp::util::{SmoothedGain, db_to_gain};
@@ -37,8 +42,14 @@ pub(super) struct InsertRt {
     wet: SmoothedGain,
     /// 0 = gear in, 1 = bypassed (delay only).
     byp: SmoothedGain,
+    /// The `bypass` parameter.
+    bypass: bool,
     /// False without outboard gear: held bypassed whatever the parameter says.
     outboard: bool,
+    /// Held for a latency measurement ([`Key::InsertHold`]): bypassed, send silent.
+    hold: bool,
+    /// The send's gain from the hold (1, or 0 while held).
+    hold_send: SmoothedGain,
     /// Latency delay lines (one per channel, `latency` samples each) and the write position.
     delay: [Vec<f32>; 2],
     wpos: usize,
@@ -52,6 +63,7 @@ pub(super) struct InsertRt {
     g_send: Vec<f32>,
     g_ret: Vec<f32>,
     g_wet: Vec<f32>,
+    g_hold: Vec<f32>,
 }
 
 impl InsertRt {
@@ -76,7 +88,10 @@ impl InsertRt {
             invert: false,
             wet: g(1.0),
             byp: g(0.0),
+            bypass: false,
             outboard: true,
+            hold: false,
+            hold_send: g(1.0),
             delay: [vec![0.0; latency], vec![0.0; latency]],
             wpos: 0,
             latency,
@@ -86,6 +101,7 @@ impl InsertRt {
             g_send: vec![0.0; max_block],
             g_ret: vec![0.0; max_block],
             g_wet: vec![0.0; max_block],
+            g_hold: vec![0.0; max_block],
         }
     }
 
@@ -116,8 +132,13 @@ impl InsertRt {
             }
             Key::InsertWet => self.wet.set_target(v.clamp(0.0, 1.0)),
             Key::InsertBypass => {
-                let b = if v >= 0.5 || !self.outboard { 1.0 } else { 0.0 };
-                self.byp.set_target(b);
+                self.bypass = v >= 0.5;
+                self.update_bypass();
+            }
+            Key::InsertHold => {
+                self.hold = v >= 0.5;
+                self.hold_send.set_target(if self.hold { 0.0 } else { 1.0 });
+                self.update_bypass();
             }
             _ => return false,
         }
@@ -139,6 +160,11 @@ impl InsertRt {
         true
     }
 
+    fn update_bypass(&mut self) {
+        let b = self.bypass || self.hold || !self.outboard;
+        self.byp.set_target(if b { 1.0 } else { 0.0 });
+    }
+
     fn update_ret(&mut self) {
         let sign = if self.invert { -1.0 } else { 1.0 };
         self.ret.set_target(sign * db_to_gain(self.ret_db));
@@ -146,7 +172,13 @@ impl InsertRt {
 
     /// Jump every glide to its target.
     pub fn snap(&mut self) {
-        for g in [&mut self.send, &mut self.ret, &mut self.wet, &mut self.byp] {
+        for g in [
+            &mut self.send,
+            &mut self.ret,
+            &mut self.wet,
+            &mut self.byp,
+            &mut self.hold_send,
+        ] {
             let t = g.target();
             g.reset(t);
         }
@@ -164,6 +196,13 @@ impl InsertRt {
             &mut self.g_wet[..n],
         );
         self.send.fill(gs);
+        if self.hold || self.hold_send.is_smoothing() {
+            let gh = &mut self.g_hold[..n];
+            self.hold_send.fill(gh);
+            for (s, h) in gs.iter_mut().zip(gh.iter()) {
+                *s *= h;
+            }
+        }
         self.ret.fill(gr);
         // The effective wet: wet × (1 − bypass), per sample.
         if self.wet.is_smoothing() || self.byp.is_smoothing() {
@@ -422,6 +461,65 @@ mod tests {
             let d = x[i - lat];
             let want = d + (1.0 - b) * (half[i] - d);
             assert!((out[i] - want).abs() < 1e-5, "at {i}: {} vs {want}", out[i]);
+        }
+    }
+
+    /// A measurement's hold: bypassed (the latency delay) and the send silent after the 10 ms
+    /// glide, whatever the parameters; released, the gear and the send come back as they were.
+    #[test]
+    fn a_hold_bypasses_and_silences_the_send_then_restores_both() {
+        let x = sine(9600, 500.0, 0.5);
+        let ret = sine(9600, 440.0, 0.25);
+        let lat = 100;
+        let mut ins = InsertRt::new(1, lat, SR, 64, [0, 0], [0, 0]);
+        ins.apply(Key::InsertSendDb, -6.0);
+        ins.snap();
+        let gs = 10f32.powf(-6.0 / 20.0);
+        let glide = 480;
+        let (mut out, mut send) = (x.clone(), vec![0.0; x.len()]);
+        let mut off = 0;
+        for chunk in out.chunks_mut(64) {
+            if off == 3200 {
+                assert!(ins.apply(Key::InsertHold, 1.0));
+            }
+            if off == 6400 {
+                assert!(ins.apply(Key::InsertHold, 0.0));
+            }
+            let m = chunk.len();
+            ins.process(&mut [chunk], [Some(&ret[off..off + m]), None]);
+            send[off..off + m].copy_from_slice(&ins.send_buf[0][..m]);
+            off += m;
+        }
+        for i in lat..x.len() {
+            let d = x[i - lat];
+            let held = (3200 + glide..6400).contains(&i);
+            let free = i < 3200 || i >= 6400 + glide;
+            if held {
+                assert_eq!(send[i], 0.0, "send silent at {i}");
+                assert!((out[i] - d).abs() < 1e-6, "delay only at {i}");
+            }
+            if free {
+                assert!((send[i] - gs * x[i]).abs() < 1e-6, "send at {i}");
+                assert!((out[i] - ret[i]).abs() < 1e-6, "gear at {i}");
+            }
+        }
+        // The crossfade back follows the bypass glide (raised cosine from 1 to 0).
+        for i in 6400..6400 + glide {
+            let t = (i - 6400 + 1) as f32 / glide as f32;
+            let b = 0.5 + 0.5 * (std::f32::consts::PI * t).cos();
+            let d = x[i - lat];
+            let want = d + (1.0 - b) * (ret[i] - d);
+            assert!((out[i] - want).abs() < 1e-5, "at {i}: {} vs {want}", out[i]);
+        }
+        // A bypass set while held stays after the release.
+        ins.apply(Key::InsertHold, 1.0);
+        ins.apply(Key::InsertBypass, 1.0);
+        ins.apply(Key::InsertHold, 0.0);
+        ins.snap();
+        let (o, s) = run(&mut ins, &x[..640], &ret[..640]);
+        for i in lat..640 {
+            assert!((o[i] - x[i - lat]).abs() < 1e-6, "still bypassed at {i}");
+            assert!((s[i] - gs * x[i]).abs() < 1e-6, "send back at {i}");
         }
     }
 

@@ -293,7 +293,8 @@ impl ChannelStrip {
             | Key::InsertReturnDb
             | Key::InsertWet
             | Key::InsertInvert
-            | Key::InsertBypass => {
+            | Key::InsertBypass
+            | Key::InsertHold => {
                 return self.insert.as_mut().is_some_and(|i| i.apply(key, v));
             }
             Key::Pan => {

@@ -2,6 +2,12 @@
 //! insert (a channel's, a bus's or the master's) on JACK and store it in the state directory,
 //! keyed by the channel's name, `bus/NAME` or `master`. A stereo insert is measured through
 //! its first (left) send and return.
+//!
+//! When a daemon answers on the state directory's status socket, the measurement is asked of
+//! it (`{"cmd":"measure-insert","strip":...}`, with `"set":SAMPLES` for `--set`): the daemon
+//! measures on its own JACK server while it plays (or takes the value), stores the result in
+//! its live state and applies it (`crate::service`'s `measure` module). Otherwise the command
+//! measures itself, as its own JACK client, and writes the state file.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +40,12 @@ pub enum MeasureInsertError {
     Run { strip: String, source: RunError },
     #[error("{0}")]
     State(#[from] StateError),
+    /// The running daemon refused or failed the measurement.
+    #[error("the daemon says: {0}")]
+    Daemon(String),
+    /// The daemon's socket answered, but not as expected.
+    #[error("status socket {path}: {why}")]
+    Socket { path: PathBuf, why: String },
 }
 
 impl MeasureInsertError {
@@ -44,9 +56,13 @@ impl MeasureInsertError {
             MeasureInsertError::Session(_) | MeasureInsertError::Strip(_) => true,
             MeasureInsertError::Run { source, .. } => !matches!(
                 source,
-                RunError::Server { .. } | RunError::Jack(_) | RunError::Stalled
+                RunError::Server { .. }
+                    | RunError::Jack(_)
+                    | RunError::Stalled
+                    | RunError::Cancelled
             ),
-            MeasureInsertError::State(_) => false,
+            MeasureInsertError::State(_) | MeasureInsertError::Socket { .. } => false,
+            MeasureInsertError::Daemon(_) => true,
         }
     }
 }
@@ -117,13 +133,19 @@ pub fn measure_insert(o: &MeasureInsertOptions) -> Result<String, MeasureInsertE
         strip: name.clone(),
         source,
     };
+    let dir = o.state_dir.clone().unwrap_or_else(StateDir::default_dir);
+    if let Some(v) = o.set
+        && !(v.is_finite() && (0.0..=10_000_000.0).contains(&v))
+    {
+        return Err(MeasureInsertError::Strip(format!(
+            "--set {v}: expected a latency in samples, 0 or more"
+        )));
+    }
+    if let Some(r) = measure_on_daemon(&dir.join("status.sock"), &name, o.set) {
+        return r;
+    }
     let (entry, report) = match o.set {
         Some(v) => {
-            if !(v.is_finite() && (0.0..=10_000_000.0).contains(&v)) {
-                return Err(MeasureInsertError::Strip(format!(
-                    "--set {v}: expected a latency in samples, 0 or more"
-                )));
-            }
             let (rate, block) = run::server_format(server).map_err(fail)?;
             let e = InsertMeasurement {
                 backend: backend_key("jack", server),
@@ -142,41 +164,109 @@ pub fn measure_insert(o: &MeasureInsertOptions) -> Result<String, MeasureInsertE
         }
         None => {
             let r = run::measure(&insert.send, &insert.ret, server).map_err(fail)?;
-            let m = r.measurement;
-            let e = InsertMeasurement {
-                backend: backend_key("jack", server),
-                rate: r.rate,
-                block: r.block,
-                samples: m.samples,
-                error: m.error,
-                inverted: m.inverted,
-                manual: false,
-            };
-            let line = format!(
-                "{name}: {:.2} samples ({:.3} ms) at {} Hz / {} frames, error {:.2}, polarity {}\n  \
-                 return level {:+.1} dB, signal-to-noise {:.1} dB; JACK's port latencies add up to {} samples",
-                m.samples,
-                ms(m.samples, r.rate),
-                r.rate,
-                r.block,
-                m.error,
-                if m.inverted { "inverted" } else { "normal" },
-                m.level_db,
-                m.snr_db,
-                r.jack_reported
-            );
-            (e, line)
+            (
+                entry_of(&r, backend_key("jack", server)),
+                report_of(&name, &r),
+            )
         }
     };
-    let dir = o.state_dir.clone().unwrap_or_else(StateDir::default_dir);
     store(&dir, &name, entry)?;
     let mut report = report;
-    if let InsertLatency::Samples(n) = insert.latency {
-        report.push_str(&format!(
-            "\n  note: the session fixes this insert's latency at {n} samples; the stored value is used with `latency: auto`"
-        ));
-    }
+    report.push_str(&fixed_note(insert));
     Ok(report)
+}
+
+/// The stored entry for a measurement run on `backend` ([`backend_key`]).
+pub fn entry_of(r: &run::RunResult, backend: String) -> InsertMeasurement {
+    let m = r.measurement;
+    InsertMeasurement {
+        backend,
+        rate: r.rate,
+        block: r.block,
+        samples: m.samples,
+        error: m.error,
+        inverted: m.inverted,
+        manual: false,
+    }
+}
+
+/// The report of a measurement of `name`'s insert: `kick: 493.02 samples (10.271 ms) at
+/// 48000 Hz / 256 frames, error 0.01, polarity normal`, then the return level and SNR.
+pub fn report_of(name: &str, r: &run::RunResult) -> String {
+    let m = r.measurement;
+    format!(
+        "{name}: {:.2} samples ({:.3} ms) at {} Hz / {} frames, error {:.2}, polarity {}\n  \
+         return level {:+.1} dB, signal-to-noise {:.1} dB; JACK's port latencies add up to {} samples",
+        m.samples,
+        ms(m.samples, r.rate),
+        r.rate,
+        r.block,
+        m.error,
+        if m.inverted { "inverted" } else { "normal" },
+        m.level_db,
+        m.snr_db,
+        r.jack_reported
+    )
+}
+
+/// A note for the report when the session fixes the insert's latency (empty otherwise).
+pub fn fixed_note(insert: &Insert) -> String {
+    match insert.latency {
+        InsertLatency::Samples(n) => format!(
+            "\n  note: the session fixes this insert's latency at {n} samples; the stored value is used with `latency: auto`"
+        ),
+        InsertLatency::Auto => String::new(),
+    }
+}
+
+/// How long the command waits for the daemon's answer: every attempt of
+/// [`run::measure`] with its budget.
+const DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Ask the daemon answering at `sock` to measure `strip` (or to store `set` by hand): its
+/// report, or why it refused; `None` when no daemon answers there (measure here then).
+pub fn measure_on_daemon(
+    sock: &Path,
+    strip: &str,
+    set: Option<f64>,
+) -> Option<Result<String, MeasureInsertError>> {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
+    let fail = |why: String| MeasureInsertError::Socket {
+        path: sock.to_path_buf(),
+        why,
+    };
+    let ask = || -> Result<String, MeasureInsertError> {
+        let mut w = &s;
+        s.set_read_timeout(Some(DAEMON_WAIT))
+            .map_err(|e| fail(e.to_string()))?;
+        let mut req = serde_json::json!({ "cmd": "measure-insert", "strip": strip });
+        if let Some(v) = set {
+            req["set"] = v.into();
+        }
+        writeln!(w, "{req}").map_err(|e| fail(e.to_string()))?;
+        let mut line = String::new();
+        BufReader::new(&s)
+            .read_line(&mut line)
+            .map_err(|e| fail(format!("no answer: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| fail(format!("bad answer {:?}: {e}", line.trim())))?;
+        if let Some(e) = v.get("error") {
+            return Err(MeasureInsertError::Daemon(
+                e.as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        let report = v["report"]
+            .as_str()
+            .ok_or_else(|| fail(format!("bad answer {:?}", line.trim())))?;
+        Ok(format!(
+            "{report}\n  {} by the running daemon (status socket {}): stored and applied, engine/latency_samples {}",
+            if set.is_some() { "set" } else { "measured" },
+            sock.display(),
+            v["latency_samples"]
+        ))
+    };
+    Some(ask())
 }
 
 fn ms(samples: f64, rate: u32) -> f64 {

@@ -54,6 +54,9 @@ pub enum RunError {
     /// The process callback stopped running.
     #[error("the JACK server stopped processing during the measurement")]
     Stalled,
+    /// Stopped from outside ([`measure_until`]: the daemon is shutting down).
+    #[error("the measurement was cancelled")]
+    Cancelled,
 }
 
 fn server_text(s: &Option<String>) -> String {
@@ -215,8 +218,21 @@ impl NotificationHandler for Watch {
 /// # Errors
 /// See [`RunError`]; nothing is changed on the server after it returns (its ports go away).
 pub fn measure(send: &PortRef, ret: &PortRef, server: Option<&str>) -> Result<RunResult, RunError> {
+    measure_until(send, ret, server, &AtomicBool::new(false))
+}
+
+/// [`measure`], stopped (within about 20 ms, [`RunError::Cancelled`]) once `cancel` is set.
+///
+/// # Errors
+/// As [`measure`].
+pub fn measure_until(
+    send: &PortRef,
+    ret: &PortRef,
+    server: Option<&str>,
+    cancel: &AtomicBool,
+) -> Result<RunResult, RunError> {
     for attempt in 1..=ATTEMPTS {
-        match run_once(send, ret, server)? {
+        match run_once(send, ret, server, cancel)? {
             Some(r) => return Ok(r),
             None => tracing::warn!("measurement attempt {attempt} of {ATTEMPTS} thrown away"),
         }
@@ -229,6 +245,7 @@ fn run_once(
     send: &PortRef,
     ret: &PortRef,
     server: Option<&str>,
+    cancel: &AtomicBool,
 ) -> Result<Option<RunResult>, RunError> {
     let client = open(server)?;
     let guard = Closer(Some(client));
@@ -312,6 +329,10 @@ fn run_once(
     let mut last = (cycles.load(Ordering::Relaxed), Instant::now());
     while !done.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
+        if cancel.load(Ordering::Relaxed) {
+            let _ = deactivate(active);
+            return Err(RunError::Cancelled);
+        }
         let c = cycles.load(Ordering::Relaxed);
         if c != last.0 {
             last = (c, Instant::now());

@@ -7,6 +7,9 @@
 //! - [`measure`]: the probe signal and its analysis (pure, no JACK).
 //! - [`cli`]: the `measure-insert` command (find the insert, measure or `--set`, store).
 //! - [`jack`]: plays the probe through the insert on a JACK server and records the return.
+//!   The running daemon uses the same run for `/STRIP/insert/measure` and the status socket's
+//!   `measure-insert` (the service's `measure` module: the insert held bypassed with its send
+//!   silent meanwhile, the result stored through the console and applied).
 //! - this file: the stored results, keyed by strip, backend, sample rate and block size
 //!   ([`InsertMeasurement`] in [`SavedState::insert_measurements`]), and [`latency_for`].
 
@@ -39,6 +42,10 @@ pub struct InsertMeasurement {
     pub manual: bool,
 }
 
+/// Stored measurements by strip key (the channel's name), as in
+/// [`SavedState::insert_measurements`].
+pub type Measurements = std::collections::BTreeMap<String, Vec<InsertMeasurement>>;
+
 /// The backend part of the key: `jack` for the default server, `jack:NAME` for a named one.
 pub fn backend_key(backend: &str, server: Option<&str>) -> String {
     match server {
@@ -50,10 +57,12 @@ pub fn backend_key(backend: &str, server: Option<&str>) -> String {
 /// Store `m` for `strip`, replacing what was stored for the same backend, rate and block
 /// (a manual value replaces a measurement and the other way round: the latest wins).
 pub fn record(state: &mut SavedState, strip: &str, m: InsertMeasurement) {
-    let list = state
-        .insert_measurements
-        .entry(strip.to_string())
-        .or_default();
+    record_into(&mut state.insert_measurements, strip, m);
+}
+
+/// [`record`] into the measurements map itself (the console keeps one live).
+pub fn record_into(map: &mut Measurements, strip: &str, m: InsertMeasurement) {
+    let list = map.entry(strip.to_string()).or_default();
     list.retain(|e| !(e.backend == m.backend && e.rate == m.rate && e.block == m.block));
     list.push(m);
     list.sort_by(|a, b| (&a.backend, a.rate, a.block).cmp(&(&b.backend, b.rate, b.block)));
@@ -67,9 +76,18 @@ pub fn stored<'a>(
     rate: u32,
     block: u32,
 ) -> Option<&'a InsertMeasurement> {
-    state
-        .insert_measurements
-        .get(strip)?
+    stored_in(&state.insert_measurements, strip, backend, rate, block)
+}
+
+/// [`stored`] in the measurements map itself.
+pub fn stored_in<'a>(
+    map: &'a Measurements,
+    strip: &str,
+    backend: &str,
+    rate: u32,
+    block: u32,
+) -> Option<&'a InsertMeasurement> {
+    map.get(strip)?
         .iter()
         .find(|e| e.backend == backend && e.rate == rate && e.block == block)
 }
@@ -87,10 +105,10 @@ pub fn latency_for(
 }
 
 /// The latency the engine should compensate for a strip's insert: the session's fixed value
-/// (`latency: N`) if it has one, else [`latency_for`].
+/// (`latency: N`) if it has one, else the one stored in `stored` (as [`latency_for`]).
 pub fn effective_latency(
     insert: &Insert,
-    state: &SavedState,
+    stored: &Measurements,
     strip: &str,
     backend: &str,
     rate: u32,
@@ -98,7 +116,7 @@ pub fn effective_latency(
 ) -> Option<f64> {
     match insert.latency {
         InsertLatency::Samples(n) => Some(f64::from(n)),
-        InsertLatency::Auto => latency_for(state, strip, backend, rate, block),
+        InsertLatency::Auto => stored_in(stored, strip, backend, rate, block).map(|e| e.samples),
     }
 }
 
@@ -146,7 +164,7 @@ mod tests {
             position: Default::default(),
         };
         assert_eq!(
-            effective_latency(&ins, &s, "kick", "jack", 48000, 256),
+            effective_latency(&ins, &s.insert_measurements, "kick", "jack", 48000, 256),
             Some(77.0)
         );
         let auto = Insert {
@@ -154,7 +172,7 @@ mod tests {
             ..ins
         };
         assert_eq!(
-            effective_latency(&auto, &s, "kick", "jack", 48000, 256),
+            effective_latency(&auto, &s.insert_measurements, "kick", "jack", 48000, 256),
             Some(500.0)
         );
     }

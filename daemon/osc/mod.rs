@@ -158,12 +158,44 @@ pub struct ClientCx<'a> {
     pub(crate) now: Instant,
     /// When the message's changes must sound (a time-tagged bundle); None: at once.
     pub(crate) at: Option<std::time::Instant>,
+    /// The surface's socket, for replies sent later ([`ClientCx::reply_later`]).
+    pub(crate) sock: &'a Arc<tokio::net::UdpSocket>,
+}
+
+/// Sends replies to one client after its message was handled (for commands that take a
+/// while, such as an insert measurement).
+#[derive(Clone)]
+pub struct LaterReply {
+    sock: Arc<tokio::net::UdpSocket>,
+    to: SocketAddr,
+}
+
+impl LaterReply {
+    /// Send `p` to the client (a failure is logged at debug level, as for every reply).
+    pub async fn send(&self, p: &OscPacket) {
+        match rosc::encoder::encode(p) {
+            Ok(bytes) => {
+                if let Err(e) = self.sock.send_to(&bytes, self.to).await {
+                    tracing::debug!("OSC reply to {}: {e}", self.to);
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode an OSC reply: {e:?}"),
+        }
+    }
 }
 
 impl ClientCx<'_> {
     /// The client's address (replies go there).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A way to answer this client later, from another task.
+    pub fn reply_later(&self) -> LaterReply {
+        LaterReply {
+            sock: self.sock.clone(),
+            to: self.addr,
+        }
     }
 
     /// True for clients in the surface's `read_only` list.

@@ -13,6 +13,8 @@
 //! | `/learn ,s PATH` | MIDI learn: the next control of a mapped device is bound to PATH (answered `/learn ,s PATH`; the result is logged) |
 //! | `/transport/play`, `/transport/stop`, `/transport/locate ,f S` | the transport of file sources (stopped: silent, position held) |
 //! | `/STRIP/insert/unit ,s NAME`, `/STRIP/insert/setting ,ss KNOB VALUE`, `/STRIP/insert/notes` | outboard recall notes (no argument / `,s KNOB`: query) |
+//! | `/STRIP/insert/measure` | measure the insert's round-trip latency on the running daemon (JACK), store and apply it; a few seconds later `/STRIP/insert/latency ,ffi SAMPLES ERROR INVERTED` (STRIP canonical, `ch/kick`; INVERTED 1 when the return is inverted), or `/error` |
+//! | `/STRIP/insert/latency [,f SAMPLES]` | no argument: the latency the insert runs with, `,ffi` as above (`/error` when unknown); `,f`: store it by hand (as `measure-insert --set`) and apply it, answered the same way |
 //! | `/automation/undo` | put back the lanes the last automation pass wrote; replies `,i` how many |
 //! | `/PATH/automation ,s MODE` | the automation mode of a parameter, or of every parameter of a strip (`/ch/kick/automation`); no argument: the mode, `,s` |
 //!
@@ -355,6 +357,12 @@ impl Dialect for Native {
             "/scene/recall" => self.scene(msg, false, cx),
             "/transport/play" | "/transport/stop" | "/transport/locate" => self.transport(msg, cx),
             _ => {
+                if let Some(strip) = a.strip_suffix("/insert/measure") {
+                    return measure(a, &strip[1.min(strip.len())..], msg, cx);
+                }
+                if let Some(strip) = a.strip_suffix("/insert/latency") {
+                    return insert_latency(a, &strip[1.min(strip.len())..], msg, cx);
+                }
                 if let Some(reply) = outboard(a, msg, cx) {
                     return reply;
                 }
@@ -432,6 +440,93 @@ impl Dialect for Native {
         }
         bundles(msgs)
     }
+}
+
+/// `/STRIP/insert/latency ,ffi SAMPLES ERROR INVERTED`.
+fn latency_reply(strip: &str, samples: f64, error: f64, inverted: bool) -> OscPacket {
+    OscPacket::Message(OscMessage {
+        addr: format!("/{strip}/insert/latency"),
+        args: vec![
+            OscType::Float(samples as f32),
+            OscType::Float(error as f32),
+            OscType::Int(i32::from(inverted)),
+        ],
+    })
+}
+
+/// `/STRIP/insert/latency`: the latency the insert runs with; `,f SAMPLES` sets it by hand.
+fn insert_latency(a: &str, strip: &str, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+    match msg.args.as_slice() {
+        [] => {
+            let console = cx.console();
+            let path = match console.strip_path(strip) {
+                Ok(p) => p,
+                Err(e) => return vec![error_reply(a, &e.to_string())],
+            };
+            match console.insert_status(&path) {
+                Some(crate::control::InsertLatencyStatus {
+                    samples: Some(v),
+                    error,
+                    inverted,
+                    ..
+                }) => vec![latency_reply(&path, v, error, inverted)],
+                Some(_) => vec![error_reply(
+                    a,
+                    &format!("{path}: latency unknown (measure it: /{path}/insert/measure)"),
+                )],
+                None => vec![error_reply(a, &format!("{path} has no hardware insert"))],
+            }
+        }
+        [v] => match number(v) {
+            Some(v) => start(a, strip, Some(f64::from(v)), cx),
+            None => vec![error_reply(a, "wrong type: expected ,f SAMPLES")],
+        },
+        _ => vec![error_reply(a, "wrong type: expected ,f SAMPLES")],
+    }
+}
+
+/// `/STRIP/insert/measure`: checks the strip and starts the measurement; the result (or the
+/// refusal) is sent to the client when it is done.
+fn measure(a: &str, strip: &str, msg: &OscMessage, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+    if !msg.args.is_empty() {
+        return vec![error_reply(a, "wrong type: expected no arguments")];
+    }
+    start(a, strip, None, cx)
+}
+
+/// Measure (or with `set`, set by hand) the latency of the insert of `strip`; the answer
+/// goes to the client when it is done.
+fn start(a: &str, strip: &str, set: Option<f64>, cx: &mut ClientCx<'_>) -> Vec<OscPacket> {
+    if let Err(e) = cx.check_write() {
+        return vec![error_reply(a, &e.to_string())];
+    }
+    let console = cx.console().clone();
+    let path = match console.strip_path(strip) {
+        Ok(p) => p,
+        Err(e) => return vec![error_reply(a, &e.to_string())],
+    };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return vec![error_reply(a, "measuring is not available here")];
+    };
+    let later = cx.reply_later();
+    let addr = a.to_string();
+    rt.spawn(async move {
+        let r = match set {
+            Some(v) => console.set_insert_latency_manual(&path, v).await,
+            None => console.measure_insert(&path).await,
+        };
+        let p = match r {
+            Ok(m) => latency_reply(
+                &m.strip,
+                m.measurement.samples,
+                m.measurement.error,
+                m.measurement.inverted,
+            ),
+            Err(e) => error_reply(&addr, &e.to_string()),
+        };
+        later.send(&p).await;
+    });
+    vec![]
 }
 
 /// Outboard recall notes (`/ch/kick/insert/unit`, `.../setting`, `.../notes`); None when `a`

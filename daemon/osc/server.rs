@@ -396,6 +396,7 @@ impl Server {
             guard: &self.guard,
             now,
             at,
+            sock: &self.sock,
         };
         let replies = self.dialect.incoming(msg, &mut cx);
         let released = std::mem::take(&mut client.subs.released);

@@ -67,6 +67,10 @@ pub enum Key {
     InsertWet,
     InsertInvert,
     InsertBypass,
+    /// Not a parameter of the tree: hold the insert for a latency measurement (1) or release
+    /// it (0), sent by [`crate::control::ConsoleHandle::hold_insert`]. Held, the insert is
+    /// bypassed (its latency delay) and its send is silent, whatever its parameters say.
+    InsertHold,
     /// Send to the bus with this index in `Session::buses`.
     SendLevel(u16),
     SendPre(u16),

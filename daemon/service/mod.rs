@@ -20,6 +20,7 @@
 //!
 //! It must not touch: DSP (that's the engine's) or parameter validation (the console's).
 
+mod measure;
 mod surfaces;
 
 use std::collections::HashMap;
@@ -86,18 +87,22 @@ struct Live {
     session: Session,
     /// Decoded stems by file and rate: a reload or a rebuild reuses what is already decoded.
     cache: HashMap<(PathBuf, u32), StemData>,
-    /// The state directory (stored insert latencies).
-    state_dir: PathBuf,
     /// The backend part of the insert latency key ([`crate::insert::backend_key`]).
     insert_backend: String,
 }
 
 impl Live {
     /// The hardware inserts' setup for an engine at `rate`/`block`: the latency of each
-    /// insert (the session's fixed value, else the one stored for this backend, rate and block
-    /// under the strip's key: the channel's name, `bus/NAME`, `master`; else unknown), gear
-    /// patched in (the null backend holds them bypassed).
-    fn insert_setup(&self, rate: u32, block: usize) -> InsertSetup {
+    /// insert (the session's fixed value, else the one in `stored` for this backend, rate and
+    /// block under the strip's key: the channel's name, `bus/NAME`, `master`; else unknown),
+    /// gear patched in (the null backend holds them bypassed). `stored` is the console's
+    /// ([`ConsoleHandle::insert_measurements`]: the state file's, plus live measurements).
+    fn insert_setup(
+        &self,
+        stored: &crate::insert::Measurements,
+        rate: u32,
+        block: usize,
+    ) -> InsertSetup {
         let s = &self.session;
         if s.channels.iter().all(|c| c.insert.is_none())
             && s.buses.iter().all(|b| b.insert.is_none())
@@ -108,15 +113,11 @@ impl Live {
                 ..InsertSetup::default()
             };
         }
-        let saved = StateDir::open(&self.state_dir)
-            .ok()
-            .and_then(|d| d.load().ok().flatten())
-            .unwrap_or_default();
         let lat = |ins: Option<&crate::session::model::Insert>, key: &str| {
             let ins = ins?;
             let l = crate::insert::effective_latency(
                 ins,
-                &saved,
+                stored,
                 key,
                 &self.insert_backend,
                 rate,
@@ -149,6 +150,64 @@ impl Live {
 }
 
 impl Live {
+    /// Where each insert's latency comes from, for the status (see
+    /// [`Live::insert_setup`]).
+    fn insert_status(
+        &self,
+        stored: &crate::insert::Measurements,
+        rate: u32,
+        block: usize,
+    ) -> std::collections::BTreeMap<String, crate::control::InsertLatencyStatus> {
+        use crate::session::model::InsertLatency;
+        let s = &self.session;
+        // (status path, key of the stored measurements, insert)
+        let chans = s
+            .channels
+            .iter()
+            .map(|c| (format!("ch/{}", c.name), c.name.clone(), &c.insert));
+        let buses = s.buses.iter().map(|b| {
+            let p = format!("bus/{}", b.name);
+            (p.clone(), p, &b.insert)
+        });
+        let master =
+            std::iter::once(("master".to_string(), "master".to_string(), &s.master.insert));
+        chans
+            .chain(buses)
+            .chain(master)
+            .filter_map(|(path, key, ins)| {
+                let ins = ins.as_ref()?;
+                let m = crate::insert::stored_in(
+                    stored,
+                    &key,
+                    &self.insert_backend,
+                    rate,
+                    block as u32,
+                );
+                let s = match (ins.latency, m) {
+                    (InsertLatency::Samples(n), _) => crate::control::InsertLatencyStatus {
+                        samples: Some(f64::from(n)),
+                        source: "session".into(),
+                        error: 0.0,
+                        inverted: false,
+                    },
+                    (InsertLatency::Auto, Some(m)) => crate::control::InsertLatencyStatus {
+                        samples: Some(m.samples),
+                        source: if m.manual { "manual" } else { "measured" }.into(),
+                        error: m.error,
+                        inverted: m.inverted,
+                    },
+                    (InsertLatency::Auto, None) => crate::control::InsertLatencyStatus {
+                        samples: None,
+                        source: "unknown".into(),
+                        error: 0.0,
+                        inverted: false,
+                    },
+                };
+                Some((path, s))
+            })
+            .collect()
+    }
+
     /// The stems of the current session at `rate`, decoding what isn't cached (files in
     /// parallel, one thread per core: decoding is most of a demo start's time).
     fn stems_at(&mut self, rate: u32) -> Result<HashMap<usize, StemData>, String> {
@@ -237,7 +296,9 @@ fn build_engine(
         .map_err(|_| "session lock poisoned".to_string())?;
     let stems = live.stems_at(rate)?;
     let tree = console.tree();
-    let inserts = live.insert_setup(rate, block);
+    let stored = console.insert_measurements();
+    let inserts = live.insert_setup(&stored, rate, block);
+    console.set_insert_status(live.insert_status(&stored, rate, block));
     let mut engine = Engine::build_with(&live.session, &tree, &stems, rate as f32, block, &inserts)
         .map_err(|e| e.to_string())?;
     // Attach first: a change arriving while we copy the values is queued, and applies after.
@@ -329,7 +390,6 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     let live = Arc::new(Mutex::new(Live {
         session,
         cache: HashMap::new(),
-        state_dir: state_path.clone(),
         insert_backend,
     }));
     // Decode the stems once up front so a bad stem is a clear startup error.
@@ -365,6 +425,14 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
         preopen,
     )?);
     step("audio backend running");
+    // Live insert latency measurements (OSC, status socket) on JACK.
+    let measure_task = measure::start(
+        live.clone(),
+        handle.clone(),
+        audio.clone(),
+        opts.jack_server.clone(),
+        shutdown.clone(),
+    );
 
     let sock = state_path.join("status.sock");
     // Bound before READY, so the control plane answers when systemd hears READY.
@@ -462,6 +530,7 @@ async fn run_async(opts: RunOptions, shutdown: CancellationToken) -> Result<(), 
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
     let _ = stats_task.await;
+    let _ = measure_task.await;
     let _ = status_task.await;
     surface_set.join().await;
     // The console flushes its state on the way out.
@@ -612,6 +681,11 @@ mod tests {
         crate::insert::cli::store(&d.0, "kick", m("jack", 256, 492.6)).expect("store");
         crate::insert::cli::store(&d.0, "kick", m("jack:studio", 256, 700.0)).expect("store");
         crate::insert::cli::store(&d.0, "snare", m("jack", 256, 300.0)).expect("store");
+        let stored = StateDir::open(&d.0)
+            .and_then(|s| s.load())
+            .expect("load")
+            .expect("saved")
+            .insert_measurements;
         let session = session::parse_str(
             "version: 1\nchannels:\n  - { name: kick, source: { input: 1 }, insert: { send: 3, return: 3 } }\n  - { name: snare, source: { input: 2 }, insert: { send: 4, return: 4, latency: 64 } }\n  - { name: hat, source: { input: 5 } }\n",
             Path::new("/nonexistent/t.yaml"),
@@ -620,24 +694,23 @@ mod tests {
         let mut live = Live {
             session,
             cache: HashMap::new(),
-            state_dir: d.0.clone(),
             insert_backend: "jack".into(),
         };
-        let s = live.insert_setup(48000, 256);
+        let s = live.insert_setup(&stored, 48000, 256);
         assert!(s.outboard);
         assert_eq!(s.latency, vec![Some(492.6), Some(64.0), None]);
         assert_eq!(
-            live.insert_setup(48000, 128).latency,
+            live.insert_setup(&stored, 48000, 128).latency,
             vec![None, Some(64.0), None]
         );
         live.insert_backend = "jack:studio".into();
         assert_eq!(
-            live.insert_setup(48000, 256).latency,
+            live.insert_setup(&stored, 48000, 256).latency,
             vec![Some(700.0), Some(64.0), None]
         );
         // Built into an engine: rounded to samples.
         let tree = ParamTree::build(&live.session);
-        let s = live.insert_setup(48000, 256);
+        let s = live.insert_setup(&stored, 48000, 256);
         let e = Engine::build_with(&live.session, &tree, &HashMap::new(), 48000.0, 256, &s)
             .expect("build");
         assert_eq!(e.insert_latencies(), vec![Some(700), Some(64), None]);
@@ -661,6 +734,11 @@ mod tests {
         crate::insert::cli::store(&d.0, "master", m(128.4)).expect("store");
         // A channel named like the bus does not take the bus's value.
         crate::insert::cli::store(&d.0, "drums", m(999.0)).expect("store");
+        let stored = StateDir::open(&d.0)
+            .and_then(|s| s.load())
+            .expect("load")
+            .expect("saved")
+            .insert_measurements;
         let session = session::parse_str(
             "version: 1
 channels:
@@ -677,10 +755,9 @@ master:
         let live = Live {
             session,
             cache: HashMap::new(),
-            state_dir: d.0.clone(),
             insert_backend: "jack".into(),
         };
-        let s = live.insert_setup(48000, 256);
+        let s = live.insert_setup(&stored, 48000, 256);
         assert_eq!(s.latency, vec![None]);
         assert_eq!(s.bus_latency, vec![Some(410.0), None]);
         assert_eq!(s.master_latency, Some(128.4));

@@ -70,8 +70,13 @@ pub struct Gear(Option<jack::AsyncClient<(), GearProc>>);
 
 impl Gear {
     pub fn start(server: &str, g: GearSetup) -> Gear {
-        let c = open_client("gear", Some(server)).expect("gear client");
-        assert_eq!(c.name(), "gear");
+        Gear::start_named(server, "gear", g)
+    }
+
+    /// A gear client named `name` (ports `NAME:in`, `NAME:out`).
+    pub fn start_named(server: &str, name: &str, g: GearSetup) -> Gear {
+        let c = open_client(name, Some(server)).expect("gear client");
+        assert_eq!(c.name(), name);
         let inp = c.register_port("in", AudioIn::default()).expect("in");
         let out = c.register_port("out", AudioOut::default()).expect("out");
         let gain = if g.mute {

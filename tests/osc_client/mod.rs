@@ -44,7 +44,12 @@ impl Daemon {
     /// surface's port goes) with `args` (backend and the like); waits until the OSC surface
     /// answers a query.
     pub fn start(tag: &str, session: &str, args: &[&str]) -> Daemon {
-        let dir = tempdir(tag);
+        Daemon::start_in(tempdir(tag), session, args)
+    }
+
+    /// [`Daemon::start`] in `dir` as it is (a state directory `dir/state` already there is
+    /// the daemon's).
+    pub fn start_in(dir: PathBuf, session: &str, args: &[&str]) -> Daemon {
         let port = free_port();
         let file = dir.join("s.yaml");
         std::fs::write(&file, session.replace("{PORT}", &port.to_string())).unwrap();
