@@ -1026,11 +1026,74 @@ async fn bus_and_master_inserts_have_outboard_notes_and_parameters() {
     assert_eq!(h.set("master/insert/wet", 0.5, ui).await, Ok(0.5));
     assert_eq!(h.get("master/insert/wet").await, Ok(0.5));
     assert_eq!(h.get("bus/drums/insert/bypass").await, Ok(0.0));
-    // A measurement's hold reaches a bus's and the master's inserts too.
+}
+
+/// A measurement's hold reaches a bus's and the master's inserts as it does a channel's: their
+/// sends fall silent and the signal goes on through their latency delays.
+#[tokio::test]
+async fn a_hold_silences_bus_and_master_insert_sends() {
+    let yaml = "version: 1\nchannels: [ { name: kick, source: { input: 1 }, output: drums } ]\nbuses:\n  - { name: drums, kind: group, insert: { send: 3, return: 3 } }\nmaster:\n  insert: { send: 5, return: 5 }\n";
+    let s = session::parse_str(yaml, Path::new("/nonexistent/t.yaml")).expect("session");
+    let (_c, h) = Console::new(ParamTree::build(&s), None);
     assert_eq!(h.strip_path("drums"), Ok("bus/drums".to_string()));
-    h.hold_insert("bus/drums", true).expect("hold a bus insert");
+    let setup = crate::engine::InsertSetup {
+        latency: vec![None],
+        bus_latency: vec![Some(32.0)],
+        master_latency: Some(16.0),
+        outboard: true,
+    };
+    let mut e =
+        Engine::build_with(&s, &h.tree(), &HashMap::new(), 48000.0, 64, &setup).expect("engine");
+    h.attach_engine(e.handle(), e.meter_bank());
+    let port = |e: &Engine, name: &str| {
+        e.output_ports()
+            .iter()
+            .position(|p| p.name == name)
+            .expect("port")
+    };
+    let (bus_send, master_send) = (
+        port(&e, "drums_insert_send_L"),
+        port(&e, "master_insert_send_L"),
+    );
+    // DC 0.5 into kick (mono, centre: 0.5/sqrt 2 each side), silent returns; (master L, the
+    // bus's send L, the master's send L) after 20 blocks (26.7 ms: past the 10 ms glides).
+    let run = |e: &mut Engine| {
+        let input = vec![0.5f32; 64];
+        let silent = vec![0.0f32; 64];
+        let ins: Vec<&[f32]> = (0..e.input_ports().len())
+            .map(|i| if i == 0 { &input[..] } else { &silent[..] })
+            .collect();
+        let mut bufs = vec![vec![0.0f32; 64]; e.output_ports().len()];
+        for _ in 0..20 {
+            let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            e.process(64, &ins, &mut outs);
+        }
+        (bufs[0][63], bufs[bus_send][63], bufs[master_send][63])
+    };
+    let side = 0.5 * std::f32::consts::FRAC_1_SQRT_2;
+    let (main, bus, master) = run(&mut e);
+    assert!(main.abs() < 1e-6, "gear in, silent returns: {main}");
+    assert!((bus - side).abs() < 1e-6, "bus send: {bus}");
+    assert!(
+        master.abs() < 1e-6,
+        "the master gets the bus's silent return: {master}"
+    );
+    h.hold_insert("bus/drums", true)
+        .expect("hold the bus insert");
     h.hold_insert("master", true)
         .expect("hold the master insert");
+    let (main, bus, master) = run(&mut e);
+    assert_eq!(bus, 0.0, "held: the bus's send is silent");
+    assert_eq!(master, 0.0, "held: the master's send is silent");
+    assert!(
+        (main - side).abs() < 1e-4,
+        "held: the dry signal through both delays, {main}"
+    );
+    h.hold_insert("bus/drums", false).expect("release");
+    h.hold_insert("master", false).expect("release");
+    let (main, bus, _) = run(&mut e);
+    assert!(main.abs() < 1e-6, "released: gear in again, {main}");
+    assert!((bus - side).abs() < 1e-6, "released: bus send back, {bus}");
 }
 
 /// A measurement's hold reaches the engine (and every engine attached while it lasts) without

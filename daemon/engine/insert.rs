@@ -268,20 +268,27 @@ impl CompDelay {
 
     /// Delay `chans` (1 or 2 slices of equal length) in place. Real-time safe.
     pub fn process(&mut self, chans: &mut [&mut [f32]]) {
-        let len = self.line[0].len();
         let mut wpos = self.wpos;
         for (x, line) in chans.iter_mut().zip(self.line.iter_mut()) {
-            wpos = self.wpos;
-            for s in x.iter_mut() {
-                std::mem::swap(&mut line[wpos], s);
-                wpos += 1;
-                if wpos == len {
-                    wpos = 0;
-                }
-            }
+            wpos = delay_through(line, self.wpos, x);
         }
         self.wpos = wpos;
     }
+}
+
+/// Delay `x` in place by `line.len()` samples through the circular `line`, starting at
+/// position `wpos`; returns the position after. Real-time safe.
+#[inline]
+fn delay_through(line: &mut [f32], mut wpos: usize, x: &mut [f32]) -> usize {
+    let len = line.len();
+    for s in x.iter_mut() {
+        std::mem::swap(&mut line[wpos], s);
+        wpos += 1;
+        if wpos == len {
+            wpos = 0;
+        }
+    }
+    wpos
 }
 
 /// The delay line of one graph edge (a channel's main output or send, see [`super::latcomp`]):
@@ -329,15 +336,7 @@ impl EdgeDelay {
         }
         let mut wpos = self.wpos;
         for (x, line) in [l, r].into_iter().zip(self.line.iter_mut()) {
-            wpos = self.wpos;
-            let line = &mut line[..len];
-            for s in x.iter_mut() {
-                std::mem::swap(&mut line[wpos], s);
-                wpos += 1;
-                if wpos == len {
-                    wpos = 0;
-                }
-            }
+            wpos = delay_through(&mut line[..len], self.wpos, x);
         }
         self.wpos = wpos;
     }
