@@ -21,6 +21,9 @@ use faderbridge::engine::{Engine, InsertSetup};
 use faderbridge::params::ParamTree;
 use faderbridge::session::{self, model::Session};
 
+#[path = "common/wav.rs"]
+mod wav;
+
 const RATE: f32 = 48000.0;
 const BLOCK: usize = 64;
 
@@ -452,18 +455,8 @@ fn a_render_with_bus_and_master_inserts_stays_aligned_to_the_stems() {
     let dir = std::env::temp_dir().join(format!("fb-insert-graph-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE as u32,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
     for (name, seed) in [("n1.wav", 1), ("n2.wav", 2), ("n3.wav", 3)] {
-        let mut w = hound::WavWriter::create(dir.join(name), spec).expect("wav");
-        for v in noise(seed, 24000) {
-            w.write_sample(v).expect("write");
-        }
-        w.finalize().expect("finalize");
+        wav::write_mono(&dir.join(name), RATE as u32, noise(seed, 24000));
     }
     let with = "version: 1
 channels:
@@ -477,30 +470,8 @@ master:
   insert: { send: 7, return: 7, latency: 64 }
 ";
     let without = without_inserts(with);
-    let mut outs = Vec::new();
-    for (name, yaml) in [("with", with), ("without", without.as_str())] {
-        let sp = dir.join(format!("{name}.yaml"));
-        std::fs::write(&sp, yaml).expect("session");
-        let out = dir.join(format!("{name}.wav"));
-        faderbridge::render::render(
-            &sp,
-            &faderbridge::render::RenderOptions {
-                out: out.clone(),
-                start_s: None,
-                end_s: Some(0.5),
-                format: faderbridge::media::WavFormat::F32,
-                progress: false,
-                automation: None,
-            },
-        )
-        .expect("render");
-        let r: Vec<f32> = hound::WavReader::open(&out)
-            .expect("open")
-            .samples::<f32>()
-            .map(|s| s.expect("sample"))
-            .collect();
-        outs.push(r);
-    }
+    let outs = [("with", with), ("without", without.as_str())]
+        .map(|(n, y)| wav::render_text(&dir, n, y, 0.5));
     assert_eq!(outs[0].len(), outs[1].len());
     let res = outs[0]
         .iter()

@@ -31,7 +31,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use faderbridge::audio::jack::{client_lock, open_client};
-use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -39,8 +38,11 @@ mod daemon;
 mod gear;
 #[path = "common/jackd.rs"]
 mod jackd;
+#[path = "common/tester.rs"]
+mod tester;
 use daemon::Daemon;
 use jackd::Jackd;
+use tester::Tester;
 
 /// The JACK tests run one at a time (libjack keeps per-process state).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -83,119 +85,53 @@ fn x(f: i64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // The player and the recorder.
 
-struct PlayerProc {
-    out: Port<AudioOut>,
-}
-
-impl ProcessHandler for PlayerProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let f0 = i64::from(ps.last_frame_time());
-        for (i, o) in self.out.as_mut_slice(ps).iter_mut().enumerate() {
-            *o = x(f0 + i as i64) as f32;
-        }
-        Control::Continue
-    }
-}
-
-struct RecorderProc {
-    inp: Port<AudioIn>,
-    tx: rtrb::Producer<(u32, f32)>,
-}
-
-impl ProcessHandler for RecorderProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let f0 = ps.last_frame_time();
-        for (i, &v) in self.inp.as_slice(ps).iter().enumerate() {
-            let _ = self.tx.push((f0.wrapping_add(i as u32), v));
-        }
-        Control::Continue
-    }
-}
-
 /// Both clients, connected player → `faderbridge:a_in`, `faderbridge:master_L` → recorder.
 struct Rig {
-    player: Option<jack::AsyncClient<(), PlayerProc>>,
-    recorder: Option<jack::AsyncClient<(), RecorderProc>>,
-    rx: rtrb::Consumer<(u32, f32)>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.recorder.take();
-        self.player.take();
-    }
+    recorder: Tester<0, 1>,
+    /// Plays until dropped (after the recorder, as the fields are declared).
+    _player: Tester<1, 0>,
 }
 
 impl Rig {
     fn start(server: &str) -> Rig {
-        let c = open_client("player", Some(server)).expect("player client");
-        let out = c.register_port("out", AudioOut::default()).expect("out");
-        let player = c.activate_async((), PlayerProc { out }).expect("player");
-        let c = open_client("recorder", Some(server)).expect("recorder client");
-        let inp = c.register_port("in", AudioIn::default()).expect("in");
-        let (tx, rx) = rtrb::RingBuffer::new(48000 * 10);
-        let recorder = c
-            .activate_async((), RecorderProc { inp, tx })
-            .expect("recorder");
-        let cl = recorder.as_client();
-        for (s, d) in [
-            ("player:out", "faderbridge:a_in"),
-            ("faderbridge:master_L", "recorder:in"),
-        ] {
-            cl.connect_ports_by_name(s, d)
-                .unwrap_or_else(|e| panic!("connect {s} -> {d}: {e}"));
-        }
+        let player = Tester::start(
+            server,
+            "player",
+            ["out"],
+            [],
+            Box::new(|f| [x(f) as f32]),
+            &[("player:out", "faderbridge:a_in")],
+        );
+        let recorder = Tester::start(
+            server,
+            "recorder",
+            [],
+            ["in"],
+            tester::no_signal(),
+            &[("faderbridge:master_L", "recorder:in")],
+        );
         Rig {
-            player: Some(player),
-            recorder: Some(recorder),
-            rx,
+            recorder,
+            _player: player,
         }
-    }
-
-    fn drain(&mut self) -> Vec<(u32, f32)> {
-        let mut v = Vec::new();
-        while let Ok(s) = self.rx.pop() {
-            v.push(s);
-        }
-        v
     }
 
     /// Record `frames` frames from now on, calling `act` once `at` frames are in (polling with
-    /// a deadline). None when JACK's frame time jumped (a skipped cycle).
+    /// a deadline): (frame time, sample). None when JACK's frame time jumped (a skipped cycle).
     fn record_then(
         &mut self,
         frames: usize,
         at: usize,
-        mut act: impl FnMut(),
+        act: impl FnMut(),
     ) -> Option<Vec<(i64, f64)>> {
-        self.drain();
-        let mut v = Vec::new();
-        let mut acted = false;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while v.len() < frames {
-            assert!(
-                Instant::now() < deadline,
-                "recorded only {} frames",
-                v.len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-            v.extend(self.drain());
-            if !acted && v.len() >= at {
-                act();
-                acted = true;
-            }
-        }
-        if let Some(i) = v.windows(2).position(|w| w[1].0 != w[0].0.wrapping_add(1)) {
-            eprintln!(
-                "JACK skipped {} frames after frame {i} of the recording",
-                v[i + 1].0.wrapping_sub(v[i].0).wrapping_sub(1)
-            );
+        let v = self.recorder.record_then(frames, at, act);
+        if let Some((i, n)) = tester::skipped(&v) {
+            eprintln!("JACK skipped {n} frames after frame {i} of the recording");
             return None;
         }
         Some(
             v.into_iter()
-                .map(|(f, y)| (i64::from(f), f64::from(y)))
+                .map(|f| (i64::from(f.time), f64::from(f.heard[0])))
                 .collect(),
         )
     }
@@ -364,13 +300,7 @@ fn a_reload_that_changes_the_latency_crossfades_without_a_click() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-xfade";
     let dir = tempdir("xfade");
-    let jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let (mut d, mut rig, d1) = start(SERVER, &dir, &[]);
     let rate = RATE as usize;
     let mut reloads = 0;
@@ -480,13 +410,7 @@ fn the_same_swap_as_a_hard_cut_exceeds_the_bound() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-cut";
     let dir = tempdir("cut");
-    let jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let (mut d, mut rig, d1) = start(SERVER, &dir, &[("FADERBRIDGE_SWAP_FADE_MS", "0")]);
     let rate = RATE as usize;
     let rec = (0..ATTEMPTS)
@@ -531,13 +455,7 @@ fn jack_latency_of_master_l_ignores_the_insert_loop() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-latency";
     let dir = tempdir("latency");
-    let _jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(SERVER, PERIOD);
     let _gear = gear::Gear::start(SERVER, gear::GearSetup::delay(100));
     let text = session(300, 0.0).replace("nogear", "gear");
     let probe = open_client("probe", Some(SERVER)).expect("probe");
