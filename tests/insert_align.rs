@@ -167,6 +167,23 @@ fn residual_db(r: &[f32], y: &[f32], lag: usize, start: usize, len: usize) -> f6
     20.0 * m.max(1e-12).log10()
 }
 
+/// The lag of the live `y` behind the render `r` ([`best_lag`], up to the round trip and four
+/// periods, over half a second) and the largest residual there ([`residual_db`]).
+fn null(r: &[f32], y: &[f32]) -> (usize, f64) {
+    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
+    let (start, len) = (max_lag + 1, RATE / 2);
+    let lag = best_lag(r, y, start, len, max_lag);
+    (lag, residual_db(r, y, lag, start, len))
+}
+
+/// The control: a live output of two equal halves (`a` and `b`) as it would be without
+/// compensation, `b`'s half [`ROUND_TRIP`] samples earlier.
+fn uncompensated(y: &[f32]) -> Vec<f32> {
+    (0..y.len() - ROUND_TRIP)
+        .map(|i| 0.5 * y[i] + 0.5 * y[i + ROUND_TRIP])
+        .collect()
+}
+
 fn rms_db(v: &[f32]) -> f64 {
     let s: f64 = v.iter().map(|x| f64::from(*x).powi(2)).sum();
     10.0 * (s / v.len() as f64).log10()
@@ -222,25 +239,13 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
     assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
 
     // The live output lags the render by the engine's compensation plus JACK's loop.
-    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
-    let (start, len) = (max_lag + 1, RATE / 2);
-    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
-    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
-    let res_m = residual_db(&rm, &ym, lag_m, start, len);
-    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+    let (lag_m, res_m) = null(&rm, &ym);
+    let (lag_f, res_f) = null(&rf, &yf);
 
     // Control: the uncompensated sum. Both channels contribute half of the (compensated) live
     // output; without compensation `b`'s half would arrive ROUND_TRIP samples earlier.
-    let unc = |y: &[f32]| -> Vec<f32> {
-        (0..y.len() - ROUND_TRIP)
-            .map(|i| 0.5 * y[i] + 0.5 * y[i + ROUND_TRIP])
-            .collect()
-    };
-    let (um, uf) = (unc(&ym), unc(&yf));
-    let lag_um = best_lag(&rm, &um, start, len, max_lag);
-    let lag_uf = best_lag(&rf, &uf, start, len, max_lag);
-    let unc_m = residual_db(&rm, &um, lag_um, start, len);
-    let unc_f = residual_db(&rf, &uf, lag_uf, start, len);
+    let (_, unc_m) = null(&rm, &uncompensated(&ym));
+    let (_, unc_f) = null(&rf, &uncompensated(&yf));
     eprintln!(
         "engine latency {latency} (compensation {comp}); master: lag {lag_m}, residual \
          {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); aux: lag {lag_f}, residual \
@@ -323,19 +328,11 @@ fn group_bus_alignment_with_an_insert_on_a_bus() {
     let (rm, rf) = offline(&plain(BUS_SESSION), &x);
     assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
 
-    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
-    let (start, len) = (max_lag + 1, RATE / 2);
-    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
-    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
-    let res_m = residual_db(&rm, &ym, lag_m, start, len);
-    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+    let (lag_m, res_m) = null(&rm, &ym);
+    let (lag_f, res_f) = null(&rf, &yf);
     // Control: without compensation `b`'s half of the master would arrive ROUND_TRIP samples
     // before `a`'s.
-    let um: Vec<f32> = (0..ym.len() - ROUND_TRIP)
-        .map(|i| 0.5 * ym[i] + 0.5 * ym[i + ROUND_TRIP])
-        .collect();
-    let lag_um = best_lag(&rm, &um, start, len, max_lag);
-    let unc_m = residual_db(&rm, &um, lag_um, start, len);
+    let (_, unc_m) = null(&rm, &uncompensated(&ym));
     eprintln!(
         "bus insert: engine latency {latency} (compensation {comp}); master: lag {lag_m}, \
          residual {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); cue: lag {lag_f}, residual \

@@ -318,6 +318,28 @@ fn send_level(yaml: &str, port: &str) -> f64 {
     rms_db(&y[port][n / 2..])
 }
 
+/// A session with the insert at a position, a fader and an EQ boost at 1 kHz (dB).
+type Yaml = dyn Fn(&str, f32, f32) -> String;
+
+/// For each case (position, fader, EQ, expected change in dB): the send level at `port` of
+/// `yaml` with those changes by the expected dB (within 0.01) from `base`.
+fn assert_send_changes(
+    what: &str,
+    yaml: &Yaml,
+    port: &str,
+    base: f64,
+    cases: &[(&str, f32, f32, f64)],
+) {
+    for &(pos, fader, eq, change) in cases {
+        let got = send_level(&yaml(pos, fader, eq), port) - base;
+        eprintln!("{what} insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
+        assert!(
+            (got - change).abs() < 0.01,
+            "{what} {pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
+        );
+    }
+}
+
 fn channel_yaml(position: &str, fader: f32, eq_db: f32) -> String {
     format!(
         "version: 1
@@ -330,9 +352,8 @@ channels:
 #[test]
 fn the_channel_insert_sits_where_its_position_says() {
     let port = "a_insert_send";
-    let lvl = |pos: &str, fader: f32, eq: f32| send_level(&channel_yaml(pos, fader, eq), port);
     // The reference: a -12 dBFS sine through a unity strip (RMS -15.05 dBFS).
-    let base = lvl("post_dynamics", 0.0, 0.0);
+    let base = send_level(&channel_yaml("post_dynamics", 0.0, 0.0), port);
     let want = 20.0 * (0.25f64 / 2f64.sqrt()).log10();
     assert!(
         (base - want).abs() < 0.01,
@@ -347,14 +368,7 @@ fn the_channel_insert_sits_where_its_position_says() {
         ("post_fader", 0.0, 6.0, 6.0),
         ("pre_eq", 0.0, 6.0, 0.0),
     ];
-    for (pos, fader, eq, change) in cases {
-        let got = lvl(pos, fader, eq) - base;
-        eprintln!("channel insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
-        assert!(
-            (got - change).abs() < 0.01,
-            "{pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
-        );
-    }
+    assert_send_changes("channel", &channel_yaml, port, base, &cases);
 }
 
 #[test]
@@ -381,26 +395,19 @@ master:
 "
         )
     };
-    type Yaml = dyn Fn(&str, f32, f32) -> String;
     let strips: [(&str, &Yaml, &str); 2] = [
         ("bus", &bus, "drums_insert_send_L"),
         ("master", &master, "master_insert_send_L"),
     ];
     for (what, yaml, port) in strips {
         let base = send_level(&yaml("post_dynamics", 0.0, 0.0), port);
-        for (pos, fader, eq, change) in [
+        let cases = [
             ("post_fader", -6.0, 0.0, -6.0),
             ("post_dynamics", -6.0, 0.0, 0.0),
             ("post_dynamics", 0.0, 6.0, 6.0),
             ("pre_eq", 0.0, 6.0, 0.0),
-        ] {
-            let got = send_level(&yaml(pos, fader, eq), port) - base;
-            eprintln!("{what} insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
-            assert!(
-                (got - change).abs() < 0.01,
-                "{what} {pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
-            );
-        }
+        ];
+        assert_send_changes(what, yaml, port, base, &cases);
     }
 }
 

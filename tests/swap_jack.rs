@@ -281,6 +281,36 @@ fn wait_reloads(dir: &Path, n: usize) {
 /// Attempts at a recording spoilt by the machine's load before the test gives up.
 const ATTEMPTS: usize = 4;
 
+/// The reload from `latency: 300` to `latency: 500` (both at `fader_db`) once a quarter
+/// second is recorded, `frames` in all; a spoilt attempt is undone (back to 300, settled) and
+/// tried again. The engine runs with the new latency (`d1 + 200`) when this returns.
+fn reload_300_to_500(
+    jackd: &Jackd,
+    d: &mut Daemon,
+    rig: &mut Rig,
+    dir: &Path,
+    d1: i64,
+    fader_db: f32,
+    frames: usize,
+) -> Vec<(i64, f64)> {
+    let rate = RATE as usize;
+    (0..ATTEMPTS)
+        .find_map(|_| {
+            let text = session(500, fader_db);
+            let r = reload_while_recording(jackd, d, rig, dir, &text, frames, rate / 4);
+            wait_latency(d, (d1 + 200) as f64);
+            if r.is_none() {
+                // Back to 300 for the next attempt.
+                std::fs::write(dir.join("s.yaml"), session(300, fader_db)).expect("rewrite");
+                d.signal(libc::SIGHUP);
+                wait_latency(d, d1 as f64);
+                rig.record_then(rate / 4, usize::MAX, || {});
+            }
+            r
+        })
+        .expect("a recording without xruns")
+}
+
 /// The swap of `rec` from delay `d1` to `d2` (gain `g`): the first sample off `g·x(f − d1)`
 /// and the last one off `g·x(f − d2)` (by more than 1e-4).
 fn swap_window(rec: &[(i64, f64)], g: f64, d1: i64, d2: i64) -> (usize, usize) {
@@ -331,28 +361,7 @@ fn a_reload_that_changes_the_latency_crossfades_without_a_click() {
     assert!(d2f < BOUND, "no click: {d2f}");
 
     // 2. A reload to `latency: 500`: the output moves by 200 samples through the crossfade.
-    let rec = (0..ATTEMPTS)
-        .find_map(|_| {
-            let r = reload_while_recording(
-                &jackd,
-                &mut d,
-                &mut rig,
-                &dir,
-                &session(500, -6.0),
-                2 * rate,
-                rate / 4,
-            );
-            wait_latency(&mut d, (d1 + 200) as f64);
-            if r.is_none() {
-                // Back to 300 for the next attempt.
-                std::fs::write(dir.join("s.yaml"), session(300, -6.0)).expect("rewrite");
-                d.signal(libc::SIGHUP);
-                wait_latency(&mut d, d1 as f64);
-                rig.record_then(rate / 4, usize::MAX, || {});
-            }
-            r
-        })
-        .expect("a recording without xruns");
+    let rec = reload_300_to_500(&jackd, &mut d, &mut rig, &dir, d1, -6.0, 2 * rate);
     let d2 = d.get("engine/latency_samples") as i64;
     let (first, last) = swap_window(&rec, g, d1, d2);
     // The crossfade's start: the one that fits the window best.
@@ -413,20 +422,7 @@ fn the_same_swap_as_a_hard_cut_exceeds_the_bound() {
     let jackd = Jackd::start_period(SERVER, PERIOD);
     let (mut d, mut rig, d1) = start(SERVER, &dir, &[("FADERBRIDGE_SWAP_FADE_MS", "0")]);
     let rate = RATE as usize;
-    let rec = (0..ATTEMPTS)
-        .find_map(|_| {
-            let text = session(500, 0.0);
-            let r = reload_while_recording(&jackd, &mut d, &mut rig, &dir, &text, rate, rate / 4);
-            wait_latency(&mut d, (d1 + 200) as f64);
-            if r.is_none() {
-                std::fs::write(dir.join("s.yaml"), session(300, 0.0)).expect("rewrite");
-                d.signal(libc::SIGHUP);
-                wait_latency(&mut d, d1 as f64);
-                rig.record_then(rate / 4, usize::MAX, || {});
-            }
-            r
-        })
-        .expect("a recording without xruns");
+    let rec = reload_300_to_500(&jackd, &mut d, &mut rig, &dir, d1, 0.0, rate);
     let d2 = d1 + 200;
     let (first, last) = swap_window(&rec, 1.0, d1, d2);
     let (d2_swap, at) = max_d2(&rec, 0..rec.len());
