@@ -43,6 +43,14 @@ fn noise(seed: u32, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// [`noise`] of `n` samples into each of the input ports `names`, seeds 1, 2, ... in order.
+fn noise_inputs(names: &[&'static str], n: usize) -> HashMap<&'static str, Vec<f32>> {
+    (1..)
+        .zip(names)
+        .map(|(seed, &p)| (p, noise(seed, n)))
+        .collect()
+}
+
 fn sine(f: f32, a: f32, n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| a * (2.0 * std::f32::consts::PI * f * i as f32 / RATE).sin())
@@ -130,13 +138,7 @@ fn rms_db(v: &[f32]) -> f64 {
 /// input time for a cue mix); the added latency must be `want_added`.
 fn null_against_plain(what: &str, yaml: &str, want_added: usize, ports: &[(&str, usize)]) {
     let n = 48000;
-    let sig: HashMap<&str, Vec<f32>> = [
-        ("a_in", noise(1, n)),
-        ("b_in", noise(2, n)),
-        ("c_in", noise(3, n)),
-    ]
-    .into_iter()
-    .collect();
+    let sig = noise_inputs(&["a_in", "b_in", "c_in"], n);
     let mut with = build(yaml, None);
     let mut plain = build(&without_inserts(yaml), None);
     let added = with.latency() - plain.latency();
@@ -429,13 +431,7 @@ master:
 "
     );
     let n = 24000;
-    let sig: HashMap<&str, Vec<f32>> = [
-        ("a_in", noise(1, n)),
-        ("b_in", noise(2, n)),
-        ("c_in", noise(3, n)),
-    ]
-    .into_iter()
-    .collect();
+    let sig = noise_inputs(&["a_in", "b_in", "c_in"], n);
     let s = parse(&yaml);
     let mut setup = InsertSetup::offline(&s);
     setup.outboard = true;
@@ -511,9 +507,7 @@ buses:
     let plain_post = plain_pre.replace("pre_fader: true", "pre_fader: false");
     let n = 384 * BLOCK;
     let half = n / 2;
-    let sig: HashMap<&str, Vec<f32>> = [("a_in", noise(1, n)), ("b_in", noise(2, n))]
-        .into_iter()
-        .collect();
+    let sig = noise_inputs(&["a_in", "b_in"], n);
     let first: HashMap<&str, Vec<f32>> =
         sig.iter().map(|(k, v)| (*k, v[..half].to_vec())).collect();
     let second: HashMap<&str, Vec<f32>> =
