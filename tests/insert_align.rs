@@ -20,18 +20,20 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use faderbridge::audio::jack::{client_lock, open_client};
-use faderbridge::audio::{AudioConfig, BackendKind, EngineFactory, RunningAudio};
+use faderbridge::audio::{EngineFactory, RunningAudio};
 use faderbridge::engine::{Engine, InsertSetup};
 use faderbridge::params::ParamTree;
 use faderbridge::session::{self, model::Session};
-use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/jackd.rs"]
 mod jackd;
 use jackd::Jackd;
+#[path = "common/tester.rs"]
+mod tester;
+use tester::{Noise, Tester};
+#[path = "common/wav.rs"]
+mod wav;
 
 const SERVER: &str = "fbtest-insert-align";
 
@@ -66,10 +68,9 @@ fn parse(yaml: &str) -> Session {
         .unwrap_or_else(|e| panic!("test session does not parse:\n{e}"))
 }
 
-/// [`SESSION`] without the `insert:` key.
-fn plain() -> String {
-    SESSION
-        .lines()
+/// `yaml` without its `insert:` key.
+fn plain(yaml: &str) -> String {
+    yaml.lines()
         .filter(|l| !l.contains("insert:"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -83,93 +84,57 @@ mod gear;
 use gear::{Gear, GearSetup};
 
 // ---------------------------------------------------------------------------------------------
-// The tester: plays noise, records (played, master_L, fx_L) per frame.
+// The live engine and the tester.
 
-type Frame = (f32, f32, f32);
-
-struct TesterProc {
-    sig: Port<AudioOut>,
-    rec: [Port<AudioIn>; 2],
-    noise: u32,
-    tx: rtrb::Producer<Frame>,
+/// The engine of `session` with `setup` (and `tweak` applied once built) on JACK, linked; with
+/// the compensation and the latency of the engine that runs.
+fn start_engine(
+    server: &str,
+    session: Session,
+    setup: InsertSetup,
+    tweak: fn(&ParamTree, &mut Engine) -> Result<(), String>,
+) -> (RunningAudio, usize, usize) {
+    let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
+    let factory: EngineFactory = {
+        let made = made.clone();
+        Arc::new(move |rate, block| {
+            let tree = ParamTree::build(&session);
+            let mut e =
+                Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
+                    .map_err(|e| e.to_string())?;
+            tweak(&tree, &mut e)?;
+            *made.lock().map_err(|e| e.to_string())? = Some((e.compensation(), e.latency()));
+            Ok(Box::new(e))
+        })
+    };
+    let audio = tester::start_engine(server, factory);
+    let (comp, latency) = made.lock().expect("made").expect("an engine was built");
+    (audio, comp, latency)
 }
 
-impl ProcessHandler for TesterProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let out = self.sig.as_mut_slice(ps);
-        let (m, f) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
-        for i in 0..out.len() {
-            self.noise = self
-                .noise
-                .wrapping_mul(1_664_525)
-                .wrapping_add(1_013_904_223);
-            let v = NOISE_AMP * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
-            out[i] = v;
-            let _ = self.tx.push((v, m[i], f[i]));
-        }
-        Control::Continue
-    }
-}
-
-struct Tester {
-    client: Option<jack::AsyncClient<(), TesterProc>>,
-    rx: rtrb::Consumer<Frame>,
-}
-
-impl Drop for Tester {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.client.take();
-    }
-}
-
-impl Tester {
-    fn start(server: &str) -> Tester {
-        let c = open_client("tester", Some(server)).expect("tester client");
-        let sig = c.register_port("sig", AudioOut::default()).expect("sig");
-        let rec = [
-            c.register_port("rec_m", AudioIn::default()).expect("rec_m"),
-            c.register_port("rec_fx", AudioIn::default())
-                .expect("rec_fx"),
-        ];
-        let (tx, rx) = rtrb::RingBuffer::new(RATE * 8);
-        let p = TesterProc {
-            sig,
-            rec,
-            noise: 0x2468_ace1,
-            tx,
-        };
-        let a = c.activate_async((), p).expect("activate tester");
-        let cl = a.as_client();
-        for (s, d) in [
+/// The tester plays noise into both channels; after 0.1 s, one second of what it played,
+/// `master_L` and `fx_L`.
+fn record(server: &str) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut t = Tester::start(
+        server,
+        "tester",
+        ["sig"],
+        ["rec_m", "rec_fx"],
+        Noise::new(0x2468_ace1, NOISE_AMP).signal(),
+        &[
             ("tester:sig", "faderbridge:a_in"),
             ("tester:sig", "faderbridge:b_in"),
             ("faderbridge:master_L", "tester:rec_m"),
             ("faderbridge:fx_L", "tester:rec_fx"),
-        ] {
-            cl.connect_ports_by_name(s, d)
-                .unwrap_or_else(|e| panic!("connect {s} -> {d}: {e}"));
-        }
-        Tester {
-            client: Some(a),
-            rx,
-        }
-    }
-
-    /// Record at least `frames` frames from now on (polling with a deadline).
-    fn record(&mut self, frames: usize) -> Vec<Frame> {
-        while self.rx.pop().is_ok() {}
-        let mut v = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while v.len() < frames {
-            assert!(Instant::now() < deadline, "recorded only {}", v.len());
-            std::thread::sleep(Duration::from_millis(10));
-            while let Ok(x) = self.rx.pop() {
-                v.push(x);
-            }
-        }
-        v
-    }
+        ],
+    );
+    t.record(RATE / 10);
+    let rec = t.record(RATE);
+    (
+        tester::played(&rec, 0),
+        tester::heard(&rec, 0),
+        tester::heard(&rec, 1),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +165,23 @@ fn residual_db(r: &[f32], y: &[f32], lag: usize, start: usize, len: usize) -> f6
         .map(|t| (f64::from(y[t]) - f64::from(r[t - lag])).abs())
         .fold(0.0, f64::max);
     20.0 * m.max(1e-12).log10()
+}
+
+/// The lag of the live `y` behind the render `r` ([`best_lag`], up to the round trip and four
+/// periods, over half a second) and the largest residual there ([`residual_db`]).
+fn null(r: &[f32], y: &[f32]) -> (usize, f64) {
+    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
+    let (start, len) = (max_lag + 1, RATE / 2);
+    let lag = best_lag(r, y, start, len, max_lag);
+    (lag, residual_db(r, y, lag, start, len))
+}
+
+/// The control: a live output of two equal halves (`a` and `b`) as it would be without
+/// compensation, `b`'s half [`ROUND_TRIP`] samples earlier.
+fn uncompensated(y: &[f32]) -> Vec<f32> {
+    (0..y.len() - ROUND_TRIP)
+        .map(|i| 0.5 * y[i] + 0.5 * y[i + ROUND_TRIP])
+        .collect()
 }
 
 fn rms_db(v: &[f32]) -> f64 {
@@ -240,78 +222,30 @@ fn offline(yaml: &str, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux() {
     let _s = serial();
-    let _jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(SERVER, PERIOD);
     let gear = Gear::start(SERVER, GearSetup::delay(GEAR_DELAY));
-    let session = Arc::new(parse(SESSION));
-    let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
-    let factory: EngineFactory = {
-        let (session, made) = (session.clone(), made.clone());
-        Arc::new(move |rate, block| {
-            let tree = ParamTree::build(&session);
-            let setup = InsertSetup {
-                latency: vec![Some(ROUND_TRIP as f64), None],
-                outboard: true,
-                ..InsertSetup::default()
-            };
-            let e =
-                Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
-                    .map_err(|e| e.to_string())?;
-            *made.lock().map_err(|e| e.to_string())? = Some((e.compensation(), e.latency()));
-            Ok(Box::new(e))
-        })
+    let setup = InsertSetup {
+        latency: vec![Some(ROUND_TRIP as f64), None],
+        outboard: true,
+        ..InsertSetup::default()
     };
-    let cfg = AudioConfig {
-        client_name: "faderbridge".into(),
-        jack_server: Some(SERVER.into()),
-        ..AudioConfig::default()
-    };
-    let audio = RunningAudio::start(BackendKind::Jack, cfg, factory).expect("start");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !audio.stats().linked {
-        assert!(Instant::now() < deadline, "ports never linked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (comp, latency) = made.lock().expect("made").expect("an engine was built");
+    let (audio, comp, latency) = start_engine(SERVER, parse(SESSION), setup, |_, _| Ok(()));
     assert_eq!(
         comp, ROUND_TRIP,
         "compensation = the largest insert latency"
     );
-    let mut t = Tester::start(SERVER);
-
-    t.record(RATE / 10);
-    let rec = t.record(RATE);
-    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-    let ym: Vec<f32> = rec.iter().map(|r| r.1).collect();
-    let yf: Vec<f32> = rec.iter().map(|r| r.2).collect();
-    let (rm, rf) = offline(&plain(), &x);
+    let (x, ym, yf) = record(SERVER);
+    let (rm, rf) = offline(&plain(SESSION), &x);
     assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
 
     // The live output lags the render by the engine's compensation plus JACK's loop.
-    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
-    let (start, len) = (max_lag + 1, RATE / 2);
-    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
-    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
-    let res_m = residual_db(&rm, &ym, lag_m, start, len);
-    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+    let (lag_m, res_m) = null(&rm, &ym);
+    let (lag_f, res_f) = null(&rf, &yf);
 
     // Control: the uncompensated sum. Both channels contribute half of the (compensated) live
     // output; without compensation `b`'s half would arrive ROUND_TRIP samples earlier.
-    let unc = |y: &[f32]| -> Vec<f32> {
-        (0..y.len() - ROUND_TRIP)
-            .map(|i| 0.5 * y[i] + 0.5 * y[i + ROUND_TRIP])
-            .collect()
-    };
-    let (um, uf) = (unc(&ym), unc(&yf));
-    let lag_um = best_lag(&rm, &um, start, len, max_lag);
-    let lag_uf = best_lag(&rf, &uf, start, len, max_lag);
-    let unc_m = residual_db(&rm, &um, lag_um, start, len);
-    let unc_f = residual_db(&rf, &uf, lag_uf, start, len);
+    let (_, unc_m) = null(&rm, &uncompensated(&ym));
+    let (_, unc_f) = null(&rf, &uncompensated(&yf));
     eprintln!(
         "engine latency {latency} (compensation {comp}); master: lag {lag_m}, residual \
          {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); aux: lag {lag_f}, residual \
@@ -335,7 +269,6 @@ fn the_insert_channel_nulls_against_the_render_without_insert_on_master_and_aux(
         "without compensation no null: {unc_m:.1}, {unc_f:.1} dBFS"
     );
 
-    drop(t);
     audio.stop();
     drop(gear);
 }
@@ -369,84 +302,37 @@ buses:
 #[test]
 fn group_bus_alignment_with_an_insert_on_a_bus() {
     let _s = serial();
-    let _jackd = Jackd::start_with(
-        BUS_SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(BUS_SERVER, PERIOD);
     let gear = Gear::start(BUS_SERVER, GearSetup::delay(GEAR_DELAY));
-    let session = Arc::new(parse(BUS_SESSION));
-    let made: Arc<Mutex<Option<(usize, usize)>>> = Arc::new(Mutex::new(None));
-    let factory: EngineFactory = {
-        let (session, made) = (session.clone(), made.clone());
-        Arc::new(move |rate, block| {
-            let tree = ParamTree::build(&session);
-            let setup = InsertSetup {
-                bus_latency: vec![Some(ROUND_TRIP as f64), None],
-                outboard: true,
-                ..InsertSetup::default()
-            };
-            let mut e =
-                Engine::build_with(&session, &tree, &HashMap::new(), rate as f32, block, &setup)
-                    .map_err(|e| e.to_string())?;
-            // Both sides of the stereo send go to the one mono `gear:in` (and both returns
-            // come from `gear:out`): half the send level each makes the gear's round trip
-            // unity for the (centred, so L = R) bus.
-            let send = tree
-                .resolve("bus/grp/insert/send_db")
-                .ok_or("no bus/grp/insert/send_db")?;
-            e.apply(tree.get(send).addr, 20.0 * 0.5f32.log10());
-            e.settle();
-            *made.lock().map_err(|e| e.to_string())? = Some((e.compensation(), e.latency()));
-            Ok(Box::new(e))
-        })
+    let setup = InsertSetup {
+        bus_latency: vec![Some(ROUND_TRIP as f64), None],
+        outboard: true,
+        ..InsertSetup::default()
     };
-    let cfg = AudioConfig {
-        client_name: "faderbridge".into(),
-        jack_server: Some(BUS_SERVER.into()),
-        ..AudioConfig::default()
-    };
-    let audio = RunningAudio::start(BackendKind::Jack, cfg, factory).expect("start");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !audio.stats().linked {
-        assert!(Instant::now() < deadline, "ports never linked");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (comp, latency) = made.lock().expect("made").expect("an engine was built");
+    let (audio, comp, latency) = start_engine(BUS_SERVER, parse(BUS_SESSION), setup, |tree, e| {
+        // Both sides of the stereo send go to the one mono `gear:in` (and both returns come
+        // from `gear:out`): half the send level each makes the gear's round trip unity for the
+        // (centred, so L = R) bus.
+        let send = tree
+            .resolve("bus/grp/insert/send_db")
+            .ok_or("no bus/grp/insert/send_db")?;
+        e.apply(tree.get(send).addr, 20.0 * 0.5f32.log10());
+        e.settle();
+        Ok(())
+    });
     assert_eq!(
         comp, ROUND_TRIP,
         "compensation = the bus insert's round trip"
     );
-    let mut t = Tester::start(BUS_SERVER);
-
-    t.record(RATE / 10);
-    let rec = t.record(RATE);
-    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-    let ym: Vec<f32> = rec.iter().map(|r| r.1).collect();
-    let yf: Vec<f32> = rec.iter().map(|r| r.2).collect();
-    let plain: String = BUS_SESSION
-        .lines()
-        .filter(|l| !l.contains("insert:"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (rm, rf) = offline(&plain, &x);
+    let (x, ym, yf) = record(BUS_SERVER);
+    let (rm, rf) = offline(&plain(BUS_SESSION), &x);
     assert!(rms_db(&rm) > -20.0, "the reference carries the noise");
 
-    let max_lag = ROUND_TRIP + 4 * PERIOD as usize;
-    let (start, len) = (max_lag + 1, RATE / 2);
-    let lag_m = best_lag(&rm, &ym, start, len, max_lag);
-    let lag_f = best_lag(&rf, &yf, start, len, max_lag);
-    let res_m = residual_db(&rm, &ym, lag_m, start, len);
-    let res_f = residual_db(&rf, &yf, lag_f, start, len);
+    let (lag_m, res_m) = null(&rm, &ym);
+    let (lag_f, res_f) = null(&rf, &yf);
     // Control: without compensation `b`'s half of the master would arrive ROUND_TRIP samples
     // before `a`'s.
-    let um: Vec<f32> = (0..ym.len() - ROUND_TRIP)
-        .map(|i| 0.5 * ym[i] + 0.5 * ym[i + ROUND_TRIP])
-        .collect();
-    let lag_um = best_lag(&rm, &um, start, len, max_lag);
-    let unc_m = residual_db(&rm, &um, lag_um, start, len);
+    let (_, unc_m) = null(&rm, &uncompensated(&ym));
     eprintln!(
         "bus insert: engine latency {latency} (compensation {comp}); master: lag {lag_m}, \
          residual {res_m:.1} dBFS (uncompensated {unc_m:.1} dBFS); cue: lag {lag_f}, residual \
@@ -468,7 +354,6 @@ fn group_bus_alignment_with_an_insert_on_a_bus() {
         "the cue stays at its earliest, the master one round trip later"
     );
 
-    drop(t);
     audio.stop();
     drop(gear);
 }
@@ -481,46 +366,16 @@ fn a_render_with_a_fixed_latency_insert_stays_aligned_to_the_stems() {
     let dir = std::env::temp_dir().join(format!("fb-insert-align-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE as u32,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(dir.join("n.wav"), spec).expect("wav");
-    let mut s = 0x1357_9bdfu32;
-    for _ in 0..RATE / 2 {
-        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let v = NOISE_AMP * ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
-        w.write_sample(v).expect("write");
-    }
-    w.finalize().expect("finalize");
+    let mut noise = Noise::new(0x1357_9bdf, NOISE_AMP);
+    wav::write_mono(
+        &dir.join("n.wav"),
+        RATE as u32,
+        (0..RATE / 2).map(|_| noise.next_sample()),
+    );
     let with = "version: 1\nchannels:\n  - { name: a, source: { file: n.wav }, insert: { send: 3, return: 3, latency: 237 } }\n  - { name: b, source: { file: n.wav } }\n";
     let without = "version: 1\nchannels:\n  - { name: a, source: { file: n.wav } }\n  - { name: b, source: { file: n.wav } }\n";
-    let mut outs = Vec::new();
-    for (name, yaml) in [("with", with), ("without", without)] {
-        let sp = dir.join(format!("{name}.yaml"));
-        std::fs::write(&sp, yaml).expect("session");
-        let out = dir.join(format!("{name}.wav"));
-        faderbridge::render::render(
-            &sp,
-            &faderbridge::render::RenderOptions {
-                out: out.clone(),
-                start_s: None,
-                end_s: Some(0.5),
-                format: faderbridge::media::WavFormat::F32,
-                progress: false,
-                automation: None,
-            },
-        )
-        .expect("render");
-        let r: Vec<f32> = hound::WavReader::open(&out)
-            .expect("open")
-            .samples::<f32>()
-            .map(|s| s.expect("sample"))
-            .collect();
-        outs.push(r);
-    }
+    let outs =
+        [("with", with), ("without", without)].map(|(n, y)| wav::render_text(&dir, n, y, 0.5));
     assert_eq!(outs[0].len(), outs[1].len());
     let res = outs[0]
         .iter()

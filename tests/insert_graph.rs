@@ -21,6 +21,9 @@ use faderbridge::engine::{Engine, InsertSetup};
 use faderbridge::params::ParamTree;
 use faderbridge::session::{self, model::Session};
 
+#[path = "common/wav.rs"]
+mod wav;
+
 const RATE: f32 = 48000.0;
 const BLOCK: usize = 64;
 
@@ -37,6 +40,14 @@ fn noise(seed: u32, n: usize) -> Vec<f32> {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             0.25 * ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
         })
+        .collect()
+}
+
+/// [`noise`] of `n` samples into each of the input ports `names`, seeds 1, 2, ... in order.
+fn noise_inputs(names: &[&'static str], n: usize) -> HashMap<&'static str, Vec<f32>> {
+    (1..)
+        .zip(names)
+        .map(|(seed, &p)| (p, noise(seed, n)))
         .collect()
 }
 
@@ -127,13 +138,7 @@ fn rms_db(v: &[f32]) -> f64 {
 /// input time for a cue mix); the added latency must be `want_added`.
 fn null_against_plain(what: &str, yaml: &str, want_added: usize, ports: &[(&str, usize)]) {
     let n = 48000;
-    let sig: HashMap<&str, Vec<f32>> = [
-        ("a_in", noise(1, n)),
-        ("b_in", noise(2, n)),
-        ("c_in", noise(3, n)),
-    ]
-    .into_iter()
-    .collect();
+    let sig = noise_inputs(&["a_in", "b_in", "c_in"], n);
     let mut with = build(yaml, None);
     let mut plain = build(&without_inserts(yaml), None);
     let added = with.latency() - plain.latency();
@@ -315,6 +320,28 @@ fn send_level(yaml: &str, port: &str) -> f64 {
     rms_db(&y[port][n / 2..])
 }
 
+/// A session with the insert at a position, a fader and an EQ boost at 1 kHz (dB).
+type Yaml = dyn Fn(&str, f32, f32) -> String;
+
+/// For each case (position, fader, EQ, expected change in dB): the send level at `port` of
+/// `yaml` with those changes by the expected dB (within 0.01) from `base`.
+fn assert_send_changes(
+    what: &str,
+    yaml: &Yaml,
+    port: &str,
+    base: f64,
+    cases: &[(&str, f32, f32, f64)],
+) {
+    for &(pos, fader, eq, change) in cases {
+        let got = send_level(&yaml(pos, fader, eq), port) - base;
+        eprintln!("{what} insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
+        assert!(
+            (got - change).abs() < 0.01,
+            "{what} {pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
+        );
+    }
+}
+
 fn channel_yaml(position: &str, fader: f32, eq_db: f32) -> String {
     format!(
         "version: 1
@@ -327,9 +354,8 @@ channels:
 #[test]
 fn the_channel_insert_sits_where_its_position_says() {
     let port = "a_insert_send";
-    let lvl = |pos: &str, fader: f32, eq: f32| send_level(&channel_yaml(pos, fader, eq), port);
     // The reference: a -12 dBFS sine through a unity strip (RMS -15.05 dBFS).
-    let base = lvl("post_dynamics", 0.0, 0.0);
+    let base = send_level(&channel_yaml("post_dynamics", 0.0, 0.0), port);
     let want = 20.0 * (0.25f64 / 2f64.sqrt()).log10();
     assert!(
         (base - want).abs() < 0.01,
@@ -344,14 +370,7 @@ fn the_channel_insert_sits_where_its_position_says() {
         ("post_fader", 0.0, 6.0, 6.0),
         ("pre_eq", 0.0, 6.0, 0.0),
     ];
-    for (pos, fader, eq, change) in cases {
-        let got = lvl(pos, fader, eq) - base;
-        eprintln!("channel insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
-        assert!(
-            (got - change).abs() < 0.01,
-            "{pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
-        );
-    }
+    assert_send_changes("channel", &channel_yaml, port, base, &cases);
 }
 
 #[test]
@@ -378,26 +397,19 @@ master:
 "
         )
     };
-    type Yaml = dyn Fn(&str, f32, f32) -> String;
     let strips: [(&str, &Yaml, &str); 2] = [
         ("bus", &bus, "drums_insert_send_L"),
         ("master", &master, "master_insert_send_L"),
     ];
     for (what, yaml, port) in strips {
         let base = send_level(&yaml("post_dynamics", 0.0, 0.0), port);
-        for (pos, fader, eq, change) in [
+        let cases = [
             ("post_fader", -6.0, 0.0, -6.0),
             ("post_dynamics", -6.0, 0.0, 0.0),
             ("post_dynamics", 0.0, 6.0, 6.0),
             ("pre_eq", 0.0, 6.0, 0.0),
-        ] {
-            let got = send_level(&yaml(pos, fader, eq), port) - base;
-            eprintln!("{what} insert {pos}, fader {fader} dB, EQ {eq} dB: send {got:+.3} dB");
-            assert!(
-                (got - change).abs() < 0.01,
-                "{what} {pos} fader {fader} eq {eq}: send changed by {got:.3} dB, want {change}"
-            );
-        }
+        ];
+        assert_send_changes(what, yaml, port, base, &cases);
     }
 }
 
@@ -419,13 +431,7 @@ master:
 "
     );
     let n = 24000;
-    let sig: HashMap<&str, Vec<f32>> = [
-        ("a_in", noise(1, n)),
-        ("b_in", noise(2, n)),
-        ("c_in", noise(3, n)),
-    ]
-    .into_iter()
-    .collect();
+    let sig = noise_inputs(&["a_in", "b_in", "c_in"], n);
     let s = parse(&yaml);
     let mut setup = InsertSetup::offline(&s);
     setup.outboard = true;
@@ -452,18 +458,8 @@ fn a_render_with_bus_and_master_inserts_stays_aligned_to_the_stems() {
     let dir = std::env::temp_dir().join(format!("fb-insert-graph-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE as u32,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
     for (name, seed) in [("n1.wav", 1), ("n2.wav", 2), ("n3.wav", 3)] {
-        let mut w = hound::WavWriter::create(dir.join(name), spec).expect("wav");
-        for v in noise(seed, 24000) {
-            w.write_sample(v).expect("write");
-        }
-        w.finalize().expect("finalize");
+        wav::write_mono(&dir.join(name), RATE as u32, noise(seed, 24000));
     }
     let with = "version: 1
 channels:
@@ -477,30 +473,8 @@ master:
   insert: { send: 7, return: 7, latency: 64 }
 ";
     let without = without_inserts(with);
-    let mut outs = Vec::new();
-    for (name, yaml) in [("with", with), ("without", without.as_str())] {
-        let sp = dir.join(format!("{name}.yaml"));
-        std::fs::write(&sp, yaml).expect("session");
-        let out = dir.join(format!("{name}.wav"));
-        faderbridge::render::render(
-            &sp,
-            &faderbridge::render::RenderOptions {
-                out: out.clone(),
-                start_s: None,
-                end_s: Some(0.5),
-                format: faderbridge::media::WavFormat::F32,
-                progress: false,
-                automation: None,
-            },
-        )
-        .expect("render");
-        let r: Vec<f32> = hound::WavReader::open(&out)
-            .expect("open")
-            .samples::<f32>()
-            .map(|s| s.expect("sample"))
-            .collect();
-        outs.push(r);
-    }
+    let outs = [("with", with), ("without", without.as_str())]
+        .map(|(n, y)| wav::render_text(&dir, n, y, 0.5));
     assert_eq!(outs[0].len(), outs[1].len());
     let res = outs[0]
         .iter()
@@ -533,9 +507,7 @@ buses:
     let plain_post = plain_pre.replace("pre_fader: true", "pre_fader: false");
     let n = 384 * BLOCK;
     let half = n / 2;
-    let sig: HashMap<&str, Vec<f32>> = [("a_in", noise(1, n)), ("b_in", noise(2, n))]
-        .into_iter()
-        .collect();
+    let sig = noise_inputs(&["a_in", "b_in"], n);
     let first: HashMap<&str, Vec<f32>> =
         sig.iter().map(|(k, v)| (*k, v[..half].to_vec())).collect();
     let second: HashMap<&str, Vec<f32>> =

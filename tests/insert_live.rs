@@ -20,21 +20,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc};
+use faderbridge::audio::EngineFactory;
 use faderbridge::audio::jack::{client_lock, open_client};
-use faderbridge::audio::{AudioConfig, BackendKind, EngineFactory, RunningAudio};
 use faderbridge::engine::{Engine, EngineHandle, InsertSetup};
 use faderbridge::params::{ParamChange, ParamTree};
 use faderbridge::session::{
     self,
     model::{PortRef, Session},
 };
-use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/daemon.rs"]
 mod daemon;
 #[path = "common/jackd.rs"]
 mod jackd;
 use jackd::Jackd;
+#[path = "common/tester.rs"]
+mod tester;
+use tester::{Noise, Tester, heard, played};
 
 #[cfg(debug_assertions)]
 #[global_allocator]
@@ -93,113 +95,20 @@ fn gear_setup() -> GearSetup {
 // ---------------------------------------------------------------------------------------------
 // The tester: plays noise, records (played, master_L, master_R) per frame.
 
-struct TesterProc {
-    sig: Port<AudioOut>,
-    rec: [Port<AudioIn>; 2],
-    noise: u32,
-    tx: rtrb::Producer<(f32, f32, f32)>,
-}
-
-impl ProcessHandler for TesterProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let out = self.sig.as_mut_slice(ps);
-        let (l, r) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
-        for i in 0..out.len() {
-            self.noise = self
-                .noise
-                .wrapping_mul(1_664_525)
-                .wrapping_add(1_013_904_223);
-            let v = NOISE_AMP * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
-            out[i] = v;
-            let _ = self.tx.push((v, l[i], r[i]));
-        }
-        Control::Continue
-    }
-}
-
-struct Tester {
-    client: Option<jack::AsyncClient<(), TesterProc>>,
-    rx: rtrb::Consumer<(f32, f32, f32)>,
-}
-
-impl Drop for Tester {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.client.take();
-    }
-}
-
-impl Tester {
-    fn start(server: &str) -> Tester {
-        let c = open_client("tester", Some(server)).expect("tester client");
-        let sig = c.register_port("sig", AudioOut::default()).expect("sig");
-        let rec = [
-            c.register_port("rec_L", AudioIn::default()).expect("rec_L"),
-            c.register_port("rec_R", AudioIn::default()).expect("rec_R"),
-        ];
-        let (tx, rx) = rtrb::RingBuffer::new(48000 * 8);
-        let p = TesterProc {
-            sig,
-            rec,
-            noise: 0x1234_5678,
-            tx,
-        };
-        let a = c.activate_async((), p).expect("activate tester");
-        let cl = a.as_client();
-        for (s, d) in [
+fn start_tester(server: &str) -> Tester<1, 2> {
+    Tester::start(
+        server,
+        "tester",
+        ["sig"],
+        ["rec_L", "rec_R"],
+        Noise::new(0x1234_5678, NOISE_AMP).signal(),
+        &[
             ("tester:sig", "faderbridge:a_in"),
             ("tester:sig", "faderbridge:b_in"),
             ("faderbridge:master_L", "tester:rec_L"),
             ("faderbridge:master_R", "tester:rec_R"),
-        ] {
-            cl.connect_ports_by_name(s, d)
-                .unwrap_or_else(|e| panic!("connect {s} -> {d}: {e}"));
-        }
-        Tester {
-            client: Some(a),
-            rx,
-        }
-    }
-
-    fn drain(&mut self) -> Vec<(f32, f32, f32)> {
-        let mut v = Vec::new();
-        while let Ok(x) = self.rx.pop() {
-            v.push(x);
-        }
-        v
-    }
-
-    /// Record at least `frames` frames (from now on), polling with a deadline.
-    fn record(&mut self, frames: usize) -> Vec<(f32, f32, f32)> {
-        self.record_then(frames, usize::MAX, || {})
-    }
-
-    /// [`Tester::record`], calling `act` once `at` frames are recorded.
-    fn record_then(
-        &mut self,
-        frames: usize,
-        at: usize,
-        mut act: impl FnMut(),
-    ) -> Vec<(f32, f32, f32)> {
-        self.drain();
-        let mut v = Vec::new();
-        let mut acted = false;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while v.len() < frames {
-            assert!(
-                Instant::now() < deadline,
-                "recorded only {} frames",
-                v.len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-            v.extend(self.drain());
-            if !acted && v.len() >= at {
-                act();
-                acted = true;
-            }
-        }
-        v
-    }
+        ],
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,13 +212,7 @@ fn set(c: &Arc<Mutex<Console>>, path: &str, value: f32) {
 #[test]
 fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     let _s = serial();
-    let _jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(SERVER, PERIOD);
     let gear = Gear::start(SERVER, gear_setup());
     let session = parse(SESSION);
     let tree = ParamTree::build(&session);
@@ -326,21 +229,7 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
         handle: None,
         latencies: Vec::new(),
     }));
-    let cfg = AudioConfig {
-        client_name: "faderbridge".into(),
-        jack_server: Some(SERVER.into()),
-        ..AudioConfig::default()
-    };
-    let audio = RunningAudio::start(BackendKind::Jack, cfg, factory(&con, ROUND_TRIP as f64))
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !audio.stats().linked {
-        assert!(
-            Instant::now() < deadline,
-            "the session's ports never linked"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let audio = tester::start_engine(SERVER, factory(&con, ROUND_TRIP as f64));
     assert_eq!(
         con.lock().expect("console").latencies,
         vec![Some(ROUND_TRIP), None]
@@ -358,16 +247,14 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
         let _g = client_lock();
         drop(c);
     }
-    let mut t = Tester::start(SERVER);
+    let mut t = start_tester(SERVER);
     let rate = 48000usize;
     let max_lag = 4 * PERIOD as usize + ROUND_TRIP;
 
     // 1. Gear in (wet 1): the level drops by the gear's 6 dB and the signal arrives one round
     // trip after the reference channel's.
     let rec = t.record(rate / 2);
-    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-    let yl: Vec<f32> = rec.iter().map(|r| r.1).collect();
-    let yr: Vec<f32> = rec.iter().map(|r| r.2).collect();
+    let (x, yl, yr) = (played(&rec, 0), heard(&rec, 0), heard(&rec, 1));
     let (start, len) = (max_lag + 1, rate / 4);
     let (lag_ref, g_ref, res_ref) = fit(&x, &yr, start, len, max_lag);
     let (lag_in, g_in, res_in) = fit(&x, &yl, start, len, max_lag);
@@ -398,8 +285,7 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     // 2. Bypass while playing: a 10 ms crossfade from the gear to the latency delay, no time
     // shift, no click.
     let rec = t.record_then(rate, rate / 4, || set(&con, "ch/a/insert/bypass", 1.0));
-    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-    let yl: Vec<f32> = rec.iter().map(|r| r.1).collect();
+    let (x, yl) = (played(&rec, 0), heard(&rec, 0));
     let lag = lag_in;
     let g = 10f64.powf(f64::from(GEAR_DB) / 20.0);
     // Where the fade starts: the first sample off the gear-in line by more than 1e-4.
@@ -453,8 +339,7 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     set(&con, "ch/a/insert/bypass", 0.0);
     t.record(rate / 10);
     let rec = t.record(rate / 2);
-    let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-    let yl: Vec<f32> = rec.iter().map(|r| r.1).collect();
+    let (x, yl) = (played(&rec, 0), heard(&rec, 0));
     let (lag_2, g_2, _) = fit(&x, &yl, max_lag + 1, rate / 4, max_lag);
     assert_eq!(lag_2, lag_in);
     assert!((db(g_2) - f64::from(GEAR_DB)).abs() < 0.1, "{}", db(g_2));
@@ -462,6 +347,36 @@ fn the_gear_sits_in_the_channel_and_bypass_keeps_its_timing_without_a_click() {
     drop(t);
     audio.stop();
     drop(gear);
+}
+
+/// 2000 blocks of 64 frames of `e` under the allocation guard, a sine at 0.5 into every input,
+/// with the parameters `moves` changed in turn every 7 blocks (to 1 and 0 alternately; the
+/// `_db` ones to -12 and 0): the peak of each output in `watch`.
+fn churn(e: &mut Engine, tree: &ParamTree, moves: &[&str], watch: &[usize]) -> Vec<f32> {
+    let mut h = e.handle();
+    let addr = |p: &str| tree.get(tree.resolve(p).expect("path")).addr;
+    let sig: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+    let inputs: Vec<&[f32]> = vec![&sig; e.input_ports().len()];
+    let mut out = vec![vec![0.0f32; 64]; e.output_ports().len()];
+    let mut peak = vec![0.0f32; watch.len()];
+    for k in 0..2000usize {
+        if k % 7 == 0 {
+            let p = moves[(k / 7) % moves.len()];
+            let v = if (k / 7) % 2 == 0 { 1.0 } else { 0.0 };
+            h.send(ParamChange {
+                addr: addr(p),
+                value: if p.ends_with("_db") { -v * 12.0 } else { v },
+                frame: 0,
+            })
+            .expect("queue");
+        }
+        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
+        assert_no_alloc(|| e.process(64, &inputs, &mut outs));
+        for (p, &o) in peak.iter_mut().zip(watch) {
+            *p = p.max(out[o].iter().fold(0.0, |m, v| m.max(v.abs())));
+        }
+    }
+    peak
 }
 
 /// The insert processor (send, return, wet, polarity and bypass moving) allocates nothing in
@@ -502,8 +417,6 @@ fn the_insert_never_allocates_while_processing() {
             "s_insert_return_R"
         ]
     );
-    let mut h = e.handle();
-    let addr = |p: &str| tree.get(tree.resolve(p).expect("path")).addr;
     let moves = [
         "ch/m/insert/bypass",
         "ch/m/insert/wet",
@@ -512,25 +425,7 @@ fn the_insert_never_allocates_while_processing() {
         "ch/s/insert/return_db",
         "ch/s/insert/bypass",
     ];
-    let sig: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
-    let inputs: Vec<&[f32]> = vec![&sig; 6];
-    let mut out = vec![vec![0.0f32; 64]; 5];
-    let mut peak_send = 0.0f32;
-    for k in 0..2000usize {
-        if k % 7 == 0 {
-            let p = moves[(k / 7) % moves.len()];
-            let v = if (k / 7) % 2 == 0 { 1.0 } else { 0.0 };
-            h.send(ParamChange {
-                addr: addr(p),
-                value: if p.ends_with("_db") { -v * 12.0 } else { v },
-                frame: 0,
-            })
-            .expect("queue");
-        }
-        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
-        assert_no_alloc(|| e.process(64, &inputs, &mut outs));
-        peak_send = peak_send.max(out[2].iter().fold(0.0, |m, v| m.max(v.abs())));
-    }
+    let peak_send = churn(&mut e, &tree, &moves, &[2])[0];
     assert!(peak_send > 0.1, "the send carries the signal: {peak_send}");
 }
 
@@ -603,8 +498,6 @@ master:
             "master_insert_return_R",
         ]
     );
-    let mut h = e.handle();
-    let addr = |p: &str| tree.get(tree.resolve(p).expect("path")).addr;
     let moves = [
         "ch/m/sends/fx/pre_fader",
         "bus/grp/insert/bypass",
@@ -615,27 +508,7 @@ master:
         "master/insert/send_db",
         "bus/fx/insert/return_db",
     ];
-    let sig: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
-    let inputs: Vec<&[f32]> = vec![&sig; 10];
-    let mut out = vec![vec![0.0f32; 64]; 11];
-    let mut peak = [0.0f32; 3];
-    for k in 0..2000usize {
-        if k % 7 == 0 {
-            let p = moves[(k / 7) % moves.len()];
-            let v = if (k / 7) % 2 == 0 { 1.0 } else { 0.0 };
-            h.send(ParamChange {
-                addr: addr(p),
-                value: if p.ends_with("_db") { -v * 12.0 } else { v },
-                frame: 0,
-            })
-            .expect("queue");
-        }
-        let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..]).collect();
-        assert_no_alloc(|| e.process(64, &inputs, &mut outs));
-        for (p, o) in peak.iter_mut().zip([5, 7, 9]) {
-            *p = p.max(out[o].iter().fold(0.0, |m, v| m.max(v.abs())));
-        }
-    }
+    let peak = churn(&mut e, &tree, &moves, &[5, 7, 9]);
     assert!(
         peak.iter().all(|&p| p > 0.1),
         "the bus and master sends carry the signal: {peak:?}"
@@ -750,13 +623,7 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
     let dir = std::env::temp_dir().join(format!("fb-insert-live-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let _jackd = Jackd::start_with(
-        SERVER2,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(SERVER2, PERIOD);
     let gear = Gear::start(SERVER2, gear_setup());
     faderbridge::insert::cli::store(
         &dir.join("state"),
@@ -837,16 +704,14 @@ fn the_daemon_runs_the_insert_with_the_stored_latency() {
         let _g = client_lock();
         drop(c);
     }
-    let mut t = Tester::start(SERVER2);
+    let mut t = start_tester(SERVER2);
     let rate = 48000usize;
     let max_lag = 4 * PERIOD as usize + ROUND_TRIP;
     let (start, len) = (max_lag + 1, rate / 4);
-    let take = |t: &mut Tester| {
+    let take = |t: &mut Tester<1, 2>| {
         t.record(rate / 10);
         let rec = t.record(rate / 2);
-        let x: Vec<f32> = rec.iter().map(|r| r.0).collect();
-        let yl: Vec<f32> = rec.iter().map(|r| r.1).collect();
-        let yr: Vec<f32> = rec.iter().map(|r| r.2).collect();
+        let (x, yl, yr) = (played(&rec, 0), heard(&rec, 0), heard(&rec, 1));
         (
             fit(&x, &yl, start, len, max_lag),
             fit(&x, &yr, start, len, max_lag),

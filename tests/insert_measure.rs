@@ -25,7 +25,7 @@ use faderbridge::state::StateDir;
 
 #[path = "common/jackd.rs"]
 mod jackd;
-use jackd::{Jackd, Options};
+use jackd::Jackd;
 
 /// The simulated gear's delay in samples.
 const GEAR_DELAY: usize = 237;
@@ -85,13 +85,7 @@ fn gear_setup() -> GearSetup {
 }
 
 fn server(tag: &str, period: u32) -> Jackd {
-    Jackd::start_with(
-        &format!("fbtest-insert-{tag}"),
-        Options {
-            period,
-            ..Options::default()
-        },
-    )
+    Jackd::start_period(&format!("fbtest-insert-{tag}"), period)
 }
 
 fn run(dir: &Dir, strip: &str, server: &str, extra: &[&str]) -> Output {

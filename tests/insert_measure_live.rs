@@ -35,6 +35,10 @@ use jackd::Jackd;
 mod gear;
 use gear::{Gear, GearSetup};
 
+#[path = "common/tester.rs"]
+mod tester;
+use tester::{Noise, Tester};
+
 const PERIOD: u32 = 256;
 const GEAR_DELAY: usize = 237;
 /// The round trip through a gear client: its delay and the period that closes the cycle.
@@ -65,16 +69,6 @@ fn gear_setup(invert: bool) -> GearSetup {
         invert,
         ..GearSetup::delay(GEAR_DELAY)
     }
-}
-
-fn server(name: &str) -> Jackd {
-    Jackd::start_with(
-        name,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    )
 }
 
 /// The master limiter's look-ahead: the engine's latency without insert latencies.
@@ -215,7 +209,7 @@ fn wait_state(dir: &Path, f: impl Fn(&SavedState) -> bool) -> SavedState {
 fn osc_measure_on_the_running_daemon_stores_and_applies_the_latency() {
     let _s = serial();
     const SERVER: &str = "fbtest-livemeas-osc";
-    let jackd = server(SERVER);
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let _gear = Gear::start(jackd.name(), gear_setup(false));
     let _inv = Gear::start_named(jackd.name(), "gearinv", gear_setup(true));
 
@@ -399,7 +393,7 @@ fn osc_measure_on_the_running_daemon_stores_and_applies_the_latency() {
 fn the_command_asks_a_running_daemon_and_polarity_is_reported() {
     let _s = serial();
     const SERVER: &str = "fbtest-livemeas-cli";
-    let jackd = server(SERVER);
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let _gear = Gear::start(jackd.name(), gear_setup(false));
     let _inv = Gear::start_named(jackd.name(), "gearinv", gear_setup(true));
     let d = Daemon::start(
@@ -588,97 +582,30 @@ surfaces:
   - { kind: osc, listen: "127.0.0.1:{PORT}" }
 "#;
 
-struct PlayerProc {
-    sig: jack::Port<jack::AudioOut>,
-    rec: [jack::Port<jack::AudioIn>; 2],
-    noise: u32,
-    tx: rtrb::Producer<(f32, f32)>,
-}
-
-impl jack::ProcessHandler for PlayerProc {
-    fn process(&mut self, _: &jack::Client, ps: &jack::ProcessScope) -> jack::Control {
-        let out = self.sig.as_mut_slice(ps);
-        let (l, r) = (self.rec[0].as_slice(ps), self.rec[1].as_slice(ps));
-        for i in 0..out.len() {
-            self.noise = self
-                .noise
-                .wrapping_mul(1_664_525)
-                .wrapping_add(1_013_904_223);
-            out[i] = 0.25 * ((self.noise >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0);
-            let _ = self.tx.push((l[i], r[i]));
-        }
-        jack::Control::Continue
-    }
-}
-
 /// Plays noise into both channels and records the master (L, R).
-struct Player {
-    client: Option<jack::AsyncClient<(), PlayerProc>>,
-    rx: rtrb::Consumer<(f32, f32)>,
-}
-
-impl Drop for Player {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.client.take();
-    }
-}
-
-impl Player {
-    fn start(server: &str) -> Player {
-        let c = open_client("player", Some(server)).expect("player client");
-        let sig = c
-            .register_port("sig", jack::AudioOut::default())
-            .expect("sig");
-        let rec = [
-            c.register_port("rec_L", jack::AudioIn::default())
-                .expect("rec_L"),
-            c.register_port("rec_R", jack::AudioIn::default())
-                .expect("rec_R"),
-        ];
-        let (tx, rx) = rtrb::RingBuffer::new(48000 * 8);
-        let p = PlayerProc {
-            sig,
-            rec,
-            noise: 12345,
-            tx,
-        };
-        let a = c.activate_async((), p).expect("activate player");
-        let me = a.as_client();
-        for (from, to) in [
+fn start_player(server: &str) -> Tester<1, 2> {
+    Tester::start(
+        server,
+        "player",
+        ["sig"],
+        ["rec_L", "rec_R"],
+        Noise::new(12345, 0.25).signal(),
+        &[
             ("player:sig", "faderbridge:kick_in"),
             ("player:sig", "faderbridge:snare_in"),
             ("faderbridge:master_L", "player:rec_L"),
             ("faderbridge:master_R", "player:rec_R"),
-        ] {
-            me.connect_ports_by_name(from, to)
-                .unwrap_or_else(|e| panic!("connect {from} → {to}: {e}"));
-        }
-        Player {
-            client: Some(a),
-            rx,
-        }
-    }
+        ],
+    )
+}
 
-    /// Drop what was recorded so far, then record `frames` frames (polled with a deadline).
-    fn record(&mut self, frames: usize) -> Vec<(f32, f32)> {
-        while self.rx.pop().is_ok() {}
-        let mut v = Vec::with_capacity(frames);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while v.len() < frames {
-            assert!(
-                Instant::now() < deadline,
-                "recorded only {} frames",
-                v.len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-            while let Ok(x) = self.rx.pop() {
-                v.push(x);
-            }
-        }
-        v.truncate(frames);
-        v
-    }
+/// Drop what was recorded so far, then record `frames` frames of the master (L, R).
+fn record(p: &mut Tester<1, 2>, frames: usize) -> Vec<(f32, f32)> {
+    p.record(frames)
+        .iter()
+        .take(frames)
+        .map(|f| (f.heard[0], f.heard[1]))
+        .collect()
 }
 
 /// Largest `|L − g·R|` and the RMS of `R` (dBFS) over a recording.
@@ -702,7 +629,7 @@ fn residual_db(rec: &[(f32, f32)], g: f32) -> (f64, f64) {
 fn the_strip_plays_on_bypassed_while_it_measures() {
     let _s = serial();
     const SERVER: &str = "fbtest-livemeas-play";
-    let jackd = server(SERVER);
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let _gear = Gear::start(jackd.name(), gear_setup(false));
     let dir = osc_client::tempdir("livemeas-play");
     faderbridge::insert::cli::store(
@@ -731,11 +658,11 @@ fn the_strip_plays_on_bypassed_while_it_measures() {
             ("faderbridge:kick_insert_return", "gear:out"),
         ],
     );
-    let mut p = Player::start(SERVER);
+    let mut p = start_player(SERVER);
     let gear_gain = 10f32.powf(-3.0 / 20.0);
     let settle = 48000 / 5;
-    p.record(settle);
-    let (before, level) = residual_db(&p.record(24000), gear_gain);
+    record(&mut p, settle);
+    let (before, level) = residual_db(&record(&mut p, 24000), gear_gain);
     // Asked on the status socket, whose answer has the signal-to-noise ratio.
     let sock = dir.join("state").join("status.sock");
     let asked = std::thread::spawn(move || {
@@ -750,14 +677,14 @@ fn the_strip_plays_on_bypassed_while_it_measures() {
     wait_port(SERVER, "faderbridge-measure:send");
     // Held from before the measuring client exists; the probe plays for 2.7 s from when it
     // is connected.
-    let (held, _) = residual_db(&p.record(48000), 1.0);
+    let (held, _) = residual_db(&record(&mut p, 48000), 1.0);
     let m = asked.join().expect("asked");
     let samples = m["measurement"]["samples"]
         .as_f64()
         .unwrap_or_else(|| panic!("{m}"));
     let snr = m["snr_db"].as_f64().expect("snr_db");
-    p.record(settle);
-    let (after, _) = residual_db(&p.record(24000), gear_gain);
+    record(&mut p, settle);
+    let (after, _) = residual_db(&record(&mut p, 24000), gear_gain);
     eprintln!(
         "reference channel at {level:.1} dBFS RMS; largest |L − g·R|: gear in before \
          {before:.1} dBFS, held (bypassed, g = 1) {held:.1} dBFS, gear in after {after:.1} dBFS; \

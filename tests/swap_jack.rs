@@ -31,7 +31,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use faderbridge::audio::jack::{client_lock, open_client};
-use jack::{AudioIn, AudioOut, Client, Control, Port, ProcessHandler, ProcessScope};
 
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -39,8 +38,11 @@ mod daemon;
 mod gear;
 #[path = "common/jackd.rs"]
 mod jackd;
+#[path = "common/tester.rs"]
+mod tester;
 use daemon::Daemon;
 use jackd::Jackd;
+use tester::Tester;
 
 /// The JACK tests run one at a time (libjack keeps per-process state).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -83,119 +85,53 @@ fn x(f: i64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // The player and the recorder.
 
-struct PlayerProc {
-    out: Port<AudioOut>,
-}
-
-impl ProcessHandler for PlayerProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let f0 = i64::from(ps.last_frame_time());
-        for (i, o) in self.out.as_mut_slice(ps).iter_mut().enumerate() {
-            *o = x(f0 + i as i64) as f32;
-        }
-        Control::Continue
-    }
-}
-
-struct RecorderProc {
-    inp: Port<AudioIn>,
-    tx: rtrb::Producer<(u32, f32)>,
-}
-
-impl ProcessHandler for RecorderProc {
-    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
-        let f0 = ps.last_frame_time();
-        for (i, &v) in self.inp.as_slice(ps).iter().enumerate() {
-            let _ = self.tx.push((f0.wrapping_add(i as u32), v));
-        }
-        Control::Continue
-    }
-}
-
 /// Both clients, connected player → `faderbridge:a_in`, `faderbridge:master_L` → recorder.
 struct Rig {
-    player: Option<jack::AsyncClient<(), PlayerProc>>,
-    recorder: Option<jack::AsyncClient<(), RecorderProc>>,
-    rx: rtrb::Consumer<(u32, f32)>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _g = client_lock();
-        self.recorder.take();
-        self.player.take();
-    }
+    recorder: Tester<0, 1>,
+    /// Plays until dropped (after the recorder, as the fields are declared).
+    _player: Tester<1, 0>,
 }
 
 impl Rig {
     fn start(server: &str) -> Rig {
-        let c = open_client("player", Some(server)).expect("player client");
-        let out = c.register_port("out", AudioOut::default()).expect("out");
-        let player = c.activate_async((), PlayerProc { out }).expect("player");
-        let c = open_client("recorder", Some(server)).expect("recorder client");
-        let inp = c.register_port("in", AudioIn::default()).expect("in");
-        let (tx, rx) = rtrb::RingBuffer::new(48000 * 10);
-        let recorder = c
-            .activate_async((), RecorderProc { inp, tx })
-            .expect("recorder");
-        let cl = recorder.as_client();
-        for (s, d) in [
-            ("player:out", "faderbridge:a_in"),
-            ("faderbridge:master_L", "recorder:in"),
-        ] {
-            cl.connect_ports_by_name(s, d)
-                .unwrap_or_else(|e| panic!("connect {s} -> {d}: {e}"));
-        }
+        let player = Tester::start(
+            server,
+            "player",
+            ["out"],
+            [],
+            Box::new(|f| [x(f) as f32]),
+            &[("player:out", "faderbridge:a_in")],
+        );
+        let recorder = Tester::start(
+            server,
+            "recorder",
+            [],
+            ["in"],
+            tester::no_signal(),
+            &[("faderbridge:master_L", "recorder:in")],
+        );
         Rig {
-            player: Some(player),
-            recorder: Some(recorder),
-            rx,
+            recorder,
+            _player: player,
         }
-    }
-
-    fn drain(&mut self) -> Vec<(u32, f32)> {
-        let mut v = Vec::new();
-        while let Ok(s) = self.rx.pop() {
-            v.push(s);
-        }
-        v
     }
 
     /// Record `frames` frames from now on, calling `act` once `at` frames are in (polling with
-    /// a deadline). None when JACK's frame time jumped (a skipped cycle).
+    /// a deadline): (frame time, sample). None when JACK's frame time jumped (a skipped cycle).
     fn record_then(
         &mut self,
         frames: usize,
         at: usize,
-        mut act: impl FnMut(),
+        act: impl FnMut(),
     ) -> Option<Vec<(i64, f64)>> {
-        self.drain();
-        let mut v = Vec::new();
-        let mut acted = false;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while v.len() < frames {
-            assert!(
-                Instant::now() < deadline,
-                "recorded only {} frames",
-                v.len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-            v.extend(self.drain());
-            if !acted && v.len() >= at {
-                act();
-                acted = true;
-            }
-        }
-        if let Some(i) = v.windows(2).position(|w| w[1].0 != w[0].0.wrapping_add(1)) {
-            eprintln!(
-                "JACK skipped {} frames after frame {i} of the recording",
-                v[i + 1].0.wrapping_sub(v[i].0).wrapping_sub(1)
-            );
+        let v = self.recorder.record_then(frames, at, act);
+        if let Some((i, n)) = tester::skipped(&v) {
+            eprintln!("JACK skipped {n} frames after frame {i} of the recording");
             return None;
         }
         Some(
             v.into_iter()
-                .map(|(f, y)| (i64::from(f), f64::from(y)))
+                .map(|f| (i64::from(f.time), f64::from(f.heard[0])))
                 .collect(),
         )
     }
@@ -345,6 +281,36 @@ fn wait_reloads(dir: &Path, n: usize) {
 /// Attempts at a recording spoilt by the machine's load before the test gives up.
 const ATTEMPTS: usize = 4;
 
+/// The reload from `latency: 300` to `latency: 500` (both at `fader_db`) once a quarter
+/// second is recorded, `frames` in all; a spoilt attempt is undone (back to 300, settled) and
+/// tried again. The engine runs with the new latency (`d1 + 200`) when this returns.
+fn reload_300_to_500(
+    jackd: &Jackd,
+    d: &mut Daemon,
+    rig: &mut Rig,
+    dir: &Path,
+    d1: i64,
+    fader_db: f32,
+    frames: usize,
+) -> Vec<(i64, f64)> {
+    let rate = RATE as usize;
+    (0..ATTEMPTS)
+        .find_map(|_| {
+            let text = session(500, fader_db);
+            let r = reload_while_recording(jackd, d, rig, dir, &text, frames, rate / 4);
+            wait_latency(d, (d1 + 200) as f64);
+            if r.is_none() {
+                // Back to 300 for the next attempt.
+                std::fs::write(dir.join("s.yaml"), session(300, fader_db)).expect("rewrite");
+                d.signal(libc::SIGHUP);
+                wait_latency(d, d1 as f64);
+                rig.record_then(rate / 4, usize::MAX, || {});
+            }
+            r
+        })
+        .expect("a recording without xruns")
+}
+
 /// The swap of `rec` from delay `d1` to `d2` (gain `g`): the first sample off `g·x(f − d1)`
 /// and the last one off `g·x(f − d2)` (by more than 1e-4).
 fn swap_window(rec: &[(i64, f64)], g: f64, d1: i64, d2: i64) -> (usize, usize) {
@@ -364,13 +330,7 @@ fn a_reload_that_changes_the_latency_crossfades_without_a_click() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-xfade";
     let dir = tempdir("xfade");
-    let jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let (mut d, mut rig, d1) = start(SERVER, &dir, &[]);
     let rate = RATE as usize;
     let mut reloads = 0;
@@ -401,28 +361,7 @@ fn a_reload_that_changes_the_latency_crossfades_without_a_click() {
     assert!(d2f < BOUND, "no click: {d2f}");
 
     // 2. A reload to `latency: 500`: the output moves by 200 samples through the crossfade.
-    let rec = (0..ATTEMPTS)
-        .find_map(|_| {
-            let r = reload_while_recording(
-                &jackd,
-                &mut d,
-                &mut rig,
-                &dir,
-                &session(500, -6.0),
-                2 * rate,
-                rate / 4,
-            );
-            wait_latency(&mut d, (d1 + 200) as f64);
-            if r.is_none() {
-                // Back to 300 for the next attempt.
-                std::fs::write(dir.join("s.yaml"), session(300, -6.0)).expect("rewrite");
-                d.signal(libc::SIGHUP);
-                wait_latency(&mut d, d1 as f64);
-                rig.record_then(rate / 4, usize::MAX, || {});
-            }
-            r
-        })
-        .expect("a recording without xruns");
+    let rec = reload_300_to_500(&jackd, &mut d, &mut rig, &dir, d1, -6.0, 2 * rate);
     let d2 = d.get("engine/latency_samples") as i64;
     let (first, last) = swap_window(&rec, g, d1, d2);
     // The crossfade's start: the one that fits the window best.
@@ -480,29 +419,10 @@ fn the_same_swap_as_a_hard_cut_exceeds_the_bound() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-cut";
     let dir = tempdir("cut");
-    let jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let jackd = Jackd::start_period(SERVER, PERIOD);
     let (mut d, mut rig, d1) = start(SERVER, &dir, &[("FADERBRIDGE_SWAP_FADE_MS", "0")]);
     let rate = RATE as usize;
-    let rec = (0..ATTEMPTS)
-        .find_map(|_| {
-            let text = session(500, 0.0);
-            let r = reload_while_recording(&jackd, &mut d, &mut rig, &dir, &text, rate, rate / 4);
-            wait_latency(&mut d, (d1 + 200) as f64);
-            if r.is_none() {
-                std::fs::write(dir.join("s.yaml"), session(300, 0.0)).expect("rewrite");
-                d.signal(libc::SIGHUP);
-                wait_latency(&mut d, d1 as f64);
-                rig.record_then(rate / 4, usize::MAX, || {});
-            }
-            r
-        })
-        .expect("a recording without xruns");
+    let rec = reload_300_to_500(&jackd, &mut d, &mut rig, &dir, d1, 0.0, rate);
     let d2 = d1 + 200;
     let (first, last) = swap_window(&rec, 1.0, d1, d2);
     let (d2_swap, at) = max_d2(&rec, 0..rec.len());
@@ -531,13 +451,7 @@ fn jack_latency_of_master_l_ignores_the_insert_loop() {
     let _s = serial();
     const SERVER: &str = "fbtest-swap-latency";
     let dir = tempdir("latency");
-    let _jackd = Jackd::start_with(
-        SERVER,
-        jackd::Options {
-            period: PERIOD,
-            ..jackd::Options::default()
-        },
-    );
+    let _jackd = Jackd::start_period(SERVER, PERIOD);
     let _gear = gear::Gear::start(SERVER, gear::GearSetup::delay(100));
     let text = session(300, 0.0).replace("nogear", "gear");
     let probe = open_client("probe", Some(SERVER)).expect("probe");

@@ -79,6 +79,17 @@ impl Jackd {
         Jackd::start_with(name, Options::default())
     }
 
+    /// `jackd -n NAME -d dummy -r 48000 -p PERIOD`, answering when this returns.
+    pub fn start_period(name: &str, period: u32) -> Jackd {
+        Jackd::start_with(
+            name,
+            Options {
+                period,
+                ..Options::default()
+            },
+        )
+    }
+
     pub fn start_with(name: &str, opts: Options) -> Jackd {
         let log = opts
             .log
