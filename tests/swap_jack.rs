@@ -533,3 +533,79 @@ fn jack_latency_of_master_l_ignores_the_insert_loop() {
     drop(probe);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Minor page faults so far of the daemon's audio thread (JACK's process thread, which the
+/// daemon names `fb-audio` on its first cycle): field 10 of its `/proc` stat line.
+fn audio_thread_faults(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "fb-audio" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).expect("stat");
+        // After the command's closing parenthesis: field 3 (state) onwards; minflt is 10.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        return rest
+            .split_whitespace()
+            .nth(10 - 3)
+            .and_then(|v| v.parse().ok())
+            .expect("minflt");
+    }
+    panic!("no thread named fb-audio in daemon {pid}");
+}
+
+/// A swap to an engine with big delay lines (a 1 s insert: 48 000 samples, 188 KiB per line,
+/// the allocator's fresh mappings) takes no page fault on the audio thread: the engine's
+/// buffers and rings are written where they are built, on the control plane. A first write to
+/// a fresh page faults and zeroes it, microseconds each inside the period: 242 faults for this
+/// swap before (the delay lines, the loudness tap's ring, the parameter queue). The first swap
+/// of a process also runs the crossfade's code for the first time (its pages of the binary:
+/// 2 faults here), so the second swap is the one held to zero.
+#[test]
+fn a_swap_takes_no_page_fault_on_the_audio_thread() {
+    let _s = serial();
+    const SERVER: &str = "fbtest-swap-faults";
+    let dir = tempdir("faults");
+    let jackd = Jackd::start_period(SERVER, PERIOD);
+    let (mut d, mut rig, d1) = start(SERVER, &dir, &[]);
+    let rate = RATE as usize;
+    // Reload to `latency` a quarter second in and record until the new engine plays alone
+    // (warm-up for its latency, the 30 ms fade, the old one retired: 2 s cover it); the
+    // audio thread's page faults across it.
+    let mut swap = |d: &mut Daemon, latency: u32| -> u64 {
+        let before = audio_thread_faults(d.pid());
+        let want = d1 - 300 + i64::from(latency);
+        let rec = rig
+            .record_then(2 * rate, rate / 4, || {
+                std::fs::write(dir.join("s.yaml"), session(latency, 0.0)).expect("rewrite");
+                d.signal(libc::SIGHUP);
+            })
+            .unwrap_or_else(|| {
+                // A skipped cycle spoils the recording, not the swap: record the new engine.
+                rig.record_then(rate / 2, usize::MAX, || {})
+                    .expect("a recording")
+            });
+        wait_latency(d, want as f64);
+        // The swap is over: the last quarter second is the input delayed by the new latency
+        // (unity gain: fader 0 dB, pan hard left).
+        let worst = rec[rec.len() - rate / 4..]
+            .iter()
+            .map(|&(f, y)| (y - x(f - want)).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 1e-5,
+            "the new engine (delay {want}) plays alone: {worst}"
+        );
+        audio_thread_faults(d.pid()) - before
+    };
+    let first = swap(&mut d, 48_000);
+    let second = swap(&mut d, 47_000);
+    eprintln!("minor page faults on the audio thread: first swap {first}, second {second}");
+    let _ = jackd.xrun_causes();
+    assert!(first <= 8, "the first swap: code pages at most, {first}");
+    assert_eq!(second, 0, "page faults on the audio thread during a swap");
+    drop(rig);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -67,7 +67,7 @@ impl Graph {
             engine,
             in_map,
             out_map,
-            outs: vec![vec![0.0; CHUNK]; no],
+            outs: (0..no).map(|_| crate::dsp::util::zeroed(CHUNK)).collect(),
             in_refs: Vec::with_capacity(ni),
             out_refs: Vec::with_capacity(no),
         })
@@ -280,8 +280,10 @@ fn open(cfg: &AudioConfig, engine: Box<Engine>, shared: &Arc<Shared>) -> Result<
 
     let (swap_tx, swap_rx): (SwapTx<Box<Graph>>, SwapRx<Box<Graph>>) = swap::pair();
     let mut deck = Deck::new(Graph::new(engine), swap_rx, cfg.swap_fade_ms);
-    let mut dev_in = vec![vec![0.0f32; CHUNK]; in_ch];
-    let silence = vec![0.0f32; CHUNK];
+    let mut dev_in: Vec<Vec<f32>> = (0..in_ch)
+        .map(|_| crate::dsp::util::zeroed(CHUNK))
+        .collect();
+    let silence = crate::dsp::util::zeroed(CHUNK);
     let st = shared.clone();
     let f = failed.clone();
     let rate = cfg.sample_rate;

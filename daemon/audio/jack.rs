@@ -307,7 +307,9 @@ impl ProcessHandler for Processor {
         let t0 = Instant::now();
         let _ftz = DenormalGuard::new();
         if self.flags.realtime.load(Ordering::Relaxed) == 0 {
-            // First cycle only: one scheduler query, not part of the steady-state path.
+            // First cycle only: one scheduler query and the thread's name (`fb-audio`, so
+            // `top -H` and the tests can find it), not part of the steady-state path.
+            rt::name_this_thread(c"fb-audio");
             let v = if rt::is_realtime() { 1 } else { 2 };
             self.flags.realtime.store(v, Ordering::Relaxed);
         }
@@ -486,7 +488,9 @@ impl PortBook {
         );
         self.paths = engine.port_latencies();
         let (ni, no) = (ins.len(), outs.len());
-        let scratch = vec![vec![0.0; engine.max_block()]; no];
+        let scratch = (0..no)
+            .map(|_| crate::dsp::util::zeroed(engine.max_block()))
+            .collect();
         Ok(Box::new(Graph {
             engine,
             ins,

@@ -34,7 +34,7 @@ impl Graph {
         let n = engine.output_ports().len();
         Box::new(Self {
             engine,
-            outs: vec![vec![0.0; block]; n],
+            outs: (0..n).map(|_| crate::dsp::util::zeroed(block)).collect(),
             out_refs: Vec::with_capacity(n),
         })
     }

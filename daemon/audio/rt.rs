@@ -38,3 +38,14 @@ pub(crate) fn is_realtime() -> bool {
     };
     rc == 0 && (policy == libc::SCHED_FIFO || policy == libc::SCHED_RR)
 }
+
+/// Name the calling thread (at most 15 bytes show; Linux only, elsewhere nothing).
+pub(crate) fn name_this_thread(name: &std::ffi::CStr) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which a CStr is.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = name;
+}

@@ -26,7 +26,9 @@ impl AlignDelay {
         let max = ms_to_samples(max_ms, sample_rate);
         let size = (max + 1).next_power_of_two();
         Self {
-            lines: vec![vec![0.0; size]; channels.max(1)],
+            lines: (0..channels.max(1))
+                .map(|_| crate::dsp::util::zeroed(size))
+                .collect(),
             write: 0,
             mask: size - 1,
             current: 0,

@@ -27,6 +27,21 @@ pub fn ms_to_samples(ms: f32, sample_rate: f32) -> usize {
     (ms.max(0.0) * 0.001 * sample_rate).round() as usize
 }
 
+/// `n` zeros, every memory page of them written here. Buffers the audio thread will use are
+/// built with this on the control plane: a fresh allocation (the allocator maps big ones
+/// straight from the kernel, untouched) would otherwise take a page fault, and the zeroing
+/// of the page, at the audio thread's first write to each page.
+pub fn zeroed(n: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; n];
+    // One write per 4 KiB page; volatile so it is not folded away as a store of what
+    // calloc already promises.
+    for i in (0..n).step_by(1024) {
+        // SAFETY: `i < n`, inside the vector.
+        unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), 0.0) };
+    }
+    v
+}
+
 /// One-pole coefficient that reaches 1 - 1/e of a step in `time_ms`.
 #[inline]
 pub fn one_pole_coeff(time_ms: f32, sample_rate: f32) -> f32 {

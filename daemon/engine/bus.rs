@@ -98,7 +98,12 @@ impl BusStrip {
         let sr = sample_rate;
         let g = |v: f32| SmoothedGain::new(v, GAIN_GLIDE_MS, sr);
         let d = |group: &'static [spec::ParamSpec], k| spec::get(group, k).default;
-        let z = || [vec![0.0; max_block], vec![0.0; max_block]];
+        let z = || {
+            [
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+            ]
+        };
         Self {
             output: bus.output,
             reverb: bus.reverb.map(|_| {
@@ -137,9 +142,9 @@ impl BusStrip {
             mute: g(1.0),
             meter: PeakRms::new(sr, 2),
             g: [
-                vec![0.0; max_block],
-                vec![0.0; max_block],
-                vec![0.0; max_block],
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
             ],
             insert: None,
             insert_pos: bus.insert.as_ref().map(|i| i.position).unwrap_or_default(),

@@ -92,16 +92,22 @@ impl InsertRt {
             outboard: true,
             hold: false,
             hold_send: g(1.0),
-            delay: [vec![0.0; latency], vec![0.0; latency]],
+            delay: [
+                crate::dsp::util::zeroed(latency),
+                crate::dsp::util::zeroed(latency),
+            ],
             wpos: 0,
             latency,
-            send_buf: [vec![0.0; max_block], vec![0.0; max_block]],
+            send_buf: [
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+            ],
             send_out,
             ret_in,
-            g_send: vec![0.0; max_block],
-            g_ret: vec![0.0; max_block],
-            g_wet: vec![0.0; max_block],
-            g_hold: vec![0.0; max_block],
+            g_send: crate::dsp::util::zeroed(max_block),
+            g_ret: crate::dsp::util::zeroed(max_block),
+            g_wet: crate::dsp::util::zeroed(max_block),
+            g_hold: crate::dsp::util::zeroed(max_block),
         }
     }
 
@@ -255,7 +261,7 @@ impl CompDelay {
     pub fn new(len: usize) -> Self {
         let len = len.max(1);
         Self {
-            line: [vec![0.0; len], vec![0.0; len]],
+            line: [crate::dsp::util::zeroed(len), crate::dsp::util::zeroed(len)],
             wpos: 0,
         }
     }
@@ -307,7 +313,7 @@ impl EdgeDelay {
     pub fn new(cap: usize, len: usize) -> Self {
         let cap = cap.max(1);
         Self {
-            line: [vec![0.0; cap], vec![0.0; cap]],
+            line: [crate::dsp::util::zeroed(cap), crate::dsp::util::zeroed(cap)],
             wpos: 0,
             len: len.min(cap),
         }

@@ -75,7 +75,8 @@ impl LoudnessTap {
 /// A connected tap for an engine at `rate` (allocates [`TAP_SECONDS`] of stereo audio).
 pub(crate) fn tap(rate: f32) -> (LoudnessTx, LoudnessTap) {
     let frames = ((rate.max(1.0) * TAP_SECONDS) as usize).max(1024);
-    let (tx, rx) = RingBuffer::new(frames * 2);
+    let (mut tx, mut rx) = RingBuffer::new(frames * 2);
+    super::prefault_ring(&mut tx, &mut rx, 0.0f32);
     let dropped = Arc::new(AtomicU64::new(0));
     (
         LoudnessTx {

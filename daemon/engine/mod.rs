@@ -214,6 +214,36 @@ fn drive_master(b: &mut MasterStrip, key: Key, v: f32, m: Move) {
     };
 }
 
+/// Fill `tx`'s ring with `fill` and empty it again through `rx`, on the control plane, before
+/// either end goes to the audio thread: every page of the ring is then written (a fresh ring
+/// is untouched memory, and the audio thread's first write to each page would fault).
+pub(crate) fn prefault_ring<T: Copy>(
+    tx: &mut rtrb::Producer<T>,
+    rx: &mut rtrb::Consumer<T>,
+    fill: T,
+) {
+    while tx.push(fill).is_ok() {}
+    while rx.pop().is_ok() {}
+}
+
+/// The engine's queue of held changes, its memory written (see [`prefault_ring`]).
+fn prefaulted_queue() -> VecDeque<ParamChange> {
+    let mut q = VecDeque::with_capacity(PENDING_CAPACITY);
+    q.resize(PENDING_CAPACITY, DUMMY_CHANGE);
+    q.clear();
+    q
+}
+
+/// A change that is only ever used to fill memory.
+const DUMMY_CHANGE: ParamChange = ParamChange {
+    addr: Addr {
+        target: Target::Master,
+        key: Key::FaderDb,
+    },
+    value: 0.0,
+    frame: 0,
+};
+
 /// Errors building an engine.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -705,7 +735,12 @@ impl Engine {
         let comp_latency = plan.latency();
         let (bus_input_times, master_input_time) = (plan.bus_input.clone(), plan.master_input);
 
-        let z = || [vec![0.0; max_block], vec![0.0; max_block]];
+        let z = || {
+            [
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+            ]
+        };
         let mut engine = Engine {
             sample_rate,
             max_block,
@@ -721,7 +756,7 @@ impl Engine {
             solo_active: false,
             position: 0,
             consumer: None,
-            pending: VecDeque::with_capacity(PENDING_CAPACITY),
+            pending: prefaulted_queue(),
             block_frame: 0,
             clock: Arc::new(clock::FrameClock::new()),
             meter_bank: Arc::new(MeterBank::new(session.channels.len(), session.buses.len())),
@@ -767,7 +802,9 @@ impl Engine {
         mut sink: impl FnMut(&[&[f32]]) -> bool,
     ) {
         let block = block.clamp(1, self.max_block);
-        let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; self.outputs.len()];
+        let mut out_bufs: Vec<Vec<f32>> = (0..self.outputs.len())
+            .map(|_| crate::dsp::util::zeroed(block))
+            .collect();
         let plain = threads < 2
             || self.channels.len() < 2
             || self.loop_len.is_some()
@@ -794,7 +831,12 @@ impl Engine {
         let half = channels.len() / 2;
         let (mine, theirs) = channels.split_at_mut(half);
         type Sums = ([Vec<f32>; 2], Vec<[Vec<f32>; 2]>);
-        let z = || [vec![0.0f32; block], vec![0.0f32; block]];
+        let z = || {
+            [
+                crate::dsp::util::zeroed(block),
+                crate::dsp::util::zeroed(block),
+            ]
+        };
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Sums>(OFFLINE_AHEAD);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Sums>();
         for _ in 0..OFFLINE_AHEAD {
@@ -931,7 +973,8 @@ impl Engine {
     /// Create the parameter queue: the engine keeps the receiving end, the caller gets the
     /// sending end. Calling it again replaces the queue. Allocates.
     pub fn handle(&mut self) -> EngineHandle {
-        let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+        let (mut producer, mut consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+        prefault_ring(&mut producer, &mut consumer, DUMMY_CHANGE);
         self.consumer = Some(consumer);
         self.pending.clear();
         let (play_tx, play_rx) = rtrb::RingBuffer::new(PLAYBACK_RING);

@@ -166,7 +166,10 @@ impl ChannelStrip {
             nch,
             source,
             output: ch.output,
-            buf: [vec![0.0; max_block], vec![0.0; max_block]],
+            buf: [
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+            ],
             trim_db: 0.0,
             invert: false,
             input_gain: g(1.0),
@@ -216,12 +219,12 @@ impl ChannelStrip {
                 .collect(),
             meter: PeakRms::new(sr, nch),
             metering: true,
-            g_fader: vec![0.0; max_block],
-            g_l: vec![0.0; max_block],
-            g_r: vec![0.0; max_block],
-            g_main: vec![0.0; max_block],
-            g_send: vec![0.0; max_block],
-            g_lvl: vec![0.0; max_block],
+            g_fader: crate::dsp::util::zeroed(max_block),
+            g_l: crate::dsp::util::zeroed(max_block),
+            g_r: crate::dsp::util::zeroed(max_block),
+            g_main: crate::dsp::util::zeroed(max_block),
+            g_send: crate::dsp::util::zeroed(max_block),
+            g_lvl: crate::dsp::util::zeroed(max_block),
         }
     }
 
@@ -360,7 +363,10 @@ impl ChannelStrip {
         let extras = self.main_extra.is_some() || self.sends.iter().any(|s| s.extra.is_some());
         self.general = post || extras;
         if extras {
-            self.edge = [vec![0.0; max_block], vec![0.0; max_block]];
+            self.edge = [
+                crate::dsp::util::zeroed(max_block),
+                crate::dsp::util::zeroed(max_block),
+            ];
         }
     }
 

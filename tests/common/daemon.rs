@@ -57,6 +57,11 @@ impl Daemon {
         Daemon { child, sock }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Send `sig` (`libc::SIGHUP`...) to the daemon.
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child process (not yet reaped).

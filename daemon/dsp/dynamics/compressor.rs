@@ -92,7 +92,7 @@ impl Compressor {
             reduction_db: 0.0,
             makeup: SmoothedGain::new(1.0, MAKEUP_GLIDE_MS, sample_rate),
             enable: SmoothedGain::new(0.0, ENABLE_FADE_MS, sample_rate),
-            scratch: vec![0.0; CHUNK],
+            scratch: crate::dsp::util::zeroed(CHUNK),
         };
         c.set(0.0, 1.0, 0.0, 10.0, 100.0, 0.0);
         c

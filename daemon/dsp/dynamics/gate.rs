@@ -137,7 +137,7 @@ impl Gate {
             open: false,
             gain: 1.0,
             enable: SmoothedGain::new(0.0, ENABLE_FADE_MS, sample_rate),
-            scratch: vec![0.0; CHUNK],
+            scratch: crate::dsp::util::zeroed(CHUNK),
         };
         g.set(-60.0, 60.0, 0.5, 50.0, 150.0);
         g

@@ -58,8 +58,8 @@ impl Saturation {
             enabled: false,
             drive: SmoothedGain::new(1.0, GLIDE_MS, sample_rate),
             wet: SmoothedGain::new(0.0, GLIDE_MS, sample_rate),
-            scratch_drive: vec![0.0; CHUNK],
-            scratch_wet: vec![0.0; CHUNK],
+            scratch_drive: crate::dsp::util::zeroed(CHUNK),
+            scratch_wet: crate::dsp::util::zeroed(CHUNK),
         }
     }
 

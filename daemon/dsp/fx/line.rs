@@ -20,7 +20,7 @@ impl DelayLine {
     pub(crate) fn new(max_delay: usize) -> Self {
         let cap = (max_delay + 4).next_power_of_two();
         Self {
-            buf: vec![0.0; cap],
+            buf: crate::dsp::util::zeroed(cap),
             mask: cap - 1,
             w: 0,
         }

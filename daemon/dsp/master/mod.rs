@@ -153,7 +153,7 @@ impl SlidingMin {
         let cap = window + 1;
         Self {
             idx: vec![0; cap],
-            val: vec![0.0; cap],
+            val: crate::dsp::util::zeroed(cap),
             head: 0,
             len: 0,
             window: window as u64,
@@ -248,7 +248,9 @@ impl Limiter {
         let mut lim = Self {
             channels,
             detectors: vec![TruePeakDetector::new(); channels],
-            delay_lines: vec![vec![0.0; delay]; channels],
+            delay_lines: (0..channels)
+                .map(|_| crate::dsp::util::zeroed(delay))
+                .collect(),
             delay_pos: 0,
             delay,
             hold: SlidingMin::new(hold_len),
