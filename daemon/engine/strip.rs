@@ -112,13 +112,64 @@ pub(super) struct ChannelStrip {
     meter: PeakRms,
     /// False when nobody reads the meters (offline renders): the strip skips its meter.
     pub metering: bool,
-    // Per-block gain scratch (sized at build).
-    g_fader: Vec<f32>,
-    g_l: Vec<f32>,
-    g_r: Vec<f32>,
-    g_main: Vec<f32>,
-    g_send: Vec<f32>,
-    g_lvl: Vec<f32>,
+    /// Per-sample gains of a sub-block (sized at build).
+    gains: GainBufs,
+}
+
+/// The per-sample gains of a sub-block: fader, pan left and right, main gate, send gate, and
+/// a scratch for a send's (or the trim's) level.
+struct GainBufs {
+    f: Vec<f32>,
+    l: Vec<f32>,
+    r: Vec<f32>,
+    main: Vec<f32>,
+    send: Vec<f32>,
+    lvl: Vec<f32>,
+}
+
+/// A sub-block's gains as [`GainBufs::fill`] gives them: fader, pan L, pan R, main gate, send
+/// gate, level scratch.
+type Gains<'a> = (
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
+impl GainBufs {
+    fn new(max_block: usize) -> Self {
+        let z = || crate::dsp::util::zeroed(max_block);
+        Self {
+            f: z(),
+            l: z(),
+            r: z(),
+            main: z(),
+            send: z(),
+            lvl: z(),
+        }
+    }
+
+    /// Fill the first `n` gains from the fader, the pan and the gates (in that order); the
+    /// level scratch comes back as it is. Real-time safe.
+    fn fill(&mut self, n: usize, from: [&mut SmoothedGain; 5]) -> Gains<'_> {
+        let g = (
+            &mut self.f[..n],
+            &mut self.l[..n],
+            &mut self.r[..n],
+            &mut self.main[..n],
+            &mut self.send[..n],
+            &mut self.lvl[..n],
+        );
+        let [fader, pan_l, pan_r, main_gate, send_gate] = from;
+        fader.fill(g.0);
+        pan_l.fill(g.1);
+        pan_r.fill(g.2);
+        main_gate.fill(g.3);
+        send_gate.fill(g.4);
+        g
+    }
 }
 
 /// Index of the HPF in `ChannelStrip::pass`.
@@ -219,12 +270,7 @@ impl ChannelStrip {
                 .collect(),
             meter: PeakRms::new(sr, nch),
             metering: true,
-            g_fader: crate::dsp::util::zeroed(max_block),
-            g_l: crate::dsp::util::zeroed(max_block),
-            g_r: crate::dsp::util::zeroed(max_block),
-            g_main: crate::dsp::util::zeroed(max_block),
-            g_send: crate::dsp::util::zeroed(max_block),
-            g_lvl: crate::dsp::util::zeroed(max_block),
+            gains: GainBufs::new(max_block),
         }
     }
 
@@ -486,7 +532,7 @@ impl ChannelStrip {
 
         // 2. Trim and polarity.
         if self.input_gain.is_smoothing() {
-            let g = &mut self.g_lvl[..n];
+            let g = &mut self.gains.lvl[..n];
             self.input_gain.fill(g);
             for ch in chans.iter_mut() {
                 ch.iter_mut().zip(g.iter()).for_each(|(s, g)| *s *= g);
@@ -571,8 +617,8 @@ impl ChannelStrip {
             }
             for send in &mut self.sends {
                 if send.level.is_smoothing() {
-                    send.level.fill(&mut self.g_lvl[..n]);
-                    let glv = &self.g_lvl[..n];
+                    send.level.fill(&mut self.gains.lvl[..n]);
+                    let glv = &self.gains.lvl[..n];
                     let [bl, br] = &mut bus_inputs[send.bus];
                     let (bl, br) = (&mut bl[off..off + n], &mut br[off..off + n]);
                     for i in 0..n {
@@ -598,19 +644,16 @@ impl ChannelStrip {
             return;
         }
 
-        let (gf, gl, gr, gm, gs, glv) = (
-            &mut self.g_fader[..n],
-            &mut self.g_l[..n],
-            &mut self.g_r[..n],
-            &mut self.g_main[..n],
-            &mut self.g_send[..n],
-            &mut self.g_lvl[..n],
+        let (gf, gl, gr, gm, gs, glv) = self.gains.fill(
+            n,
+            [
+                &mut self.fader,
+                &mut self.pan_l,
+                &mut self.pan_r,
+                &mut self.main_gate,
+                &mut self.send_gate,
+            ],
         );
-        self.fader.fill(gf);
-        self.pan_l.fill(gl);
-        self.pan_r.fill(gr);
-        self.main_gate.fill(gm);
-        self.send_gate.fill(gs);
 
         for i in 0..n {
             let g = gf[i] * gm[i];
@@ -657,19 +700,16 @@ impl ChannelStrip {
         off: usize,
     ) {
         let nch = self.nch;
-        let (gf, gl, gr, gm, gs, glv) = (
-            &mut self.g_fader[..n],
-            &mut self.g_l[..n],
-            &mut self.g_r[..n],
-            &mut self.g_main[..n],
-            &mut self.g_send[..n],
-            &mut self.g_lvl[..n],
+        let (gf, gl, gr, gm, gs, glv) = self.gains.fill(
+            n,
+            [
+                &mut self.fader,
+                &mut self.pan_l,
+                &mut self.pan_r,
+                &mut self.main_gate,
+                &mut self.send_gate,
+            ],
         );
-        self.fader.fill(gf);
-        self.pan_l.fill(gl);
-        self.pan_r.fill(gr);
-        self.main_gate.fill(gm);
-        self.send_gate.fill(gs);
         let post_ins = self.insert.is_some() && self.insert_pos == InsertPosition::PostFader;
         let edge = &mut self.edge;
         // Pre-fader sends (ahead of a post-fader insert), then the rest after it.
