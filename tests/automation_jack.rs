@@ -6,7 +6,7 @@
 //! within 1e-4 (render runs 4096-frame blocks, JACK 256: lanes are read on the transport's
 //! grid, not the block's).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,9 @@ use daemon::Daemon;
 #[path = "common/jackd.rs"]
 mod jackd;
 use jackd::Jackd;
+
+#[path = "common/wav.rs"]
+mod wav;
 
 const SERVER: &str = "fbtest-auto-live";
 const RATE: u32 = 48_000;
@@ -44,27 +47,6 @@ fn noise(n: usize) -> Vec<f32> {
             if v == 0.0 { 1e-3 } else { v }
         })
         .collect()
-}
-
-fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &s in samples {
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn read_wav_left(path: &Path) -> Vec<f32> {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let ch = usize::from(r.spec().channels);
-    let all: Vec<f32> = r.samples::<f32>().map(Result::unwrap).collect();
-    all.chunks(ch).map(|f| f[0]).collect()
 }
 
 struct Osc {
@@ -119,7 +101,7 @@ fn a_mix_ridden_live_bounces_identically_offline() {
         },
     );
     let stem = dir.join("noise.wav");
-    write_wav(&stem, &noise((RATE * STEM_S) as usize));
+    wav::write_mono(&stem, RATE, noise((RATE * STEM_S) as usize));
     let port = {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         u.local_addr().unwrap().port()
@@ -233,7 +215,7 @@ fn a_mix_ridden_live_bounces_identically_offline() {
         "render failed: {}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let bounce = read_wav_left(&out);
+    let bounce = wav::read(&out).swap_remove(0);
 
     // Align on the first sound: the stem has no zero sample, the stopped transport is silent.
     let k0 = live

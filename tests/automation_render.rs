@@ -14,6 +14,8 @@ use faderbridge::params::ParamTree;
 use faderbridge::state::{STATE_VERSION, SavedState, StateDir};
 
 mod common;
+#[path = "common/wav.rs"]
+mod wav;
 
 #[cfg(debug_assertions)]
 #[global_allocator]
@@ -32,31 +34,9 @@ fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
-fn write_wav(path: &Path, chans: &[Vec<f32>]) {
-    let spec = hound::WavSpec {
-        channels: chans.len() as u16,
-        sample_rate: RATE,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..chans[0].len() {
-        for c in chans {
-            w.write_sample(c[i]).unwrap();
-        }
-    }
-    w.finalize().unwrap();
-}
-
-/// The two channels of a float WAV.
+/// The two channels of a WAV.
 fn read_wav(path: &Path) -> [Vec<f32>; 2] {
-    let mut r = hound::WavReader::open(path).unwrap();
-    assert_eq!(r.spec().channels, 2);
-    let s: Vec<f32> = r.samples::<f32>().map(Result::unwrap).collect();
-    [
-        s.iter().step_by(2).copied().collect(),
-        s.iter().skip(1).step_by(2).copied().collect(),
-    ]
+    wav::read(path).try_into().expect("a stereo WAV")
 }
 
 /// A folder with a one-second stereo stem of DC 0.5 (both sides) and a session playing it
@@ -64,7 +44,7 @@ fn read_wav(path: &Path) -> [Vec<f32>; 2] {
 fn dc_session(tag: &str, extra: &str) -> PathBuf {
     let dir = tempdir(tag);
     let dc = vec![0.5f32; RATE as usize];
-    write_wav(&dir.join("dc.wav"), &[dc.clone(), dc]);
+    wav::write(&dir.join("dc.wav"), RATE, &[dc.clone(), dc]);
     std::fs::write(
         dir.join("s.yaml"),
         format!(
@@ -309,8 +289,8 @@ fn render_engine_with(threads: usize, block: usize, lanes: &str) -> [Vec<f32>; 2
             })
             .collect()
     };
-    write_wav(&dir.join("a.wav"), &[noise(1)]);
-    write_wav(&dir.join("b.wav"), &[noise(2), noise(3)]);
+    wav::write(&dir.join("a.wav"), RATE, &[noise(1)]);
+    wav::write(&dir.join("b.wav"), RATE, &[noise(2), noise(3)]);
     let strip = common::full_strip::FULL_STRIP;
     std::fs::write(
         dir.join("s.yaml"),

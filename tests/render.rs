@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "common/wav.rs"]
+mod wav;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_faderbridge")
 }
@@ -14,41 +17,6 @@ fn tempdir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn write_wav(path: &Path, rate: u32, chans: &[Vec<f32>]) {
-    let spec = hound::WavSpec {
-        channels: chans.len() as u16,
-        sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..chans[0].len() {
-        for c in chans {
-            w.write_sample(c[i]).unwrap();
-        }
-    }
-    w.finalize().unwrap();
-}
-
-fn read_wav(path: &Path) -> (hound::WavSpec, Vec<Vec<f32>>) {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let spec = r.spec();
-    let n = spec.channels as usize;
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().map(Result::unwrap).collect(),
-        hound::SampleFormat::Int => {
-            let scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>()
-                .map(|s| s.unwrap() as f32 / scale)
-                .collect()
-        }
-    };
-    let chans = (0..n)
-        .map(|c| samples.iter().skip(c).step_by(n).copied().collect())
-        .collect();
-    (spec, chans)
 }
 
 /// Deterministic noise-like test material.
@@ -71,9 +39,9 @@ fn neutral_console_renders_the_exact_sum_of_its_stems() {
     let a_r = signal(2, 48000, 0.3);
     let b = signal(3, 28800, 0.3); // 0.6 s: shorter, silence after its end
     let c = signal(4, 40000, 0.2);
-    write_wav(&dir.join("a.wav"), 48000, &[a_l.clone(), a_r.clone()]);
-    write_wav(&dir.join("b.wav"), 48000, std::slice::from_ref(&b));
-    write_wav(&dir.join("c.wav"), 48000, std::slice::from_ref(&c));
+    wav::write(&dir.join("a.wav"), 48000, &[a_l.clone(), a_r.clone()]);
+    wav::write(&dir.join("b.wav"), 48000, std::slice::from_ref(&b));
+    wav::write(&dir.join("c.wav"), 48000, std::slice::from_ref(&c));
     std::fs::write(
         dir.join("s.yaml"),
         "version: 1
@@ -101,7 +69,7 @@ channels:
         report.contains("LUFS") && report.contains("dBTP"),
         "{report}"
     );
-    let (spec, mix) = read_wav(&out);
+    let (spec, mix) = wav::read_spec(&out);
     assert_eq!(spec.channels, 2);
     assert_eq!(spec.sample_format, hound::SampleFormat::Float);
     assert_eq!(mix[0].len(), 48000, "length = longest stem");
@@ -120,7 +88,7 @@ channels:
 fn integer_formats_and_ranges() {
     let dir = tempdir("fmt");
     let x: Vec<f32> = (0..48000).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
-    write_wav(&dir.join("x.wav"), 48000, &[x.clone(), x.clone()]);
+    wav::write(&dir.join("x.wav"), 48000, &[x.clone(), x.clone()]);
     std::fs::write(
         dir.join("s.yaml"),
         "version: 1\nchannels:\n  - { name: x, source: { file: x.wav } }\n",
@@ -143,7 +111,7 @@ fn integer_formats_and_ranges() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let (spec, mix) = read_wav(&out);
+    let (spec, mix) = wav::read_spec(&out);
     assert_eq!(spec.bits_per_sample, 16);
     assert_eq!(mix[0].len(), 24000);
     // Sample 0 of the output is sample 12000 of the stem; dither adds at most ~1.5 LSB.
@@ -194,7 +162,7 @@ fn bad_sessions_and_stems_write_nothing() {
     );
     // A 3-channel stem.
     let z = vec![0.0f32; 100];
-    write_wav(&dir.join("three.wav"), 48000, &[z.clone(), z.clone(), z]);
+    wav::write(&dir.join("three.wav"), 48000, &[z.clone(), z.clone(), z]);
     assert_fails_without_output(
         &dir,
         "version: 1\nchannels:\n  - { name: a, source: { file: three.wav } }\n",
