@@ -236,35 +236,6 @@ fn wait_jack(t: &jack::Transport, state: jack::TransportState) {
     }
 }
 
-/// The daemon's transport from its status socket: (playing, position in seconds).
-fn transport(d: &mut Daemon) -> (bool, f64) {
-    let v = d.request(r#"{"cmd":"status"}"#);
-    let t = &v["transport"];
-    (
-        t["playing"]
-            .as_bool()
-            .unwrap_or_else(|| panic!("no transport in {v}")),
-        t["position_s"].as_f64().unwrap(),
-    )
-}
-
-/// Poll the daemon's transport until `f` holds (the change crosses a period and the
-/// console's display-rate meter read).
-fn wait_transport(d: &mut Daemon, what: &str, f: impl Fn(bool, f64) -> bool) -> (bool, f64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (p, s) = transport(d);
-        if f(p, s) {
-            return (p, s);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: transport stuck at {p} {s:.3} s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn the_transport_follows_jacks() {
     // A 10 s loop, so that every position below stays inside it.
@@ -272,12 +243,12 @@ fn the_transport_follows_jacks() {
     let client = jack_client("transportctl").expect("control client");
     let t = client.transport();
     // JACK's transport starts stopped and nobody touched it: the daemon plays on its own.
-    let (playing, _) = wait_transport(&mut d, "free running", |p, _| p);
+    let (playing, _) = d.wait_transport("free running", |p, _| p);
     assert!(playing);
 
     // Locating JACK's stopped transport moves the daemon there; it keeps playing.
     t.locate(RATE * 6).unwrap();
-    let (p, s) = wait_transport(&mut d, "locate to 6 s", |_, s| (6.0..7.0).contains(&s));
+    let (p, s) = d.wait_transport("locate to 6 s", |_, s| (6.0..7.0).contains(&s));
     assert!(p, "a locate alone does not stop the daemon");
     assert!((6.0..7.0).contains(&s), "{s}");
 
@@ -288,7 +259,7 @@ fn the_transport_follows_jacks() {
     wait_jack(&t, jack::TransportState::Rolling);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (p, s) = transport(&mut d);
+        let (p, s) = d.transport();
         let jack_s = f64::from(t.query().unwrap().pos.frame()) / f64::from(RATE);
         if p && (jack_s - s).abs() < 0.1 && s >= 2.0 {
             break;
@@ -303,19 +274,19 @@ fn the_transport_follows_jacks() {
     // JACK stops: so does the daemon, where JACK stopped.
     t.stop().unwrap();
     wait_jack(&t, jack::TransportState::Stopped);
-    let (_, held) = wait_transport(&mut d, "stop", |p, _| !p);
+    let (_, held) = d.wait_transport("stop", |p, _| !p);
     let jack_s = f64::from(t.query().unwrap().pos.frame()) / f64::from(RATE);
     assert!(
         (jack_s - held).abs() <= 2.0 * f64::from(PERIOD) / f64::from(RATE),
         "stopped at {held:.4} s, JACK at {jack_s:.4} s"
     );
     // Stopped: the position holds across several display ticks.
-    let (_, later) = wait_transport(&mut d, "holding", |p, _| !p);
+    let (_, later) = d.wait_transport("holding", |p, _| !p);
     assert_eq!(later, held, "the position moved while stopped");
 
     // Locate while stopped: exactly there (to the period), still stopped.
     t.locate(RATE * 4).unwrap();
-    let (p, s) = wait_transport(&mut d, "locate to 4 s", |_, s| (s - 4.0).abs() < 0.01);
+    let (p, s) = d.wait_transport("locate to 4 s", |_, s| (s - 4.0).abs() < 0.01);
     assert!(!p);
     assert!(
         (s - 4.0).abs() <= f64::from(PERIOD) / f64::from(RATE),

@@ -39,32 +39,6 @@ fn session(link: &Path, osc_port: u16) -> String {
     )
 }
 
-/// (playing, position in seconds) from the status socket.
-fn transport(d: &mut Daemon) -> (bool, f64) {
-    let st = d.request(r#"{"cmd":"status"}"#);
-    let t = &st["transport"];
-    (
-        t["playing"].as_bool().unwrap_or_else(|| panic!("{st}")),
-        t["position_s"].as_f64().unwrap_or_else(|| panic!("{st}")),
-    )
-}
-
-/// Poll the transport until `f` holds; returns what satisfied it.
-fn wait_transport(d: &mut Daemon, what: &str, f: impl Fn(bool, f64) -> bool) -> (bool, f64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (p, s) = transport(d);
-        if f(p, s) {
-            return (p, s);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: transport stuck at playing={p}, {s:.4} s"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn send(pty: &mut Pty, bytes: &[u8]) {
     pty.master.write_all(bytes).unwrap();
     pty.master.flush().unwrap();
@@ -94,7 +68,7 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     // The daemon plays from the start; stop it so a locate holds still.
     let osc = osc_client::Client::new(format!("127.0.0.1:{port}").parse().unwrap());
     let deadline = Instant::now() + WAIT;
-    while transport(&mut d).0 {
+    while d.transport().0 {
         assert!(Instant::now() < deadline, "/transport/stop did not stop it");
         osc.send("/transport/stop", vec![]);
         std::thread::sleep(Duration::from_millis(20));
@@ -107,12 +81,10 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     ff.push(0xF7);
     assert_eq!(ff, [0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x20, 0, 10, 0, 0xF7]);
     send(&mut pty, &ff);
-    let (_, pos) = wait_transport(&mut d, "located to 10 s", |_, s| {
-        (s - 10.0).abs() <= FRAME_25
-    });
+    let (_, pos) = d.wait_transport("located to 10 s", |_, s| (s - 10.0).abs() <= FRAME_25);
     eprintln!("full frame 00:00:10:00 → position {pos:.4} s");
     std::thread::sleep(Duration::from_millis(100));
-    let (playing, held) = transport(&mut d);
+    let (playing, held) = d.transport();
     assert!(!playing, "a full frame does not start the transport");
     assert!((held - 10.0).abs() <= FRAME_25, "{held}");
 
@@ -123,7 +95,7 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     ff.push(0xF7);
     assert_eq!(ff, [0xF0, 0x7F, 0x7F, 0x01, 0x01, 0x40, 1, 0, 2, 0xF7]);
     send(&mut pty, &ff);
-    let (_, pos) = wait_transport(&mut d, "located to 60.06 s", |_, s| {
+    let (_, pos) = d.wait_transport("located to 60.06 s", |_, s| {
         (s - 1800.0 * 1001.0 / 30000.0).abs() <= 1001.0 / 30000.0
     });
     eprintln!("full frame 00:01:00;02 → position {pos:.4} s");
@@ -148,7 +120,7 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
         Instant::now()
     });
     // The transport plays within a cycle or so, and then tracks the MTC time.
-    wait_transport(&mut d, "playing on quarter frames", |p, _| p);
+    d.wait_transport("playing on quarter frames", |p, _| p);
     let started = t0.elapsed();
     eprintln!(
         "playing {:.0} ms after the first quarter frame",
@@ -159,7 +131,7 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     let mut samples = 0;
     while t0.elapsed() < Duration::from_millis(950) {
         let before = t0.elapsed().as_secs_f64();
-        let (playing, pos) = transport(&mut d);
+        let (playing, pos) = d.transport();
         let after = t0.elapsed().as_secs_f64();
         // Skip the first cycle and its locate; sample the rest, when the reply came quickly
         // enough to say when the position was read (a loaded machine may stall a request).
@@ -181,7 +153,7 @@ fn mtc_full_frame_locates_quarter_frames_play_and_their_end_stops() {
     // The quarter frames end: the transport stops STOP_AFTER (150 ms) later, near where
     // the MTC stopped.
     let last = master.join().unwrap();
-    let (_, pos) = wait_transport(&mut d, "stopped after the quarter frames", |p, _| !p);
+    let (_, pos) = d.wait_transport("stopped after the quarter frames", |p, _| !p);
     let took = last.elapsed();
     eprintln!(
         "stopped {:.0} ms after the last quarter frame, at {pos:.3} s",

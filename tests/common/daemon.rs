@@ -91,6 +91,36 @@ impl Daemon {
         assert!(v.get("error").is_none(), "set {path}: {v}");
     }
 
+    /// The transport as `status` shows it: (playing, position in seconds).
+    pub fn transport(&mut self) -> (bool, f64) {
+        let v = self.request(r#"{"cmd":"status"}"#);
+        let t = &v["transport"];
+        (
+            t["playing"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("no transport in {v}")),
+            t["position_s"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no position in {v}")),
+        )
+    }
+
+    /// Poll the transport (every 2 ms) until `f` holds; returns what satisfied it.
+    pub fn wait_transport(&mut self, what: &str, f: impl Fn(bool, f64) -> bool) -> (bool, f64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (p, s) = self.transport();
+            if f(p, s) {
+                return (p, s);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: transport stuck at playing={p}, {s:.4} s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Poll the console until `path` satisfies `f` (the device's bytes take a moment).
     pub fn wait_value(&mut self, path: &str, f: impl Fn(f64) -> bool) -> f64 {
         let deadline = Instant::now() + WAIT;
