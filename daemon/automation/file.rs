@@ -284,12 +284,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, at: &Location, message: impl Into<String>) {
-        self.errors.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            line: usize::try_from(at.line()).unwrap_or(usize::MAX).max(1),
-            col: usize::try_from(at.column()).unwrap_or(usize::MAX).max(1),
-            message: message.into(),
-        });
+        self.errors.push(Diagnostic::at(self.file, at, message));
     }
 
     /// A finite number >= 0 (seconds, frames, rates), or an error at `at`.

@@ -436,22 +436,9 @@ struct Validator<'f> {
     errors: Vec<Diagnostic>,
 }
 
-fn pos(at: &Location) -> (usize, usize) {
-    (
-        usize::try_from(at.line()).unwrap_or(usize::MAX).max(1),
-        usize::try_from(at.column()).unwrap_or(usize::MAX).max(1),
-    )
-}
-
 impl Validator<'_> {
     fn err(&mut self, at: &Location, message: impl Into<String>) {
-        let (line, col) = pos(at);
-        self.errors.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-        });
+        self.errors.push(Diagnostic::at(self.file, at, message));
     }
 
     fn channel(&mut self, c: &Spanned<RawChannel>) -> Option<Option<u8>> {
@@ -620,7 +607,7 @@ impl Validator<'_> {
             self.err(&at, "more than one source in one control (cc, cc14, nrpn, nrpn14, note, poly, pitchbend, program)");
             return vec![];
         }
-        let (line, col) = pos(&at);
+        let (line, col) = crate::session::line_col(&at);
         let channel = match &rc.channel {
             Some(c) => match self.channel(c) {
                 Some(c) => c,

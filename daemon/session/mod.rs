@@ -26,6 +26,27 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A diagnostic for `file` at the YAML location `at`.
+    pub(crate) fn at(file: &Path, at: &serde_saphyr::Location, message: impl Into<String>) -> Self {
+        let (line, col) = line_col(at);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column of a YAML location (an unknown one, 0, reads as 1).
+pub(crate) fn line_col(at: &serde_saphyr::Location) -> (usize, usize) {
+    (
+        usize::try_from(at.line()).unwrap_or(usize::MAX).max(1),
+        usize::try_from(at.column()).unwrap_or(usize::MAX).max(1),
+    )
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -111,12 +111,7 @@ fn kind_of(k: RawBusKind) -> BusKind {
 
 impl Ctx<'_> {
     fn err(&mut self, at: &Location, message: impl Into<String>) {
-        self.errors.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            line: usize::try_from(at.line()).unwrap_or(usize::MAX).max(1),
-            col: usize::try_from(at.column()).unwrap_or(usize::MAX).max(1),
-            message: message.into(),
-        });
+        self.errors.push(Diagnostic::at(self.file, at, message));
     }
 
     // ---- scalars -------------------------------------------------------------------------
