@@ -153,31 +153,26 @@ fn run_strips(
 ) {
     let end = off + n;
     for ch in strips {
-        match ch.output {
-            Output::Master => {
-                let [l, r] = master_in;
-                ch.process(
-                    n,
-                    pos,
-                    inputs,
-                    [&mut l[off..end], &mut r[off..end]],
-                    bus_inputs,
-                    off,
-                );
-            }
-            Output::Bus(b) => {
-                // Take the destination's buffers out so the strip can also write sends.
-                let [mut l, mut r] = std::mem::take(&mut bus_inputs[b]);
-                ch.process(
-                    n,
-                    pos,
-                    inputs,
-                    [&mut l[off..end], &mut r[off..end]],
-                    bus_inputs,
-                    off,
-                );
-                bus_inputs[b] = [l, r];
-            }
+        // A bus destination's buffers are taken out so the strip can also write sends.
+        let bus = match ch.output {
+            Output::Bus(b) => Some(b),
+            Output::Master => None,
+        };
+        let mut taken = bus.map(|b| std::mem::take(&mut bus_inputs[b]));
+        let [l, r] = match taken.as_mut() {
+            Some(t) => t,
+            None => &mut *master_in,
+        };
+        ch.process(
+            n,
+            pos,
+            inputs,
+            [&mut l[off..end], &mut r[off..end]],
+            bus_inputs,
+            off,
+        );
+        if let (Some(b), Some(t)) = (bus, taken) {
+            bus_inputs[b] = t;
         }
     }
 }
