@@ -383,17 +383,7 @@ fn lane_sets_reach_the_audio_thread_without_allocation() {
     let mute = addr("ch/a/mute");
     let pan = addr("ch/a/pan");
     let set = |db: f32| {
-        let l = |addr, interp, pts: &[(u64, f32)]| PlayLane {
-            addr,
-            interp,
-            points: pts
-                .iter()
-                .map(|&(frame, value)| Point { frame, value })
-                .collect::<Vec<_>>()
-                .into(),
-            glide_in: 0,
-            glide_from: 0.0,
-        };
+        let l = PlayLane::from_pairs;
         Box::new(Playback {
             lanes: vec![
                 l(fader, Interp::Linear, &[(0, db)]),
@@ -463,15 +453,8 @@ fn live_lanes_hold_when_stopped_reread_on_locate_and_glide_in() {
     };
     let addr = |rig: &common::Rig, p: &str| rig.tree.get(rig.tree.resolve(p).unwrap()).addr;
     let lane = |addr, pts: &[(u64, f32)], glide_in: u32| PlayLane {
-        addr,
-        interp: Interp::Linear,
-        points: pts
-            .iter()
-            .map(|&(frame, value)| Point { frame, value })
-            .collect::<Vec<_>>()
-            .into(),
         glide_in,
-        glide_from: 0.0,
+        ..PlayLane::from_pairs(addr, Interp::Linear, pts)
     };
     // -20 dB at 0 to 0 dB at 1 s.
     let fader_db = |f: usize| -20.0 + 20.0 * f as f64 / 48000.0;

@@ -23,7 +23,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -54,13 +53,7 @@ impl Loaded {
                 .filter(|(_, p)| !p.is_empty())
                 .map(|(id, points)| {
                     let p = tree.get(*id);
-                    PlayLane {
-                        addr: p.addr,
-                        interp: Interp::for_spec(p.spec),
-                        points: Arc::from(points.as_slice()),
-                        glide_in: 0,
-                        glide_from: 0.0,
-                    }
+                    PlayLane::new(p.addr, Interp::for_spec(p.spec), points.as_slice())
                 })
                 .collect(),
         }

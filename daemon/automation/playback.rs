@@ -46,6 +46,29 @@ pub struct PlayLane {
     pub glide_from: f32,
 }
 
+impl PlayLane {
+    /// A lane of `points` (ordered by frame, at most one per frame, not empty) driving `addr`
+    /// from the start, with no glide in.
+    pub fn new(addr: Addr, interp: Interp, points: impl Into<Arc<[Point]>>) -> Self {
+        PlayLane {
+            addr,
+            interp,
+            points: points.into(),
+            glide_in: 0,
+            glide_from: 0.0,
+        }
+    }
+
+    /// [`PlayLane::new`] from `(frame, value)` pairs.
+    pub fn from_pairs(addr: Addr, interp: Interp, pairs: &[(u64, f32)]) -> Self {
+        let points: Vec<Point> = pairs
+            .iter()
+            .map(|&(frame, value)| Point { frame, value })
+            .collect();
+        Self::new(addr, interp, points)
+    }
+}
+
 /// Every lane that drives a parameter now (at most one per parameter).
 #[derive(Debug, Clone, Default)]
 pub struct Playback {

@@ -298,24 +298,14 @@ impl LaneRt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::automation::Point;
     use crate::params::Target;
 
     fn lane(key: Key, interp: Interp, pts: &[(u64, f32)]) -> PlayLane {
-        PlayLane {
-            addr: Addr {
-                target: Target::Channel(0),
-                key,
-            },
-            interp,
-            points: pts
-                .iter()
-                .map(|&(frame, value)| Point { frame, value })
-                .collect::<Vec<_>>()
-                .into(),
-            glide_in: 0,
-            glide_from: 0.0,
-        }
+        let addr = Addr {
+            target: Target::Channel(0),
+            key,
+        };
+        PlayLane::from_pairs(addr, interp, pts)
     }
 
     /// Every reading (key, frame, value, move) of `set` over `0..end` with blocks of `block`.
