@@ -678,13 +678,7 @@ fn malformed_packets_are_refused_and_good_ones_keep_working() {
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let out = std::process::Command::new(osc_client::bin())
-            .arg("status")
-            .arg("--state-dir")
-            .arg(d.path().join("state"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let text = d.status_text();
         if text.contains(&want) {
             break;
         }
@@ -926,13 +920,7 @@ fn a_client_over_its_rate_limit_is_cut_off_and_others_are_not() {
     assert_eq!(other.query("/ch/kick/fader_db"), -9.0);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let out = std::process::Command::new(osc_client::bin())
-            .arg("status")
-            .arg("--state-dir")
-            .arg(d.path().join("state"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let text = d.status_text();
         if text.contains(&format!("dropped: {} rate-limited", 200 - accepted)) {
             break;
         }
@@ -1265,13 +1253,7 @@ fn outboard_notes_travel_with_scenes_and_show_in_status() {
             "{e:?}"
         );
     }
-    let out = std::process::Command::new(osc_client::bin())
-        .arg("status")
-        .arg("--state-dir")
-        .arg(d.path().join("state"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = d.status_text();
     assert!(
         text.contains("outboard ch/kick: 1176 rev F | input 24, ratio 4:1"),
         "{text}"

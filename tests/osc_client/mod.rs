@@ -94,6 +94,17 @@ impl Daemon {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// What `faderbridge status` prints for this daemon.
+    pub fn status_text(&self) -> String {
+        let out = std::process::Command::new(bin())
+            .arg("status")
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .output()
+            .expect("faderbridge status");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
 }
 
 impl Drop for Daemon {
