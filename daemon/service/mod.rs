@@ -664,6 +664,15 @@ mod tests {
         }
     }
 
+    /// The insert measurements saved in the state directory `dir`.
+    fn stored_measurements(dir: &Path) -> crate::insert::Measurements {
+        StateDir::open(dir)
+            .and_then(|s| s.load())
+            .expect("load")
+            .expect("saved")
+            .insert_measurements
+    }
+
     /// The engine factory takes each insert's latency from the state, for the running backend,
     /// rate and period only; a fixed `latency: N` wins; nothing stored: unknown.
     #[test]
@@ -681,11 +690,7 @@ mod tests {
         crate::insert::cli::store(&d.0, "kick", m("jack", 256, 492.6)).expect("store");
         crate::insert::cli::store(&d.0, "kick", m("jack:studio", 256, 700.0)).expect("store");
         crate::insert::cli::store(&d.0, "snare", m("jack", 256, 300.0)).expect("store");
-        let stored = StateDir::open(&d.0)
-            .and_then(|s| s.load())
-            .expect("load")
-            .expect("saved")
-            .insert_measurements;
+        let stored = stored_measurements(&d.0);
         let session = session::parse_str(
             "version: 1\nchannels:\n  - { name: kick, source: { input: 1 }, insert: { send: 3, return: 3 } }\n  - { name: snare, source: { input: 2 }, insert: { send: 4, return: 4, latency: 64 } }\n  - { name: hat, source: { input: 5 } }\n",
             Path::new("/nonexistent/t.yaml"),
@@ -734,11 +739,7 @@ mod tests {
         crate::insert::cli::store(&d.0, "master", m(128.4)).expect("store");
         // A channel named like the bus does not take the bus's value.
         crate::insert::cli::store(&d.0, "drums", m(999.0)).expect("store");
-        let stored = StateDir::open(&d.0)
-            .and_then(|s| s.load())
-            .expect("load")
-            .expect("saved")
-            .insert_measurements;
+        let stored = stored_measurements(&d.0);
         let session = session::parse_str(
             "version: 1
 channels:
